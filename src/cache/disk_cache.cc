@@ -1,0 +1,231 @@
+#include "cache/disk_cache.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <vector>
+
+#include "util/file.h"
+#include "util/log.h"
+
+namespace hloop::cache {
+
+Result<std::unique_ptr<DiskCache>> DiskCache::Open(const DiskCacheOptions& options) {
+  if (options.dir.empty()) return Status::InvalidArgument("no cache directory given");
+  if (!(options.low_watermark > 0 && options.low_watermark <= options.high_watermark &&
+        options.high_watermark <= 1.0))
+    return Status::InvalidArgument("cache watermarks must satisfy 0 < low <= high <= 1");
+  HLOOP_RETURN_IF_ERROR(MakeDirs(options.dir + "/chunks"));
+  HLOOP_RETURN_IF_ERROR(MakeDirs(options.dir + "/indexes"));
+  std::unique_ptr<DiskCache> c(new DiskCache(options));
+  HLOOP_RETURN_IF_ERROR(c->Scan());
+  return c;
+}
+
+std::string DiskCache::PathOf(const format::Hash& h) const {
+  return options_.dir + "/" + format::ChunkPath(h);
+}
+
+Status DiskCache::Scan() {
+  struct Found {
+    format::Hash hash;
+    uint64_t size;
+    int64_t mtime_ns;
+  };
+  std::vector<Found> found;
+  std::string top = options_.dir + "/chunks";
+  DIR* d = ::opendir(top.c_str());
+  if (!d) return Status::FromErrno(errno, top);
+  std::vector<std::string> subs;
+  while (auto* e = ::readdir(d))
+    if (e->d_name[0] != '.') subs.push_back(e->d_name);
+  ::closedir(d);
+  for (const auto& sub : subs) {
+    std::string dir = top + "/" + sub;
+    DIR* sd = ::opendir(dir.c_str());
+    if (!sd) continue;
+    while (auto* e = ::readdir(sd)) {
+      std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      std::string path = dir + "/" + name;
+      format::Hash h;
+      struct stat sb;
+      if (!format::ParseHash(name, &h)) {
+        // Left over from a crash mid-write: a temporary file never renamed.
+        if (name.find(".tmp.") != std::string::npos) ::unlink(path.c_str());
+        continue;
+      }
+      if (::stat(path.c_str(), &sb) != 0) continue;
+      found.push_back({h, uint64_t(sb.st_size), int64_t(sb.st_mtim.tv_sec) * 1000000000 + sb.st_mtim.tv_nsec});
+    }
+    ::closedir(sd);
+  }
+  std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) { return a.mtime_ns > b.mtime_ns; });
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& f : found) {
+    lru_.push_back({f.hash, f.size});
+    map_[f.hash] = std::prev(lru_.end());
+    used_ += f.size;
+  }
+  if (used_ > uint64_t(options_.high_watermark * double(options_.max_bytes)))
+    EvictTo(uint64_t(options_.low_watermark * double(options_.max_bytes)));
+  return Status::Ok();
+}
+
+void DiskCache::Remove(const format::Hash& h) {
+  auto it = map_.find(h);
+  if (it == map_.end()) return;
+  used_ -= it->second->size;
+  lru_.erase(it->second);
+  map_.erase(it);
+  ::unlink(PathOf(h).c_str());
+}
+
+void DiskCache::EvictTo(uint64_t target) {
+  auto it = lru_.end();
+  while (used_ > target && it != lru_.begin()) {
+    --it;
+    if (pins_.count(it->hash)) continue;
+    format::Hash h = it->hash;
+    it = std::next(it);  // Remove() invalidates the current element only
+    Remove(h);
+    stats_.evicted++;
+  }
+}
+
+void DiskCache::Touch(const format::Hash& h) {
+  auto it = map_.find(h);
+  if (it != map_.end()) lru_.splice(lru_.begin(), lru_, it->second);
+}
+
+uint64_t DiskCache::FreeSpaceAfterReserve() {
+  struct statvfs vs;
+  if (::statvfs(options_.dir.c_str(), &vs) != 0) return 0;
+  uint64_t avail = uint64_t(vs.f_bavail) * vs.f_frsize;
+  uint64_t total = uint64_t(vs.f_blocks) * vs.f_frsize;
+  uint64_t reserve = std::max(options_.reserve_bytes, uint64_t(options_.reserve_fraction * double(total)));
+  return avail > reserve ? avail - reserve : 0;
+}
+
+Status DiskCache::Get(const format::Hash& h, uint32_t size, std::string* out) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pins_[h]++;
+  }
+  const std::string path = PathOf(h);
+  Status result = Status::Ok();
+  bool bad = false;
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    result = Status::NotFound("not cached");
+  } else {
+    out->resize(size);
+    size_t got = 0;
+    struct stat sb;
+    Status st = PreadFull(fd.get(), out->data(), size, 0, &got);
+    if (!st.ok() || got != size || ::fstat(fd.get(), &sb) != 0 || uint64_t(sb.st_size) != size) {
+      bad = true;
+      LogWarn("cache file " + path + " is truncated or unreadable; discarding it");
+    } else if (format::Sha256(out->data(), size) != h) {
+      bad = true;
+      LogWarn("cache file " + path + " does not match its hash; discarding it");
+    } else {
+      ::futimens(fd.get(), nullptr);  // recency, kept across restarts
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (--pins_[h] == 0) pins_.erase(h);
+  if (bad) {
+    if (map_.count(h)) Remove(h);
+    else ::unlink(path.c_str());
+    stats_.corrupt_discarded++;
+    result = Status::NotFound("discarded a corrupt cache file");
+  }
+  if (result.ok()) {
+    stats_.hits++;
+    if (!map_.count(h)) {  // another process added it
+      lru_.push_front({h, size});
+      map_[h] = lru_.begin();
+      used_ += size;
+    }
+    Touch(h);
+  } else {
+    stats_.misses++;
+    if (!bad && map_.count(h)) Remove(h);  // another process evicted it
+  }
+  return result;
+}
+
+bool DiskCache::Contains(const format::Hash& h) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return map_.count(h) != 0;
+}
+
+Status DiskCache::Put(const format::Hash& h, std::string_view raw) {
+  const uint64_t size = raw.size();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (map_.count(h) || pins_.count(h)) return Status::Ok();
+    const uint64_t high = uint64_t(options_.high_watermark * double(options_.max_bytes));
+    const uint64_t low = uint64_t(options_.low_watermark * double(options_.max_bytes));
+    if (size > low) {
+      stats_.skipped_for_space++;
+      return Status::NoSpace("chunk larger than the cache");
+    }
+    if (used_ + size > high) EvictTo(low - size);
+    uint64_t free = FreeSpaceAfterReserve();
+    if (free < size) {
+      EvictTo(used_ > size - free ? used_ - (size - free) : 0);
+      free = FreeSpaceAfterReserve();
+    }
+    if (free < size || used_ + size > options_.max_bytes) {
+      stats_.skipped_for_space++;
+      return Status::NoSpace("cache " + options_.dir + ": no room left above the disk reserve");
+    }
+    pins_[h]++;  // keep eviction away from the file while it is written
+    lru_.push_front({h, size});
+    map_[h] = lru_.begin();
+    used_ += size;
+  }
+  const std::string path = PathOf(h);
+  std::string dir = path.substr(0, path.rfind('/'));
+  Status st = Status::Ok();
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) st = Status::FromErrno(errno, "mkdir " + dir);
+  if (st.ok()) st = WriteFileAtomic(path, raw.data(), raw.size(), /*durable=*/false);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (--pins_[h] == 0) pins_.erase(h);
+  if (!st.ok()) {
+    Remove(h);
+    return st;
+  }
+  stats_.inserted++;
+  return Status::Ok();
+}
+
+static std::string IndexKey(const std::string& url) {
+  return format::ToHex(format::Sha256(url));
+}
+
+Status DiskCache::PutIndex(const std::string& url, const std::string& bytes) {
+  return WriteFileAtomic(options_.dir + "/indexes/" + IndexKey(url) + ".idx", bytes.data(), bytes.size(),
+                         /*durable=*/true);
+}
+
+Result<std::string> DiskCache::GetIndex(const std::string& url) {
+  return ReadFile(options_.dir + "/indexes/" + IndexKey(url) + ".idx");
+}
+
+DiskCacheStats DiskCache::stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  DiskCacheStats s = stats_;
+  s.used_bytes = used_;
+  s.entries = map_.size();
+  return s;
+}
+
+}  // namespace hloop::cache

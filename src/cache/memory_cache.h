@@ -1,0 +1,40 @@
+// A small in-memory LRU of decompressed chunks, so that many small reads of
+// one chunk do not read, hash or decompress it again. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "cache/disk_cache.h"
+#include "format/hash.h"
+
+namespace hloop::cache {
+
+using ChunkData = std::shared_ptr<const std::string>;
+
+class MemoryCache {
+ public:
+  explicit MemoryCache(uint64_t capacity_bytes) : capacity_(capacity_bytes) {}
+  // nullptr when absent.
+  ChunkData Get(const format::Hash& h);
+  void Put(const format::Hash& h, ChunkData data);
+  bool Contains(const format::Hash& h);
+  uint64_t used_bytes();
+
+ private:
+  struct Entry {
+    format::Hash hash;
+    ChunkData data;
+  };
+  const uint64_t capacity_;
+  std::mutex mu_;
+  std::list<Entry> lru_;  // GUARDED_BY(mu_)
+  std::unordered_map<format::Hash, std::list<Entry>::iterator, format::HashKey> map_;  // GUARDED_BY(mu_)
+  uint64_t used_ = 0;  // GUARDED_BY(mu_)
+};
+
+}  // namespace hloop::cache

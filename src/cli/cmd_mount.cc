@@ -1,0 +1,59 @@
+// hloop mount URL MOUNTPOINT: show the image as a file, fetched lazily.
+#include "cli/common.h"
+#include "frontends/fuse/fuse_file.h"
+#include "util/daemon.h"
+
+namespace hloop::cli {
+
+namespace {
+struct MountArgs {
+  std::string url, mountpoint;
+  bool daemon = false, debug = false;
+  unsigned threads = 16;
+  ImageCliOptions image;
+};
+
+int RunMount(MountArgs& a) {
+  auto opts = MakeOpenOptions(a.image, /*with_cache_default=*/true);
+  if (!opts.ok()) return Fail(opts.status());
+  Daemonizer daemon;
+  if (a.daemon) daemon.Start();  // before any thread exists
+  auto fail = [&](const Status& st) {
+    daemon.Failed(st.message());
+    return Fail(st);
+  };
+  auto device = disk::OpenImage(a.url, *opts);
+  if (!device.ok()) return fail(device.status());
+  frontends::FuseOptions f;
+  f.mountpoint = a.mountpoint;
+  f.file_name = disk::ImageName((*device)->index(), a.url);
+  f.max_threads = a.threads;
+  f.debug = a.debug;
+  f.on_ready = [&] { daemon.Ready(); };
+  Status st = frontends::ServeFuse(**device, f);
+  if (!st.ok()) return fail(st);
+  return kExitOk;
+}
+}  // namespace
+
+Command MountCommand() {
+  return {"mount", "Mount an image as a read-only file, fetching chunks as they are read",
+          [](CLI::App* app) -> std::function<int()> {
+            auto a = std::make_shared<MountArgs>();
+            app->add_option("URL", a->url, "Index: http(s):// or file:// URL, or a path")->required();
+            app->add_option("MOUNTPOINT", a->mountpoint, "Directory where the image file appears")
+                ->required()
+                ->check(CLI::ExistingDirectory);
+            AddImageOptions(app, &a->image, /*with_cache_default=*/true);
+            app->add_flag("--daemon", a->daemon, "Detach once the mount is ready");
+            app->add_option("--threads", a->threads, "FUSE request threads (default 16)")->check(CLI::Range(1, 256));
+            app->add_flag("--fuse-debug", a->debug, "Print every FUSE request");
+            app->footer("The image appears as MOUNTPOINT/NAME; attach it with `losetup -r` or\n"
+                        "`mount -o loop,ro`. Stays in the foreground until unmounted (umount MOUNTPOINT)\n"
+                        "or signalled (SIGINT/SIGTERM unmount cleanly). Every chunk is checked against\n"
+                        "its SHA-256 before use; a chunk that stays wrong fails its reads with EIO.");
+            return [a] { return RunMount(*a); };
+          }};
+}
+
+}  // namespace hloop::cli

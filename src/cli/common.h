@@ -1,0 +1,68 @@
+// What the subcommands share: the command table entry, options for opening
+// an image (cache, fetching), and turning a Status into a message and an
+// exit code. No logic of the tool lives in cli/.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+
+#include "disk/open_image.h"
+#include "util/status.h"
+
+namespace hloop::cli {
+
+// Exit codes: 0 success, 1 failure, 2 usage error.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+struct Command {
+  const char* name;
+  const char* summary;
+  // Declares the subcommand's options on `app`; returns the function that
+  // runs it once they are parsed.
+  std::function<std::function<int()>(CLI::App* app)> setup;
+};
+
+// Options of every command that reads an image (mount, cat, fetch, ...).
+struct ImageCliOptions {
+  std::string cache_dir;  // empty: the default for the command
+  std::string cache_size = "4G";
+  unsigned workers = 8;
+  unsigned readahead = 16;
+  std::string memory_cache = "64M";
+  int retries = 6;
+  bool verbose = false;
+};
+
+// `with_cache_default`: whether a cache is used when --cache is not given.
+void AddImageOptions(CLI::App* app, ImageCliOptions* o, bool with_cache_default);
+// REQUIRES: AddImageOptions was called for `o`.
+Result<disk::OpenOptions> MakeOpenOptions(const ImageCliOptions& o, bool with_cache_default);
+// $HLOOP_CACHE, else /var/cache/hloop for root, else ~/.cache/hloop.
+std::string DefaultCacheDir();
+
+// A CLI11 validator for sizes with K/M/G/T suffixes.
+CLI::Validator SizeValidator();
+
+// Prints "hloop: <message>" on stderr and returns kExitFailure.
+int Fail(const Status& st);
+int Fail(const std::string& message);
+
+// A one-line progress bar on stderr, drawn only when stderr is a terminal.
+class Progress {
+ public:
+  explicit Progress(std::string label);
+  ~Progress();
+  void Update(uint64_t done, uint64_t total);
+  void Done();
+
+ private:
+  std::string label_;
+  bool tty_;
+  bool drawn_ = false;
+  double start_;
+};
+
+}  // namespace hloop::cli

@@ -1,0 +1,207 @@
+#include "disk/image_device.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "format/chunk_file.h"
+#include "util/log.h"
+
+namespace hloop::disk {
+
+ImageDevice::ImageDevice(format::Index index, std::unique_ptr<fetch::Source> source,
+                         std::unique_ptr<cache::DiskCache> cache, ImageOptions options)
+    : index_(std::move(index)),
+      source_(std::move(source)),
+      cache_(std::move(cache)),
+      options_(options),
+      memory_(options.memory_cache_bytes) {
+  for (unsigned t = 0; t < options_.workers; t++) workers_.emplace_back([this] { WorkerLoop(); });
+}
+
+ImageDevice::~ImageDevice() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    queue_.clear();
+  }
+  cv_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+ImageStats ImageDevice::stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+Result<cache::ChunkData> ImageDevice::FetchVerified(uint64_t i, const format::ChunkEntry& e) {
+  const std::string rel = format::ChunkPath(e.hash);
+  const uint32_t raw_size = index_.chunk_length(i);
+  Status last;
+  std::string file;
+  for (int attempt = 0; attempt <= options_.corrupt_refetches; attempt++) {
+    Status st = source_->Get(rel, e.stored_size, &file);
+    if (st.ok()) {
+      auto raw = std::make_shared<std::string>();
+      st = format::DecodeChunk(file, e.hash, raw_size, raw.get());
+      if (st.ok()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        stats_.chunks_fetched++;
+        stats_.bytes_fetched += file.size();
+        return cache::ChunkData(std::move(raw));
+      }
+    }
+    if (!st.IsCorruption()) {
+      return st.Annotate("chunk " + std::to_string(i) + " (" + format::ToHex(e.hash) + ")");
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.hash_mismatches++;
+    }
+    last = st;
+    LogWarn("chunk " + std::to_string(i) + " from " + source_->Describe(rel) + ": " + st.message() +
+            (attempt < options_.corrupt_refetches ? "; fetching it again" : ""));
+  }
+  LogError("chunk " + std::to_string(i) + " from " + source_->Describe(rel) + ": " + last.message() +
+           "; failing the read");
+  return Status::Corruption("chunk " + std::to_string(i) + " from " + source_->Describe(rel) + ": " +
+                            last.message());
+}
+
+Result<cache::ChunkData> ImageDevice::Load(uint64_t i, const format::ChunkEntry& e) {
+  if (cache_) {
+    auto raw = std::make_shared<std::string>();
+    if (cache_->Get(e.hash, index_.chunk_length(i), raw.get()).ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.disk_hits++;
+      return cache::ChunkData(std::move(raw));
+    }
+  }
+  auto data = FetchVerified(i, e);
+  if (data.ok() && cache_) {
+    Status st = cache_->Put(e.hash, **data);
+    if (!st.ok() && st.code() != Status::Code::kNoSpace)
+      LogWarn("could not cache chunk " + format::ToHex(e.hash) + ": " + st.ToString());
+  }
+  return data;
+}
+
+Result<cache::ChunkData> ImageDevice::GetChunk(uint64_t i) {
+  const format::ChunkEntry e = index_.entry(i);
+  if (auto data = memory_.Get(e.hash)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.memory_hits++;
+    return data;
+  }
+  std::promise<Result<cache::ChunkData>> promise;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    auto it = inflight_.find(e.hash);
+    if (it != inflight_.end()) {
+      Future f = it->second;
+      lock.unlock();
+      return f.get();
+    }
+    inflight_.emplace(e.hash, promise.get_future().share());
+  }
+  Result<cache::ChunkData> result = Load(i, e);
+  if (result.ok()) memory_.Put(e.hash, *result);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    inflight_.erase(e.hash);
+  }
+  promise.set_value(result);
+  return result;
+}
+
+Status ImageDevice::EnsureCached(uint64_t i) {
+  const format::ChunkEntry e = index_.entry(i);
+  if (e.zero()) return Status::Ok();
+  if (cache_ && cache_->Contains(e.hash)) return Status::Ok();
+  auto data = Load(i, e);
+  return data.status();
+}
+
+void ImageDevice::MaybeReadAhead(uint64_t first, uint64_t last) {
+  if (options_.workers == 0 || options_.readahead_chunks == 0) return;
+  uint64_t window = options_.readahead_chunks;
+  // Never read ahead more than a quarter of the memory cache.
+  window = std::min<uint64_t>(window, std::max<uint64_t>(1, options_.memory_cache_bytes / 4 / index_.chunk_size()));
+  std::vector<uint64_t> todo;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Readers (the kernel's read-ahead, several FUSE threads) may arrive a
+    // little out of order; treat reads near the previous one as sequential.
+    bool sequential = first + 2 >= next_expected_ && first <= next_expected_ + 2;
+    next_expected_ = last + 1;
+    if (!sequential) {
+      readahead_until_ = 0;
+      return;
+    }
+    uint64_t from = std::max(last + 1, readahead_until_);
+    uint64_t to = std::min(index_.chunk_count(), last + 1 + window);
+    // Top up in batches so the queue is not touched on every small read.
+    if (from + window / 2 > to && readahead_until_ > last + 1) return;
+    for (uint64_t j = from; j < to; j++) todo.push_back(j);
+    readahead_until_ = std::max(readahead_until_, to);
+  }
+  for (uint64_t j : todo) Schedule(j);
+}
+
+void ImageDevice::Schedule(uint64_t i) {
+  const format::ChunkEntry e = index_.entry(i);
+  if (e.zero() || memory_.Contains(e.hash)) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (inflight_.count(e.hash)) return;
+    queue_.push_back(i);
+    // A reader that jumped away leaves stale work: keep the newest.
+    while (queue_.size() > 4 * size_t(options_.readahead_chunks) + 8) queue_.pop_front();
+    stats_.readahead_issued++;
+  }
+  cv_.notify_one();
+}
+
+void ImageDevice::WorkerLoop() {
+  for (;;) {
+    uint64_t i;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      i = queue_.front();
+      queue_.pop_front();
+    }
+    auto r = GetChunk(i);  // errors are logged; the reader will retry itself
+    (void)r;
+  }
+}
+
+Status ImageDevice::Read(uint64_t offset, size_t len, char* buf) {
+  if (len == 0) return Status::Ok();
+  if (offset > size() || len > size() - offset)
+    return Status::InvalidArgument("read past the end of the image");
+  const uint64_t cs = index_.chunk_size();
+  const uint64_t first = offset / cs, last = (offset + len - 1) / cs;
+  MaybeReadAhead(first, last);
+  size_t done = 0;
+  for (uint64_t i = first; i <= last; i++) {
+    uint64_t chunk_start = i * cs;
+    uint64_t from = std::max(offset, chunk_start) - chunk_start;
+    uint64_t to = std::min<uint64_t>(offset + len - chunk_start, index_.chunk_length(i));
+    size_t n = size_t(to - from);
+    format::ChunkEntry e = index_.entry(i);
+    if (e.zero()) {
+      std::memset(buf + done, 0, n);
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.zero_reads++;
+    } else {
+      auto data = GetChunk(i);
+      if (!data.ok()) return data.status();
+      std::memcpy(buf + done, (*data)->data() + from, n);
+    }
+    done += n;
+  }
+  return Status::Ok();
+}
+
+}  // namespace hloop::disk

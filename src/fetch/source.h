@@ -1,0 +1,44 @@
+// Where an image's files come from: a directory or a web server. A Source
+// fetches objects by their path relative to the index (for example
+// "chunks/ab/ab34..."); it knows nothing about chunks, hashes or caches.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "fetch/url.h"
+#include "util/status.h"
+
+namespace hloop::fetch {
+
+struct FetchOptions {
+  // Attempts for a transient failure (connect error, reset, timeout, 5xx,
+  // short body) before giving up with Unavailable. Back-off doubles from
+  // retry_initial_ms up to retry_max_ms, with jitter.
+  int max_attempts = 6;
+  int retry_initial_ms = 200;
+  int retry_max_ms = 5000;
+  long connect_timeout_s = 10;
+  // A transfer that moves no byte for this long is abandoned and retried.
+  long stall_timeout_s = 30;
+  std::string user_agent = "hloop";
+};
+
+// Thread-safe: Get may be called from many threads at once.
+class Source {
+ public:
+  virtual ~Source() = default;
+  // Fetches `rel` into *out. NotFound if the object does not exist (404),
+  // Unavailable when the source could not be reached after retries.
+  // `expected_size`, if not zero, is the size the object must have: a
+  // shorter or longer body is retried, then reported as Corruption.
+  virtual Status Get(const std::string& rel, uint64_t expected_size, std::string* out) = 0;
+  // The full URL or path of `rel`, for messages.
+  virtual std::string Describe(const std::string& rel) const = 0;
+};
+
+// A source for the directory or server that holds the index at `loc`.
+Result<std::unique_ptr<Source>> OpenSource(const Location& loc, const FetchOptions& options);
+
+}  // namespace hloop::fetch

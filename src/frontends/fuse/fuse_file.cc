@@ -1,0 +1,158 @@
+#define FUSE_USE_VERSION 314
+#include "frontends/fuse/fuse_file.h"
+
+#include <fuse.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <vector>
+
+#include "util/log.h"
+
+namespace hloop::frontends {
+
+namespace {
+
+struct Context {
+  disk::BlockDevice* device;
+  std::string name;  // "/" + file name
+  time_t mtime;
+};
+
+Context* Ctx() { return static_cast<Context*>(fuse_get_context()->private_data); }
+
+// The one place a Status becomes an errno for FUSE.
+int ToErrno(const Status& st) {
+  switch (st.code()) {
+    case Status::Code::kOk: return 0;
+    case Status::Code::kNotFound: return EIO;  // a chunk missing on the server
+    case Status::Code::kInvalidArgument: return EINVAL;
+    case Status::Code::kUnsupported: return EROFS;
+    case Status::Code::kNoSpace: return ENOSPC;
+    default: return EIO;
+  }
+}
+
+void* Init(fuse_conn_info* conn, fuse_config* cfg) {
+  // The image never changes under a mount: let the kernel keep pages.
+  cfg->kernel_cache = 1;
+  cfg->entry_timeout = cfg->attr_timeout = 3600;
+  cfg->use_ino = 1;
+  conn->max_readahead = 1 << 20;
+  return fuse_get_context()->private_data;
+}
+
+int GetAttr(const char* path, struct stat* st, fuse_file_info*) {
+  Context* c = Ctx();
+  std::memset(st, 0, sizeof *st);
+  st->st_mtime = st->st_ctime = st->st_atime = c->mtime;
+  if (std::strcmp(path, "/") == 0) {
+    st->st_mode = S_IFDIR | 0755;
+    st->st_nlink = 2;
+    st->st_ino = 1;
+    return 0;
+  }
+  if (c->name == path) {
+    st->st_mode = S_IFREG | (c->device->can_write() ? 0644 : 0444);
+    st->st_nlink = 1;
+    st->st_ino = 2;
+    st->st_size = off_t(c->device->size());
+    st->st_blksize = 4096;
+    st->st_blocks = off_t((c->device->size() + 511) / 512);
+    return 0;
+  }
+  return -ENOENT;
+}
+
+int ReadDir(const char* path, void* buf, fuse_fill_dir_t fill, off_t, fuse_file_info*,
+            fuse_readdir_flags) {
+  if (std::strcmp(path, "/") != 0) return -ENOTDIR;
+  fill(buf, ".", nullptr, 0, fuse_fill_dir_flags(0));
+  fill(buf, "..", nullptr, 0, fuse_fill_dir_flags(0));
+  fill(buf, Ctx()->name.c_str() + 1, nullptr, 0, fuse_fill_dir_flags(0));
+  return 0;
+}
+
+int Open(const char* path, fuse_file_info* fi) {
+  Context* c = Ctx();
+  if (c->name != path) return -ENOENT;
+  if ((fi->flags & O_ACCMODE) != O_RDONLY && !c->device->can_write()) return -EROFS;
+  fi->keep_cache = 1;
+  return 0;
+}
+
+int Read(const char* path, char* buf, size_t size, off_t off, fuse_file_info*) {
+  Context* c = Ctx();
+  if (c->name != path) return -ENOENT;
+  uint64_t dev_size = c->device->size();
+  if (off < 0) return -EINVAL;
+  if (uint64_t(off) >= dev_size) return 0;
+  size = size_t(std::min<uint64_t>(size, dev_size - uint64_t(off)));
+  Status st = c->device->Read(uint64_t(off), size, buf);
+  if (!st.ok()) {
+    LogError("read of " + std::to_string(size) + " bytes at " + std::to_string(off) + ": " + st.ToString());
+    return -ToErrno(st);
+  }
+  return int(size);
+}
+
+int StatFs(const char*, struct statvfs* sv) {
+  std::memset(sv, 0, sizeof *sv);
+  sv->f_bsize = sv->f_frsize = 4096;
+  sv->f_blocks = (Ctx()->device->size() + 4095) / 4096;
+  sv->f_files = 2;
+  sv->f_namemax = 255;
+  return 0;
+}
+
+}  // namespace
+
+Status ServeFuse(disk::BlockDevice& device, const FuseOptions& options) {
+  if (options.file_name.empty() || options.file_name.find('/') != std::string::npos)
+    return Status::InvalidArgument("bad file name '" + options.file_name + "'");
+  Context ctx{&device, "/" + options.file_name, std::time(nullptr)};
+  fuse_operations ops{};
+  ops.init = Init;
+  ops.getattr = GetAttr;
+  ops.readdir = ReadDir;
+  ops.open = Open;
+  ops.read = Read;
+  ops.statfs = StatFs;
+
+  std::vector<std::string> argv_s = {"hloop", "-o", "ro,default_permissions,fsname=hloop,subtype=hloop"};
+  if (options.allow_other) argv_s.insert(argv_s.end(), {"-o", "allow_other"});
+  if (options.debug) argv_s.push_back("-d");
+  std::vector<char*> argv;
+  for (auto& s : argv_s) argv.push_back(s.data());
+  fuse_args args = FUSE_ARGS_INIT(int(argv.size()), argv.data());
+
+  fuse* f = fuse_new(&args, &ops, sizeof ops, &ctx);
+  if (!f) return Status::IOError("cannot set up FUSE (is /dev/fuse there?)");
+  if (fuse_mount(f, options.mountpoint.c_str()) != 0) {
+    fuse_destroy(f);
+    return Status::IOError("cannot mount FUSE at " + options.mountpoint);
+  }
+  fuse_session* se = fuse_get_session(f);
+  if (fuse_set_signal_handlers(se) != 0) {
+    fuse_unmount(f);
+    fuse_destroy(f);
+    return Status::IOError("cannot install signal handlers");
+  }
+  if (options.on_ready) options.on_ready();
+  fuse_loop_config* cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(cfg, options.max_threads);
+  fuse_loop_cfg_set_clone_fd(cfg, 0);
+  int rc = fuse_loop_mt(f, cfg);
+  fuse_loop_cfg_destroy(cfg);
+  fuse_remove_signal_handlers(se);
+  fuse_unmount(f);
+  fuse_destroy(f);
+  if (rc != 0 && rc != SIGINT && rc != SIGTERM && rc != SIGHUP)
+    return Status::IOError("FUSE loop ended with an error (" + std::to_string(rc) + ")");
+  return Status::Ok();
+}
+
+}  // namespace hloop::frontends

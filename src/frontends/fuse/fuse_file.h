@@ -1,0 +1,31 @@
+// FUSE front end: shows a BlockDevice as one regular file in a directory,
+// usable with `losetup` and `mount -o loop`.
+//
+// Thread model: libfuse's multi-threaded loop calls the device's Read() from
+// several threads at once; the device is thread-safe, this layer keeps no
+// mutable state after mounting.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "disk/block_device.h"
+#include "util/status.h"
+
+namespace hloop::frontends {
+
+struct FuseOptions {
+  std::string mountpoint;
+  std::string file_name;     // the one file shown
+  // Runs once the mount is live, e.g. to tell a waiting parent process.
+  std::function<void()> on_ready;
+  bool allow_other = true;   // other users (and root's losetup) may open it
+  unsigned max_threads = 16;
+  bool debug = false;
+};
+
+// Mounts, serves requests until unmounted or until SIGINT/SIGTERM/SIGHUP
+// (which unmount cleanly), then returns. `device` must outlive the call.
+Status ServeFuse(disk::BlockDevice& device, const FuseOptions& options);
+
+}  // namespace hloop::frontends

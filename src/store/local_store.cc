@@ -1,0 +1,109 @@
+#include "store/local_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "format/format.h"
+#include "util/file.h"
+
+namespace hloop::store {
+
+Result<LocalStore> LocalStore::Open(const std::string& root, bool create) {
+  std::string r = root;
+  while (r.size() > 1 && r.back() == '/') r.pop_back();
+  if (create) {
+    HLOOP_RETURN_IF_ERROR(MakeDirs(r + "/" + format::kChunkDir));
+  } else {
+    struct stat sb;
+    if (::stat(r.c_str(), &sb) != 0) return Status::FromErrno(errno, "store " + r);
+    if (!S_ISDIR(sb.st_mode)) return Status::InvalidArgument("store " + r + ": not a directory");
+  }
+  return LocalStore(r);
+}
+
+std::string LocalStore::ChunkFilePath(const format::Hash& h) const {
+  return root_ + "/" + format::ChunkPath(h);
+}
+
+std::string LocalStore::IndexPath(const std::string& name) const {
+  return root_ + "/" + name + format::kIndexSuffix;
+}
+
+bool LocalStore::HasChunk(const format::Hash& h) const {
+  return ::access(ChunkFilePath(h).c_str(), F_OK) == 0;
+}
+
+Status LocalStore::PutChunk(const format::Hash& h, const std::string& file, bool durable,
+                            bool* written) {
+  *written = false;
+  std::string path = ChunkFilePath(h);
+  if (::access(path.c_str(), F_OK) == 0) return Status::Ok();
+  std::string dir = path.substr(0, path.rfind('/'));
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(errno, "mkdir " + dir);
+  HLOOP_RETURN_IF_ERROR(WriteFileAtomic(path, file.data(), file.size(), durable));
+  *written = true;
+  return Status::Ok();
+}
+
+Result<std::string> LocalStore::ReadChunk(const format::Hash& h) const {
+  return ReadFile(ChunkFilePath(h));
+}
+
+Status LocalStore::PutIndex(const std::string& name, const std::string& bytes) {
+  HLOOP_RETURN_IF_ERROR(WriteFileAtomic(IndexPath(name), bytes.data(), bytes.size(), true));
+  ScopedFd dir(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.valid()) ::fsync(dir.get());
+  return Status::Ok();
+}
+
+Result<std::string> LocalStore::ReadIndex(const std::string& name) const {
+  return ReadFile(IndexPath(name));
+}
+
+namespace {
+// Calls fn(name) for each entry of `dir` except . and ..
+template <typename Fn>
+Status ForEachEntry(const std::string& dir, Fn fn) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return Status::FromErrno(errno, dir);
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") fn(n);
+  }
+  ::closedir(d);
+  return Status::Ok();
+}
+}  // namespace
+
+Result<std::vector<std::string>> LocalStore::ListIndexes() const {
+  std::vector<std::string> out;
+  const std::string suffix = format::kIndexSuffix;
+  HLOOP_RETURN_IF_ERROR(ForEachEntry(root_, [&](const std::string& n) {
+    if (n.size() > suffix.size() && n.ends_with(suffix)) out.push_back(n.substr(0, n.size() - suffix.size()));
+  }));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<std::vector<format::Hash>> LocalStore::ListChunks() const {
+  std::vector<format::Hash> out;
+  std::string top = root_ + "/" + format::kChunkDir;
+  std::vector<std::string> fanout;
+  HLOOP_RETURN_IF_ERROR(ForEachEntry(top, [&](const std::string& n) { fanout.push_back(n); }));
+  for (const auto& sub : fanout) {
+    Status st = ForEachEntry(top + "/" + sub, [&](const std::string& n) {
+      format::Hash h;
+      if (n.compare(0, 2, sub) == 0 && format::ParseHash(n, &h)) out.push_back(h);
+    });
+    if (!st.ok() && !st.IsNotFound()) return st;
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace hloop::store

@@ -1,0 +1,45 @@
+// File helpers: an owning descriptor, whole-file reads, atomic replacement.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "util/status.h"
+
+namespace hloop {
+
+// Owns a file descriptor; closes it on destruction. Movable, not copyable.
+class ScopedFd {
+ public:
+  ScopedFd() = default;
+  explicit ScopedFd(int fd) : fd_(fd) {}
+  ScopedFd(ScopedFd&& o) noexcept : fd_(o.release()) {}
+  ScopedFd& operator=(ScopedFd&& o) noexcept;
+  ScopedFd(const ScopedFd&) = delete;
+  ScopedFd& operator=(const ScopedFd&) = delete;
+  ~ScopedFd();
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int release() { int f = fd_; fd_ = -1; return f; }
+
+ private:
+  int fd_ = -1;
+};
+
+// Reads a whole file. NotFound if it does not exist.
+Result<std::string> ReadFile(const std::string& path);
+// Reads exactly `len` bytes at `offset` (short only at end of file).
+Status PreadFull(int fd, void* buf, size_t len, uint64_t offset, size_t* got);
+Status WriteFull(int fd, const void* buf, size_t len);
+
+// Writes `data` to a temporary file in the same directory, fsyncs it if
+// `durable`, and renames it over `path`: readers see the old file or the new
+// one, never a partial one.
+Status WriteFileAtomic(const std::string& path, const void* data, size_t len,
+                       bool durable);
+// mkdir -p.
+Status MakeDirs(const std::string& path);
+// A unique temporary name beside `path` ("path.tmp.<pid>.<n>").
+std::string TempNameFor(const std::string& path);
+
+}  // namespace hloop

@@ -1,0 +1,561 @@
+# Shared helpers for hloop's integration tests (tests/test_*.sh).
+#
+# Sourced by every test script, in the spirit of nbdkit's tests/functions.sh.
+# ctest runs each test as `bash tests/test_X.sh` with:
+#   HLOOP      path of the hloop binary under test
+#   HLOOP_SRC  the source tree (defaults to the parent of this directory)
+#
+# Conventions:
+#  - Every test gets its own temporary directory $TMP; everything it creates
+#    (images, stores, caches, mount points, server configs, logs) lives there.
+#  - Every resource that outlives a command (server, FUSE mount, loop device,
+#    ext4 mount) is registered with cleanup_fn right after it is created.  The
+#    EXIT trap runs the registered functions in reverse order, so teardown is
+#    "ext4 mount -> loop device -> FUSE mount -> servers -> rm -rf $TMP" even
+#    when the test dies half-way.  Cleanup functions are idempotent, so a test
+#    may also tear things down itself.
+#  - check_* record a failure and go on (so one run shows every broken check);
+#    fail stops the test at once.  The exit status is 0 only if no check failed.
+#  - A missing tool is a FAILURE, not a skip: CI installs everything.
+#  - Ports: this suite uses 127.0.0.1:18000-18999 only (other suites use 19000+).
+
+set -euo pipefail
+set -E  # let the ERR trap fire inside functions too
+
+HLOOP_SRC=${HLOOP_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+HLOOP=${HLOOP:-$HLOOP_SRC/build/hloop}
+TEST_NAME=$(basename "$0" .sh)
+FAILURES=0
+CHECKS=0
+_CLEANUP_FNS=()
+
+# Report the failing command of an unexpected error (set -e would otherwise
+# stop the test silently).
+trap 'echo "ERROR: \"$BASH_COMMAND\" failed with status $? (${BASH_SOURCE[0]##*/}:$LINENO)" >&2' ERR
+# Turn signals into a normal exit so the EXIT trap cleans up.
+trap 'echo "interrupted" >&2; exit 130' INT TERM HUP
+
+log() { echo "[$TEST_NAME] $*"; }
+
+# fail MSG: stop the test now.
+fail() {
+  echo "FAIL: $*" >&2
+  FAILURES=$((FAILURES + 1))
+  exit 1
+}
+
+# soft_fail MSG: record a failure, keep going.
+soft_fail() {
+  echo "FAIL: $*" >&2
+  FAILURES=$((FAILURES + 1))
+}
+
+ok() { CHECKS=$((CHECKS + 1)); echo "ok - $*"; }
+
+# check_eq DESC EXPECTED ACTUAL
+check_eq() {
+  local desc=$1 expected=$2 actual=$3
+  CHECKS=$((CHECKS + 1))
+  if [[ "$expected" == "$actual" ]]; then
+    echo "ok - $desc"
+  else
+    soft_fail "$desc: expected '$expected', got '$actual'"
+  fi
+}
+
+# check_ne DESC UNEXPECTED ACTUAL
+check_ne() {
+  local desc=$1 unexpected=$2 actual=$3
+  CHECKS=$((CHECKS + 1))
+  if [[ "$unexpected" != "$actual" ]]; then
+    echo "ok - $desc"
+  else
+    soft_fail "$desc: got '$actual', which it must not be"
+  fi
+}
+
+# check DESC CMD [ARGS...]: CMD must succeed.
+check() {
+  local desc=$1; shift
+  CHECKS=$((CHECKS + 1))
+  if "$@"; then echo "ok - $desc"; else soft_fail "$desc (command: $*)"; fi
+}
+
+# check_not DESC CMD [ARGS...]: CMD must fail.
+check_not() {
+  local desc=$1; shift
+  CHECKS=$((CHECKS + 1))
+  if "$@"; then soft_fail "$desc (command unexpectedly succeeded: $*)"; else echo "ok - $desc"; fi
+}
+
+# check_le DESC VALUE LIMIT (integers)
+check_le() {
+  local desc=$1 value=$2 limit=$3
+  CHECKS=$((CHECKS + 1))
+  if (( value <= limit )); then echo "ok - $desc ($value <= $limit)"; else soft_fail "$desc: $value > $limit"; fi
+}
+
+# check_ge DESC VALUE MIN (integers)
+check_ge() {
+  local desc=$1 value=$2 min=$3
+  CHECKS=$((CHECKS + 1))
+  if (( value >= min )); then echo "ok - $desc ($value >= $min)"; else soft_fail "$desc: $value < $min"; fi
+}
+
+# check_contains DESC NEEDLE HAYSTACK (fixed string, case-insensitive)
+check_contains() {
+  local desc=$1 needle=$2 haystack=$3
+  CHECKS=$((CHECKS + 1))
+  if grep -qiF -- "$needle" <<<"$haystack"; then
+    echo "ok - $desc"
+  else
+    soft_fail "$desc: '$needle' not found in: $haystack"
+  fi
+}
+
+# ---------------------------------------------------------------- cleanup
+
+# cleanup_fn CMD [ARGS...]: run CMD ARGS at exit (reverse registration order).
+cleanup_fn() {
+  local q
+  q=$(printf '%q ' "$@")
+  _CLEANUP_FNS+=("$q")
+}
+
+_run_cleanup() {
+  local rc=$? i
+  trap - ERR
+  set +e
+  for ((i = ${#_CLEANUP_FNS[@]} - 1; i >= 0; i--)); do
+    eval "${_CLEANUP_FNS[i]}" || echo "warning: cleanup step failed: ${_CLEANUP_FNS[i]}" >&2
+  done
+  if [[ -n ${TMP:-} && -d $TMP ]]; then
+    # Never remove a directory that still has something mounted below it.
+    if grep -qF " $TMP/" /proc/mounts; then
+      echo "warning: mounts left below $TMP; not removing it" >&2
+      grep -F " $TMP/" /proc/mounts >&2
+    else
+      rm -rf "$TMP"
+    fi
+  fi
+  if (( rc == 0 && FAILURES > 0 )); then rc=1; fi
+  if (( rc == 0 )); then
+    echo "PASS: $TEST_NAME ($CHECKS checks)"
+  else
+    echo "FAIL: $TEST_NAME (exit $rc, $FAILURES failed checks of $CHECKS)" >&2
+  fi
+  exit "$rc"
+}
+trap _run_cleanup EXIT
+
+# --------------------------------------------------------------- prerequisites
+
+# requires CMD...: each CMD must be on PATH, else the test fails.
+requires() {
+  local c
+  for c in "$@"; do
+    command -v "$c" >/dev/null 2>&1 || fail "required command '$c' is not installed (CI must install it)"
+  done
+}
+
+requires_root() {
+  [[ $(id -u) == 0 ]] || fail "this test needs root (FUSE, loop devices, mount)"
+}
+
+requires_hloop() {
+  [[ -x $HLOOP ]] || fail "hloop binary not found or not executable: $HLOOP (set HLOOP=...)"
+}
+
+requires_fuse() {
+  requires_root
+  requires fusermount3 mountpoint
+  [[ -c /dev/fuse ]] || fail "/dev/fuse is missing"
+}
+
+TMP=$(mktemp -d "/tmp/hloop-$TEST_NAME.XXXXXX")
+requires_hloop
+requires sha256sum dd head stat find sort cmp timeout
+
+# ---------------------------------------------------------------- small utils
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+fsize() { stat -c %s "$1"; }
+
+# read_range FILE OFFSET LENGTH: the bytes, on stdout; fails on a read error.
+read_range() {
+  dd if="$1" bs=65536 iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none
+}
+
+# sha_range FILE OFFSET LENGTH
+sha_range() {
+  local out
+  out=$(read_range "$1" "$2" "$3" | sha256sum) || return 1
+  echo "${out%% *}"
+}
+
+# random_file PATH BYTES
+random_file() { head -c "$2" /dev/urandom >"$1"; }
+
+# count_chunk_files STORE: number of chunk files in STORE/chunks.
+count_chunk_files() {
+  if [[ -d $1/chunks ]]; then find "$1/chunks" -type f | wc -l; else echo 0; fi
+}
+
+# chunk_path STORE HASH
+chunk_path() { echo "$1/chunks/${2:0:2}/$2"; }
+
+# chunk_hash IMAGE INDEX [CHUNK_SIZE]: sha256 of the raw content of chunk INDEX.
+chunk_hash() {
+  local cs=${3:-262144}
+  sha_range "$1" $(($2 * cs)) "$cs"
+}
+
+# run_rc VAR CMD...: run CMD with set -e off, store its exit status in VAR.
+run_rc() {
+  local __var=$1 __rc=0; shift
+  "$@" || __rc=$?
+  printf -v "$__var" '%s' "$__rc"
+}
+
+# is_mounted DIR: DIR is a mount point according to /proc/mounts (never
+# touches the file system, so it cannot hang on a dead FUSE server).
+is_mounted() {
+  local d
+  d=$(realpath -m "$1")
+  awk -v d="$d" '$2 == d { found = 1 } END { exit !found }' /proc/mounts
+}
+
+# pid_alive PID: the process exists and is not a zombie (an exited child that
+# this shell has not reaped yet still answers kill -0).
+pid_alive() {
+  [[ -n $1 ]] && kill -0 "$1" 2>/dev/null && [[ $(ps -o stat= -p "$1" 2>/dev/null) != Z* ]]
+}
+
+# stop_pid PID [TIMEOUT_S]: SIGTERM, wait, then SIGKILL.  Only for children
+# this shell started.  Sets STOP_RC to the exit status (if it was our child).
+stop_pid() {
+  local pid=$1 t=${2:-10} i
+  STOP_RC=
+  [[ -n $pid ]] || return 0
+  if pid_alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < t * 10; i++)); do
+      pid_alive "$pid" || break
+      sleep 0.1
+    done
+    if pid_alive "$pid"; then
+      echo "warning: pid $pid did not stop on SIGTERM within ${t}s; sending SIGKILL" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  local rc=0
+  wait "$pid" 2>/dev/null || rc=$?
+  STOP_RC=$rc
+  return 0
+}
+
+# free_port: a TCP port in 18000-18999 that nothing listens on right now.
+free_port() {
+  local p i
+  for ((i = 0; i < 300; i++)); do
+    p=$((18000 + RANDOM % 1000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  fail "no free port found in 18000-18999"
+}
+
+# wait_http URL PID LOG: wait (10 s) until URL answers anything over HTTP while
+# PID stays alive.  Returns 1 if PID died or the time ran out.
+wait_http() {
+  local url=$1 pid=$2 i
+  for ((i = 0; i < 100; i++)); do
+    pid_alive "$pid" || return 1
+    if curl -s -o /dev/null --max-time 2 "$url"; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# ------------------------------------------------------------------- servers
+# Each start_* sets URL (http://127.0.0.1:PORT, no trailing slash), PORT and
+# SERVER_PID, and registers the server's shutdown.  Servers run in the
+# foreground of a background job so we always know their pid.
+
+# start_hloop_serve STORE [EXTRA ARGS...]
+start_hloop_serve() {
+  local store=$1 attempt port pid log; shift
+  for attempt in 1 2 3 4 5; do
+    port=$(free_port)
+    log=$TMP/hloop-serve.$port.log
+    "$HLOOP" serve "$store" --listen "127.0.0.1:$port" "$@" >"$log" 2>&1 &
+    pid=$!
+    cleanup_fn stop_pid "$pid"
+    if wait_http "http://127.0.0.1:$port/" "$pid"; then
+      PORT=$port URL=http://127.0.0.1:$port SERVER_PID=$pid
+      log "hloop serve $store on $URL (pid $pid)"
+      return 0
+    fi
+    echo "hloop serve on port $port did not come up; its log:" >&2
+    cat "$log" >&2 || true
+    stop_pid "$pid" 2
+  done
+  fail "could not start hloop serve"
+}
+
+# start_nginx STORE: nginx (nginx-light) as a plain static server for STORE.
+start_nginx() {
+  requires nginx
+  local store=$1 attempt port pid dir
+  store=$(realpath "$store")
+  for attempt in 1 2 3 4 5; do
+    port=$(free_port)
+    dir=$TMP/nginx.$port
+    mkdir -p "$dir/tmp"
+    # `user root` because $TMP is mode 0700 and workers would otherwise run as
+    # nobody.  Every path nginx writes is under $dir, so the system nginx (if
+    # any) is not touched.
+    cat >"$dir/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+user root;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 256; }
+http {
+  access_log $dir/access.log;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  default_type application/octet-stream;
+  sendfile on;
+  keepalive_timeout 60;
+  server {
+    listen 127.0.0.1:$port;
+    root $store;
+    location / { }
+  }
+}
+EOF
+    nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
+    pid=$!
+    cleanup_fn stop_pid "$pid"
+    if wait_http "http://127.0.0.1:$port/" "$pid"; then
+      PORT=$port URL=http://127.0.0.1:$port SERVER_PID=$pid
+      log "nginx serving $store on $URL (pid $pid)"
+      return 0
+    fi
+    echo "nginx on port $port did not come up:" >&2
+    cat "$dir/error.log" "$dir/stdout.log" >&2 2>/dev/null || true
+    stop_pid "$pid" 2
+  done
+  fail "could not start nginx"
+}
+
+# start_lighttpd STORE
+start_lighttpd() {
+  requires lighttpd
+  local store=$1 attempt port pid dir
+  store=$(realpath "$store")
+  for attempt in 1 2 3 4 5; do
+    port=$(free_port)
+    dir=$TMP/lighttpd.$port
+    mkdir -p "$dir"
+    cat >"$dir/lighttpd.conf" <<EOF
+server.document-root = "$store"
+server.bind = "127.0.0.1"
+server.port = $port
+server.errorlog = "$dir/error.log"
+server.upload-dirs = ( "$dir" )
+server.modules = ( "mod_staticfile" )
+mimetype.assign = ( "" => "application/octet-stream" )
+EOF
+    lighttpd -D -f "$dir/lighttpd.conf" >"$dir/stdout.log" 2>&1 &
+    pid=$!
+    cleanup_fn stop_pid "$pid"
+    if wait_http "http://127.0.0.1:$port/" "$pid"; then
+      PORT=$port URL=http://127.0.0.1:$port SERVER_PID=$pid
+      log "lighttpd serving $store on $URL (pid $pid)"
+      return 0
+    fi
+    echo "lighttpd on port $port did not come up:" >&2
+    cat "$dir/error.log" "$dir/stdout.log" >&2 2>/dev/null || true
+    stop_pid "$pid" 2
+  done
+  fail "could not start lighttpd"
+}
+
+# stop_server PID: stop a server started above (SIGTERM, wait).
+stop_server() { stop_pid "$1" 10; }
+
+# ------------------------------------------------------------------- mounts
+
+# mount_image URL MNT [EXTRA ARGS...]
+#   Mounts with `hloop mount` and waits (20 s) for the image file to appear.
+#   Sets MOUNT_FILE (the image file inside MNT), MOUNT_PID (empty with
+#   HLOOP_MOUNT_DAEMON=1) and MOUNT_LOG.  Default: foreground hloop mount run as
+#   a background job (we know its pid and keep its stderr); HLOOP_MOUNT_DAEMON=1
+#   uses --daemon instead.
+mount_image() {
+  requires_fuse
+  local url=$1 mnt=$2 log i; shift 2
+  mkdir -p "$mnt"
+  mnt=$(realpath "$mnt")
+  log=$TMP/mount.${mnt//\//_}.log
+  MOUNT_LOG=$log MOUNT_FILE= MOUNT_PID=
+  if [[ ${HLOOP_MOUNT_DAEMON:-0} == 1 ]]; then
+    cleanup_fn unmount_fuse "$mnt" ""
+    local rc=0
+    timeout 60 "$HLOOP" mount "$url" "$mnt" --daemon "$@" >"$log" 2>&1 </dev/null || rc=$?
+    if (( rc != 0 )); then
+      cat "$log" >&2
+      fail "hloop mount --daemon $url exited with $rc"
+    fi
+  else
+    # --default-signal: a background job of a non-interactive shell starts
+    # with SIGINT ignored, and libfuse does not install its handler over an
+    # ignored signal; a user's terminal would not do that.
+    env --default-signal=INT,QUIT "$HLOOP" mount "$url" "$mnt" "$@" >"$log" 2>&1 </dev/null &
+    MOUNT_PID=$!
+    cleanup_fn unmount_fuse "$mnt" "$MOUNT_PID"
+  fi
+  for ((i = 0; i < 200; i++)); do
+    if [[ -n $MOUNT_PID ]] && ! pid_alive "$MOUNT_PID"; then
+      cat "$log" >&2
+      local mrc=0; wait "$MOUNT_PID" || mrc=$?
+      fail "hloop mount $url exited early (status $mrc)"
+    fi
+    if is_mounted "$mnt"; then
+      MOUNT_FILE=$(timeout 10 find "$mnt" -mindepth 1 -maxdepth 1 -type f | head -n1 || true)
+      if [[ -n $MOUNT_FILE ]]; then
+        log "mounted $url at $mnt: $MOUNT_FILE"
+        return 0
+      fi
+    fi
+    sleep 0.1
+  done
+  cat "$log" >&2
+  fail "hloop mount $url: no image file appeared in $mnt within 20 s"
+}
+
+# unmount_fuse MNT [PID]: unmount if mounted, then make sure PID exits.
+unmount_fuse() {
+  local mnt=$1 pid=${2:-} i
+  if is_mounted "$mnt"; then
+    fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt" 2>/dev/null || umount -l "$mnt" || true
+  fi
+  if [[ -n $pid ]] && pid_alive "$pid"; then
+    for ((i = 0; i < 100; i++)); do
+      pid_alive "$pid" || break
+      sleep 0.1
+    done
+    stop_pid "$pid" 5
+  elif [[ -n $pid ]]; then
+    wait "$pid" 2>/dev/null || true
+  fi
+  return 0
+}
+
+# attach_loop FILE: read-only loop device for FILE; sets LOOPDEV.
+attach_loop() {
+  requires losetup
+  LOOPDEV=$(losetup -r -f --show "$1") || fail "losetup -r -f --show $1 failed"
+  cleanup_fn detach_loop "$LOOPDEV" "$(realpath "$1")"
+  log "attached $1 as $LOOPDEV"
+}
+
+# detach_loop DEV BACKING_FILE: detach DEV only if it is still backed by our
+# file (loop numbers are reused).
+detach_loop() {
+  local dev=$1 back=$2 cur
+  cur=$(losetup -n -O BACK-FILE "$dev" 2>/dev/null | sed 's/[[:space:]]*$//' || true)
+  # losetup may append " (deleted)".
+  if [[ -n $cur && ( $cur == "$back" || $cur == "$back (deleted)" ) ]]; then
+    losetup -d "$dev" || true
+  fi
+}
+
+# mount_ro DEV DIR: read-only mount of a block device; registers the umount.
+mount_ro() {
+  mkdir -p "$2"
+  mount -o ro "$1" "$2" || fail "mount -o ro $1 $2 failed"
+  cleanup_fn umount_if_mounted "$(realpath "$2")"
+}
+
+umount_if_mounted() {
+  if is_mounted "$1"; then umount "$1" || umount -l "$1" || true; fi
+}
+
+# ------------------------------------------------------------ test data
+
+# make_test_tree DIR: a tree with files of many sizes, hard links, symlinks,
+# sparse files and repeated content (~36 MiB of data).
+make_test_tree() {
+  local d=$1
+  mkdir -p "$d/sub/deeper" "$d/dups" "$d/empty-dir" "$d/with space"
+  : >"$d/empty"
+  printf 'x' >"$d/one-byte"
+  random_file "$d/f4095" 4095
+  random_file "$d/f4096" 4096
+  random_file "$d/f4097" 4097
+  random_file "$d/sub/f1M+3" $((1024 * 1024 + 3))
+  random_file "$d/sub/deeper/big-random" $((20 * 1024 * 1024 + 12345))
+  # Identical multi-MB files (dedup inside the image).
+  random_file "$d/dups/a" $((3 * 1024 * 1024))
+  cp "$d/dups/a" "$d/dups/b"
+  cp "$d/dups/a" "$d/dups/c"
+  # Compressible text.
+  seq 1 200000 >"$d/sub/numbers.txt"
+  echo "hello hloop" >"$d/with space/file name.txt"
+  # Hard links (one across directories).
+  ln "$d/f4097" "$d/f4097.hardlink"
+  ln "$d/f4097" "$d/sub/f4097.hardlink2"
+  ln "$d/sub/numbers.txt" "$d/numbers.hardlink"
+  # Symlinks: relative, absolute-dangling, to a directory, chained.
+  ln -s f4095 "$d/link-to-f4095"
+  ln -s /nonexistent/target "$d/dangling"
+  ln -s sub/deeper "$d/link-to-dir"
+  ln -s ../link-to-f4095 "$d/sub/chained-link"
+  # Sparse files: holes with some data in the middle (and at the end).
+  truncate -s 10M "$d/sparse"
+  random_file "$TMP/sparse-part" 70000
+  dd if="$TMP/sparse-part" of="$d/sparse" bs=4096 seek=1234 conv=notrunc status=none
+  truncate -s $((5 * 1024 * 1024 + 17)) "$d/sub/sparse-tail"
+  printf 'tail' | dd of="$d/sub/sparse-tail" bs=1 seek=$((5 * 1024 * 1024 + 13)) conv=notrunc status=none
+  rm -f "$TMP/sparse-part"
+}
+
+# make_ext4_image TREE IMG [SIZE_BYTES]: ext4 image of TREE.  The default size
+# 64 MiB + 1536 bytes is a multiple of 1 KiB (mkfs uses whole blocks) but not
+# of any chunk size, so the last chunk is short.
+make_ext4_image() {
+  requires mkfs.ext4
+  local tree=$1 img=$2 size=${3:-$((64 * 1024 * 1024 + 1536))}
+  rm -f "$img"
+  truncate -s "$size" "$img"
+  mkfs.ext4 -q -F -E root_owner=0:0 -L hloop-test -d "$tree" "$img" >"$TMP/mkfs.log" 2>&1 ||
+    { cat "$TMP/mkfs.log" >&2; fail "mkfs.ext4 -d $tree $img failed"; }
+  [[ $(fsize "$img") == "$size" ]] || fail "mkfs.ext4 changed the image size"
+}
+
+# tree_manifest DIR: a sorted description of DIR that should be identical for
+# the source tree and the tree read back from the image: entry types, file
+# sizes, hard link counts, symlink targets, and the sha256 of every file.
+tree_manifest() {
+  (
+    cd "$1"
+    find . -mindepth 1 -path ./lost+found -prune -o -type d -printf 'dir %p\n'
+    find . -mindepth 1 -path ./lost+found -prune -o -type l -printf 'symlink %p -> %l\n'
+    find . -mindepth 1 -path ./lost+found -prune -o -type f -printf 'file %p size=%s links=%n\n'
+    find . -mindepth 1 -path ./lost+found -prune -o -type f -print0 | xargs -0 -r sha256sum | sed 's/^/sha256 /'
+  ) | LC_ALL=C sort
+}
+
+# drop_file_cache FILE: ask the kernel to drop FILE's pages from the page
+# cache (posix_fadvise DONTNEED via dd), so the next read goes to hloop again.
+drop_file_cache() { dd if="$1" iflag=nocache count=0 status=none 2>/dev/null || true; }

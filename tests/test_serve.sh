@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# hloop serve as an HTTP server: HEAD, Range, keep-alive, Cache-Control,
+# 404s, no escape from the store directory, clean stop on SIGTERM.
+source "$(dirname "$0")/lib.sh"
+requires curl
+
+STORE=$TMP/store
+random_file "$TMP/img" $((2 * 262144 + 333))
+"$HLOOP" pack "$TMP/img" "$STORE" --name disk >"$TMP/pack.out" 2>&1 || { cat "$TMP/pack.out" >&2; fail "hloop pack failed"; }
+# A secret next to the store: the server must never hand it out.
+echo "TOP-SECRET-$RANDOM$RANDOM" >"$TMP/secret.txt"
+SECRET=$(cat "$TMP/secret.txt")
+start_hloop_serve "$STORE"
+
+CHUNK_HASH=$(chunk_hash "$TMP/img" 0)
+CHUNK_REL=chunks/${CHUNK_HASH:0:2}/$CHUNK_HASH
+CHUNK_FILE=$STORE/$CHUNK_REL
+CHUNK_SIZE=$(fsize "$CHUNK_FILE")
+CHUNK2_HASH=$(chunk_hash "$TMP/img" 1)
+CHUNK2_REL=chunks/${CHUNK2_HASH:0:2}/$CHUNK2_HASH
+
+# header NAME FILE: value of header NAME in a curl -D dump (last response).
+header() { tr -d '\r' <"$2" | awk -v n="$(tr '[:upper:]' '[:lower:]' <<<"$1")" -F': ' 'tolower($1) == n { v = $2 } END { print v }'; }
+status_of() { curl -s -o /dev/null -w '%{http_code}' --path-as-is "$@"; }
+
+# --- GET: full body.
+code=$(curl -s -D "$TMP/h.get" -o "$TMP/body.get" -w '%{http_code}' "$URL/$CHUNK_REL")
+check_eq "GET chunk: status" 200 "$code"
+check "GET chunk: body is the chunk file" cmp -s "$TMP/body.get" "$CHUNK_FILE"
+check_eq "GET chunk: Content-Length" "$CHUNK_SIZE" "$(header Content-Length "$TMP/h.get")"
+code=$(curl -s -o "$TMP/body.idx" -w '%{http_code}' "$URL/disk.idx")
+check_eq "GET index: status" 200 "$code"
+check "GET index: body is the index file" cmp -s "$TMP/body.idx" "$STORE/disk.idx"
+
+# --- HEAD: headers only.  Use a raw connection so a stray body would show.
+code=$(curl -s -I -D "$TMP/h.head" -o /dev/null -w '%{http_code}' "$URL/$CHUNK_REL")
+check_eq "HEAD chunk: status" 200 "$code"
+check_eq "HEAD chunk: Content-Length equals the file size" "$CHUNK_SIZE" "$(header Content-Length "$TMP/h.head")"
+exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+printf 'HEAD /%s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$CHUNK_REL" >&3
+timeout 10 cat <&3 >"$TMP/raw.head" || true
+exec 3<&- 3>&-
+check "HEAD (raw): status line 200" grep -q '^HTTP/1\.[01] 200' "$TMP/raw.head"
+after=$(sed -n '/^\r$/,$p' "$TMP/raw.head" | tail -n +2 | wc -c)
+check_eq "HEAD (raw): no body after the headers" 0 "$after"
+
+# --- Range.
+code=$(curl -s -D "$TMP/h.range" -o "$TMP/body.range" -w '%{http_code}' -H 'Range: bytes=10-19' "$URL/$CHUNK_REL")
+check_eq "Range bytes=10-19: status" 206 "$code"
+check_eq "Range bytes=10-19: body length" 10 "$(fsize "$TMP/body.range")"
+check "Range bytes=10-19: the right 10 bytes" cmp -s "$TMP/body.range" <(read_range "$CHUNK_FILE" 10 10)
+check_eq "Range bytes=10-19: Content-Range" "bytes 10-19/$CHUNK_SIZE" "$(header Content-Range "$TMP/h.range")"
+check_eq "Range bytes=10-19: Content-Length" 10 "$(header Content-Length "$TMP/h.range")"
+code=$(curl -s -o "$TMP/body.suffix" -w '%{http_code}' -H 'Range: bytes=-7' "$URL/disk.idx")
+check_eq "Range bytes=-7 on the index: status" 206 "$code"
+check "Range bytes=-7: the last 7 bytes" cmp -s "$TMP/body.suffix" <(tail -c 7 "$STORE/disk.idx")
+code=$(status_of -H "Range: bytes=$CHUNK_SIZE-" "$URL/$CHUNK_REL")
+check_eq "Range starting at the end of the file: 416" 416 "$code"
+
+# --- keep-alive: two URLs in one curl reuse one connection.
+nc=$(curl -s -o /dev/null -o /dev/null -w '%{num_connects}\n' "$URL/$CHUNK_REL" "$URL/$CHUNK2_REL" | tr '\n' ' ')
+check_eq "keep-alive: connections opened per request (second reuses the first)" "1 0 " "$nc"
+curl -sv -o /dev/null -o /dev/null "$URL/$CHUNK_REL" "$URL/disk.idx" 2>"$TMP/verbose" || true
+check "keep-alive: curl -v reports re-using the connection" grep -qi 're-using existing connection' "$TMP/verbose"
+# ... also after a HEAD and after a 404.
+nc=$(curl -s -o /dev/null -o /dev/null -o /dev/null -w '%{num_connects}\n' \
+  "$URL/missing" "$URL/$CHUNK_REL" "$URL/$CHUNK2_REL" | tr '\n' ' ')
+check_eq "keep-alive after a 404" "1 0 0 " "$nc"
+
+# --- Cache-Control.
+cc=$(header Cache-Control "$TMP/h.get")
+check_contains "chunk Cache-Control has public" public "$cc"
+check_contains "chunk Cache-Control has max-age=31536000" max-age=31536000 "$cc"
+check_contains "chunk Cache-Control has immutable" immutable "$cc"
+curl -s -I -D "$TMP/h.idx" -o /dev/null "$URL/disk.idx"
+cc=$(header Cache-Control "$TMP/h.idx")
+check_contains "index has a Cache-Control max-age" max-age= "$cc"
+age=$(grep -o 'max-age=[0-9]*' <<<"$cc" | cut -d= -f2 || true)
+check_le "index max-age is short (<= 1 hour)" "${age:-999999999}" 3600
+check_not "index Cache-Control is not immutable" grep -qi immutable <<<"$cc"
+
+# --- 404s.
+check_eq "missing index: 404" 404 "$(status_of "$URL/nope.idx")"
+check_eq "missing chunk: 404" 404 "$(status_of "$URL/chunks/00/$(printf '0%.0s' {1..64})")"
+check_eq "HEAD of a missing file: 404" 404 "$(status_of -I "$URL/nope.idx")"
+
+# --- path escapes: 4xx and never the content.
+for p in \
+  "/../../../../../../etc/passwd" \
+  "/chunks/../../../../../../etc/passwd" \
+  "/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd" \
+  "/%2E%2E/%2E%2E/%2E%2E/%2E%2E/%2E%2E/etc/passwd" \
+  "/..%2f..%2f..%2f..%2f..%2f..%2fetc%2fpasswd" \
+  "/chunks/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd" \
+  "/..%5c..%5c..%5c..%5cetc%5cpasswd" \
+  "/%252e%252e/%252e%252e/etc/passwd" \
+  "//etc/passwd" \
+  "/../secret.txt" \
+  "/%2e%2e/secret.txt" \
+  "/chunks/../../secret.txt" \
+  "/.%2e/secret.txt"; do
+  code=$(curl -s -o "$TMP/esc.body" -w '%{http_code}' --path-as-is "$URL$p" || echo curl-failed)
+  if grep -q 'root:.*:0:0:' "$TMP/esc.body" 2>/dev/null || grep -qF "$SECRET" "$TMP/esc.body" 2>/dev/null; then
+    soft_fail "path escape $p returned the file outside the store!"
+  else
+    ok "path escape $p: content not returned"
+  fi
+  CHECKS=$((CHECKS + 1))
+  if [[ $code =~ ^4[0-9][0-9]$ ]]; then echo "ok - path escape $p: status $code"; else soft_fail "path escape $p: status $code, want 4xx"; fi
+  rm -f "$TMP/esc.body"
+done
+# Raw request line (no client-side normalisation at all).
+exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+printf 'GET /../../../../../../etc/passwd HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3
+timeout 10 cat <&3 >"$TMP/raw.esc" || true
+exec 3<&- 3>&-
+check_not "raw GET /../../etc/passwd does not return /etc/passwd" grep -q 'root:.*:0:0:' "$TMP/raw.esc"
+check "raw GET /../../etc/passwd gets a 4xx" grep -qE '^HTTP/1\.[01] 4[0-9][0-9]' "$TMP/raw.esc"
+
+# --- stops on SIGTERM.
+kill -TERM "$SERVER_PID"
+for ((i = 0; i < 50; i++)); do pid_alive "$SERVER_PID" || break; sleep 0.1; done
+check_not "hloop serve exits within 5 s of SIGTERM" pid_alive "$SERVER_PID"
+rc=0; wait "$SERVER_PID" 2>/dev/null || rc=$?
+CHECKS=$((CHECKS + 1))
+if [[ $rc == 0 || $rc == 143 ]]; then echo "ok - hloop serve exit status after SIGTERM ($rc)"; else soft_fail "hloop serve exit status after SIGTERM: $rc"; fi
