@@ -559,3 +559,6 @@ tree_manifest() {
 # drop_file_cache FILE: ask the kernel to drop FILE's pages from the page
 # cache (posix_fadvise DONTNEED via dd), so the next read goes to hloop again.
 drop_file_cache() { dd if="$1" iflag=nocache count=0 status=none 2>/dev/null || true; }
+
+# jq_true FILTER FILE [JQ ARGS...]: FILTER is true for the JSON in FILE.
+jq_true() { local f=$1 file=$2; shift 2; jq -e "$@" "$f" "$file" >/dev/null; }

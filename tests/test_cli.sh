@@ -81,9 +81,9 @@ check "default index name is My-Disk.idx" test -f "$TMP/s.default/My-Disk.idx"
 # --- pack --json: one JSON object with the documented keys, nothing else on stdout.
 run "$HLOOP" pack "$TMP/img" "$TMP/s.json" --name img --json --level 3 --threads 2 --codec zstd
 check_eq "pack --json exit status" 0 "$RC"
-check "pack --json stdout is exactly one JSON object" jq -e -s 'length == 1 and (.[0] | type == "object")' "$TMP/stdout"
+check "pack --json stdout is exactly one JSON object" jq_true 'length == 1 and (.[0] | type == "object")' "$TMP/stdout" -s
 for k in chunks_total chunks_unique chunks_new chunks_zero bytes_read bytes_written seconds; do
-  check "pack --json has numeric key $k" jq -e --arg k "$k" '.[$k] | type == "number"' "$TMP/stdout"
+  check "pack --json has numeric key $k" jq_true '.[$k] | type == "number"' "$TMP/stdout" --arg k "$k"
 done
 check_eq "pack --json bytes_read" "$(fsize "$TMP/img")" "$(jq -r .bytes_read "$TMP/stdout")"
 check_eq "pack --json chunks_total" 5 "$(jq -r .chunks_total "$TMP/stdout")"
@@ -92,7 +92,7 @@ check_eq "pack --json chunks_total" 5 "$(jq -r .chunks_total "$TMP/stdout")"
 run "$HLOOP" info "$TMP/s.json/img.idx" --json
 check_eq "info --json exit status" 0 "$RC"
 for k in name image_size chunk_size codec hash chunk_count unique_chunks zero_chunks stored_bytes digest created parent; do
-  check "info --json has key $k" jq -e --arg k "$k" 'has($k)' "$TMP/stdout"
+  check "info --json has key $k" jq_true 'has($k)' "$TMP/stdout" --arg k "$k"
 done
 check_eq "info hash" sha256 "$(jq -r .hash "$TMP/stdout")"
 check_eq "info codec" zstd "$(jq -r .codec "$TMP/stdout")"
@@ -100,7 +100,7 @@ check_eq "info default chunk_size is 256K" 262144 "$(jq -r .chunk_size "$TMP/std
 check_eq "info image_size" "$(fsize "$TMP/img")" "$(jq -r .image_size "$TMP/stdout")"
 check "info digest is the sha256 of the index file" \
   test "$(jq -r .digest "$TMP/stdout")" == "$(sha "$TMP/s.json/img.idx")"
-check "info parent is null or an object" jq -e '.parent == null or (.parent | type == "object")' "$TMP/stdout"
+check "info parent is null or an object" jq_true '.parent == null or (.parent | type == "object")' "$TMP/stdout"
 run "$HLOOP" info "$TMP/s.json/img.idx"
 check_eq "info (human) exit status" 0 "$RC"
 check_ne "info (human) prints something" "" "$OUT"

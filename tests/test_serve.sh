@@ -67,17 +67,22 @@ nc=$(curl -s -o /dev/null -o /dev/null -o /dev/null -w '%{num_connects}\n' \
   "$URL/missing" "$URL/$CHUNK_REL" "$URL/$CHUNK2_REL" | tr '\n' ' ')
 check_eq "keep-alive after a 404" "1 0 0 " "$nc"
 
-# --- Cache-Control.
-cc=$(header Cache-Control "$TMP/h.get")
-check_contains "chunk Cache-Control has public" public "$cc"
-check_contains "chunk Cache-Control has max-age=31536000" max-age=31536000 "$cc"
-check_contains "chunk Cache-Control has immutable" immutable "$cc"
-curl -s -I -D "$TMP/h.idx" -o /dev/null "$URL/disk.idx"
-cc=$(header Cache-Control "$TMP/h.idx")
-check_contains "index has a Cache-Control max-age" max-age= "$cc"
-age=$(grep -o 'max-age=[0-9]*' <<<"$cc" | cut -d= -f2 || true)
-check_le "index max-age is short (<= 1 hour)" "${age:-999999999}" 3600
-check_not "index Cache-Control is not immutable" grep -qi immutable <<<"$cc"
+# --- Cache-Control, on GET and on HEAD (a HEAD must carry GET's headers).
+curl -s -D "$TMP/h.idx.get" -o /dev/null "$URL/disk.idx"
+curl -s -I -D "$TMP/h.idx.head" -o /dev/null "$URL/disk.idx"
+for method in get head; do
+  cc=$(header Cache-Control "$TMP/h.$method")
+  check_contains "chunk ${method^^}: Cache-Control has public" public "$cc"
+  check_contains "chunk ${method^^}: Cache-Control has max-age=31536000" max-age=31536000 "$cc"
+  check_contains "chunk ${method^^}: Cache-Control has immutable" immutable "$cc"
+  # text/* could be recompressed or transcoded by proxies and CDNs.
+  check_eq "chunk ${method^^}: Content-Type" application/octet-stream "$(header Content-Type "$TMP/h.$method")"
+  cc=$(header Cache-Control "$TMP/h.idx.$method")
+  check_contains "index ${method^^}: Cache-Control has a max-age" max-age= "$cc"
+  age=$(grep -o 'max-age=[0-9]*' <<<"$cc" | cut -d= -f2 || true)
+  check_le "index ${method^^}: max-age is short (<= 1 hour)" "${age:-999999999}" 3600
+  check_not "index ${method^^}: Cache-Control is not immutable" grep -qi immutable <<<"$cc"
+done
 
 # --- 404s.
 check_eq "missing index: 404" 404 "$(status_of "$URL/nope.idx")"

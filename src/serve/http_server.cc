@@ -28,13 +28,19 @@ Status Serve(const ServeOptions& options) {
   server.set_file_extension_and_mimetype_mapping("profile", "application/octet-stream");
   const std::string chunk_prefix = std::string("/") + format::kChunkDir + "/";
   const std::string index_cache = "public, max-age=" + std::to_string(options.index_max_age_s);
-  server.set_file_request_handler([chunk_prefix, index_cache](const httplib::Request& req,
+  // Runs after GET and HEAD alike (httplib's file handler hook skips HEAD).
+  server.set_post_routing_handler([chunk_prefix, index_cache](const httplib::Request& req,
                                                               httplib::Response& res) {
-    // Chunk files never change: their name is their content's hash.
-    if (req.path.starts_with(chunk_prefix))
+    if (res.status != 200 && res.status != 206) return;
+    res.headers.erase("Cache-Control");
+    if (req.path.starts_with(chunk_prefix)) {
+      // Chunk files never change: their name is their content's hash.
       res.set_header("Cache-Control", "public, max-age=31536000, immutable");
-    else
+      res.headers.erase("Content-Type");
+      res.set_header("Content-Type", "application/octet-stream");
+    } else {
       res.set_header("Cache-Control", index_cache);
+    }
   });
   server.set_keep_alive_max_count(1000);
   server.set_keep_alive_timeout(30);
