@@ -18,10 +18,11 @@ random_file "$TMP/b" $((256 * 1024))
   cat "$TMP/a"
   head -c $((2 * 1024 * 1024)) /dev/zero
   cat "$TMP/b" "$TMP/b" "$TMP/b"
-  random_file /dev/stdout $((3 * 1024 * 1024 + 777))
+  head -c $((3 * 1024 * 1024 + 777)) /dev/urandom
 } >"$IMG"
 IMG_SHA=$(sha "$IMG")
 IMG_SIZE=$(fsize "$IMG")
+check_eq "fixture image size" $(((4 + 2 + 3) * 1024 * 1024 + 3 * 262144 + 777)) "$IMG_SIZE"
 
 "$HLOOP" pack "$IMG" "$STORE" --name disk >"$TMP/pack.out" 2>&1 || { cat "$TMP/pack.out" >&2; fail "hloop pack failed"; }
 start_hloop_serve "$STORE"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds hloop. Usage: scripts/build.sh [release|asan|fuzz] [TARGET...]
+# (default: release, every target).
+# Prints the build directory.
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+kind=${1:-release}
+shift || true
+jobs=$(nproc)
+case "$kind" in
+  release) dir=$src/build; args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DHLOOP_TESTS=ON) ;;
+  asan) dir=$src/build-asan; args=(-DCMAKE_BUILD_TYPE=Debug -DHLOOP_SANITIZE=ON -DHLOOP_TESTS=ON) ;;
+  fuzz) dir=$src/build-fuzz; args=(-DCMAKE_CXX_COMPILER=clang++ -DHLOOP_FUZZ=ON -DHLOOP_TESTS=OFF) ;;
+  *) echo "usage: $0 [release|asan|fuzz]" >&2; exit 2 ;;
+esac
+cmake -S "$src" -B "$dir" -G Ninja "${args[@]}" >/dev/null
+if [ "$kind" = fuzz ]; then
+  ninja -C "$dir" -j "$jobs" fuzz_index fuzz_chunk >&2
+else
+  ninja -C "$dir" -j "$jobs" "$@" >&2
+fi
+echo "$dir"

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs everything hloop needs to build, test and benchmark on Debian 12.
+# Run as root. Safe to run again.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+packages=(
+  # build
+  g++ cmake ninja-build pkg-config
+  libcurl4-openssl-dev libfuse3-dev libzstd-dev zlib1g-dev libssl-dev
+  libcli11-dev nlohmann-json3-dev libcpp-httplib-dev
+  # unit tests, sanitizers, fuzzing
+  libgtest-dev libgmock-dev clang libclang-rt-14-dev
+  # integration tests: real servers and clients
+  fuse3 nginx-light lighttpd e2fsprogs util-linux curl jq procps psmisc
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  apt-get update -qq
+  # Debian starts nginx and lighttpd on installation; the tests start their own.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  for svc in nginx lighttpd; do
+    service "$svc" stop >/dev/null 2>&1 || true
+  done
+fi
