@@ -7,7 +7,7 @@ packages=(
   # build
   g++ cmake ninja-build pkg-config
   libcurl4-openssl-dev libfuse3-dev libzstd-dev zlib1g-dev libssl-dev
-  libcli11-dev nlohmann-json3-dev libcpp-httplib-dev
+  libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libxxhash-dev
   # unit tests, sanitizers, fuzzing
   libgtest-dev libgmock-dev clang libclang-rt-14-dev
   # integration tests: real servers and clients

@@ -47,7 +47,11 @@ expect_clean_error() {
   lines=$(grep -c . "$TMP/err" || true)
   check_eq "$desc: one line on stderr" 1 "$lines"
   check_contains "$desc: stderr names the index" "$WHERE" "$(cat "$TMP/err")"
-  if (( rc != 1 || lines != 1 )); then sed 's/^/    stderr: /' "$TMP/err" | head -n 10 >&2; fi
+  if (( rc != 1 || lines != 1 )); then
+    sed 's/^/    stderr: /' "$TMP/err" | head -n 10 >&2
+  else
+    sed 's/^/    /' "$TMP/err"
+  fi
 }
 
 # try_all LABEL INDEX_URL_OR_PATH

@@ -35,7 +35,8 @@ check_eq "info name" disk "$(jq -r .name <<<"$info")"
 
 # round_trip SERVER_KIND: mount the image served at $URL and check everything.
 round_trip() {
-  local kind=$1 mnt=$TMP/mnt.$kind fsdir=$TMP/fs.$kind
+  local kind=$1
+  local mnt=$TMP/mnt.$kind fsdir=$TMP/fs.$kind
   mount_image "$URL/disk.idx" "$mnt" --cache "$TMP/cache.$kind"
   check_eq "[$kind] FUSE file name" disk "$(basename "$MOUNT_FILE")"
   check_eq "[$kind] FUSE file size" "$IMG_SIZE" "$(fsize "$MOUNT_FILE")"

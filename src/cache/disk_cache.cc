@@ -10,10 +10,38 @@
 #include <cerrno>
 #include <vector>
 
+#include <xxhash.h>
+
+#include "util/bytes.h"
 #include "util/file.h"
 #include "util/log.h"
 
 namespace hloop::cache {
+
+namespace {
+
+// A cache file: "HLCC", u32 raw length, XXH3-128 of the content (low, high
+// 64 bits), then the content. The content was checked against its SHA-256
+// before it entered the cache; the XXH3 sum (about 20 times cheaper) only has
+// to catch what a crash or a failing disk does to the file afterwards.
+constexpr size_t kCacheHeaderSize = 24;
+constexpr char kCacheMagic[4] = {'H', 'L', 'C', 'C'};
+
+void MakeCacheHeader(std::string_view raw, uint8_t* h) {
+  XXH128_hash_t sum = XXH3_128bits(raw.data(), raw.size());
+  std::memcpy(h, kCacheMagic, 4);
+  PutU32(h + 4, uint32_t(raw.size()));
+  PutU64(h + 8, sum.low64);
+  PutU64(h + 16, sum.high64);
+}
+
+bool CheckCacheFile(const std::string& file, uint32_t size) {
+  uint8_t want[kCacheHeaderSize];
+  MakeCacheHeader(std::string_view(file).substr(kCacheHeaderSize), want);
+  return file.size() == kCacheHeaderSize + size && std::memcmp(file.data(), want, kCacheHeaderSize) == 0;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<DiskCache>> DiskCache::Open(const DiskCacheOptions& options) {
   if (options.dir.empty()) return Status::InvalidArgument("no cache directory given");
@@ -124,17 +152,18 @@ Status DiskCache::Get(const format::Hash& h, uint32_t size, std::string* out) {
   if (!fd.valid()) {
     result = Status::NotFound("not cached");
   } else {
-    out->resize(size);
+    // One read of header and content; a longer file is caught by fstat.
+    std::string file(kCacheHeaderSize + size, '\0');
     size_t got = 0;
     struct stat sb;
-    Status st = PreadFull(fd.get(), out->data(), size, 0, &got);
-    if (!st.ok() || got != size || ::fstat(fd.get(), &sb) != 0 || uint64_t(sb.st_size) != size) {
+    Status st = PreadFull(fd.get(), file.data(), file.size(), 0, &got);
+    if (!st.ok() || got != file.size() || ::fstat(fd.get(), &sb) != 0 ||
+        uint64_t(sb.st_size) != file.size() || !CheckCacheFile(file, size)) {
       bad = true;
-      LogWarn("cache file " + path + " is truncated or unreadable; discarding it");
-    } else if (format::Sha256(out->data(), size) != h) {
-      bad = true;
-      LogWarn("cache file " + path + " does not match its hash; discarding it");
+      LogWarn("cache file " + path + " is truncated or corrupt; discarding it");
     } else {
+      file.erase(0, kCacheHeaderSize);
+      *out = std::move(file);
       ::futimens(fd.get(), nullptr);  // recency, kept across restarts
     }
   }
@@ -149,9 +178,9 @@ Status DiskCache::Get(const format::Hash& h, uint32_t size, std::string* out) {
   if (result.ok()) {
     stats_.hits++;
     if (!map_.count(h)) {  // another process added it
-      lru_.push_front({h, size});
+      lru_.push_front({h, kCacheHeaderSize + size});
       map_[h] = lru_.begin();
-      used_ += size;
+      used_ += kCacheHeaderSize + size;
     }
     Touch(h);
   } else {
@@ -167,7 +196,7 @@ bool DiskCache::Contains(const format::Hash& h) {
 }
 
 Status DiskCache::Put(const format::Hash& h, std::string_view raw) {
-  const uint64_t size = raw.size();
+  const uint64_t size = kCacheHeaderSize + raw.size();
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (map_.count(h) || pins_.count(h)) return Status::Ok();
@@ -196,7 +225,12 @@ Status DiskCache::Put(const format::Hash& h, std::string_view raw) {
   std::string dir = path.substr(0, path.rfind('/'));
   Status st = Status::Ok();
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) st = Status::FromErrno(errno, "mkdir " + dir);
-  if (st.ok()) st = WriteFileAtomic(path, raw.data(), raw.size(), /*durable=*/false);
+  if (st.ok()) {
+    std::string file(kCacheHeaderSize, '\0');
+    MakeCacheHeader(raw, reinterpret_cast<uint8_t*>(file.data()));
+    file.append(raw);
+    st = WriteFileAtomic(path, file.data(), file.size(), /*durable=*/false);
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (--pins_[h] == 0) pins_.erase(h);
   if (!st.ok()) {

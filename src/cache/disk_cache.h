@@ -2,7 +2,8 @@
 // uses the same directory, kept across restarts.
 //
 // Layout: DIR/chunks/ab/<hash> holds the raw (decompressed) content of a
-// chunk, so a warm read costs one read and one hash check, no decompression.
+// chunk behind a 24-byte header with an XXH3-128 sum (docs/format.md), so a
+// warm read costs one read and one fast checksum, no decompression.
 // DIR/indexes/<sha256 of URL>.idx keeps the last good index fetched from a
 // URL, so an image can be opened while its server is down.
 //
@@ -57,12 +58,12 @@ class DiskCache {
   DiskCache(const DiskCache&) = delete;
   DiskCache& operator=(const DiskCache&) = delete;
 
-  // Reads chunk `h` of `size` bytes into *out and verifies it. NotFound if
-  // absent; a file that is truncated or does not match its hash is deleted
+  // Reads chunk `h` of `size` bytes into *out and checks it. NotFound if
+  // absent; a file that is truncated or does not match its checksum is deleted
   // and reported as NotFound, so the caller fetches it again.
   Status Get(const format::Hash& h, uint32_t size, std::string* out);
   bool Contains(const format::Hash& h);
-  // Stores verified raw content. Best effort: NoSpace when the quota or the
+  // Stores raw content that the caller has verified against `h`. Best effort: NoSpace when the quota or the
   // disk reserve leaves no room (nothing is written then).
   Status Put(const format::Hash& h, std::string_view raw);
 

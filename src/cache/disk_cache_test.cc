@@ -1,0 +1,430 @@
+#include "cache/disk_cache.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <ctime>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "testing/temp_dir.h"
+
+namespace hloop::cache {
+namespace {
+
+using hloop::testing::RandomBytes;
+using hloop::testing::ReadTestFile;
+using hloop::testing::ScopedTempDir;
+using hloop::testing::WriteTestFile;
+namespace fs = std::filesystem;
+
+constexpr uint64_t kChunk = 4096;
+
+std::string Data(int i, size_t n = kChunk) { return RandomBytes(n, 1000 + i); }
+format::Hash HashOf(int i, size_t n = kChunk) { return format::Sha256(Data(i, n)); }
+
+struct DiskFile {
+  std::string path;
+  uint64_t size;
+};
+
+// Every file under DIR/chunks.
+std::vector<DiskFile> FilesIn(const std::string& dir) {
+  std::vector<DiskFile> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir + "/chunks"))
+    if (e.is_regular_file()) out.push_back({e.path(), uint64_t(e.file_size())});
+  return out;
+}
+
+void SetMtime(const std::string& path, time_t seconds) {
+  struct timespec ts[2] = {{seconds, 0}, {seconds, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), ts, 0), 0) << path;
+}
+
+class DiskCacheTest : public ::testing::Test {
+ protected:
+  DiskCacheOptions Options(uint64_t max_bytes, double high = 0.95, double low = 0.80) {
+    DiskCacheOptions o;
+    o.dir = tmp_.Join("cache");
+    o.max_bytes = max_bytes;
+    o.high_watermark = high;
+    o.low_watermark = low;
+    // The test machine's free space must not matter.
+    o.reserve_bytes = 0;
+    o.reserve_fraction = 0;
+    return o;
+  }
+  std::unique_ptr<DiskCache> Open(const DiskCacheOptions& o) {
+    auto c = DiskCache::Open(o);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? std::move(c.value()) : nullptr;
+  }
+  std::string PathOf(const format::Hash& h) { return tmp_.Join("cache/") + format::ChunkPath(h); }
+  void PutOk(DiskCache* c, int i) {
+    Status st = c->Put(HashOf(i), Data(i));
+    ASSERT_TRUE(st.ok()) << i << ": " << st.ToString();
+  }
+  // Get must succeed with the right bytes.
+  void ExpectHit(DiskCache* c, int i) {
+    std::string out;
+    Status st = c->Get(HashOf(i), kChunk, &out);
+    ASSERT_TRUE(st.ok()) << i << ": " << st.ToString();
+    EXPECT_EQ(out, Data(i)) << i;
+  }
+
+  ScopedTempDir tmp_;
+};
+
+TEST_F(DiskCacheTest, PutGetRoundTrip) {
+  auto c = Open(Options(1 << 20));
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(c->Contains(HashOf(1)));
+  PutOk(c.get(), 1);
+  EXPECT_TRUE(c->Contains(HashOf(1)));
+  ExpectHit(c.get(), 1);
+  // Raw (decompressed) bytes at DIR/chunks/ab/<hash>.
+  EXPECT_EQ(ReadTestFile(PathOf(HashOf(1))), Data(1));
+  DiskCacheStats s = c->stats();
+  EXPECT_EQ(s.inserted, 1u);
+  EXPECT_EQ(s.hits, 1u);
+  EXPECT_EQ(s.misses, 0u);
+  EXPECT_EQ(s.used_bytes, kChunk);
+  EXPECT_EQ(s.entries, 1u);
+}
+
+TEST_F(DiskCacheTest, GetOfAbsentChunkIsNotFound) {
+  auto c = Open(Options(1 << 20));
+  std::string out;
+  EXPECT_TRUE(c->Get(HashOf(1), kChunk, &out).IsNotFound());
+  EXPECT_EQ(c->stats().misses, 1u);
+  EXPECT_EQ(c->stats().corrupt_discarded, 0u);
+}
+
+TEST_F(DiskCacheTest, SecondPutOfSameChunkIsNoop) {
+  auto c = Open(Options(1 << 20));
+  PutOk(c.get(), 1);
+  PutOk(c.get(), 1);
+  EXPECT_EQ(c->stats().inserted, 1u);
+  EXPECT_EQ(c->stats().used_bytes, kChunk);
+}
+
+TEST_F(DiskCacheTest, ChunksOfDifferentSizes) {
+  auto c = Open(Options(1 << 20));
+  for (size_t n : {size_t(1), size_t(100), size_t(65536)}) {
+    ASSERT_TRUE(c->Put(HashOf(7, n), Data(7, n)).ok());
+    std::string out;
+    ASSERT_TRUE(c->Get(HashOf(7, n), uint32_t(n), &out).ok());
+    EXPECT_EQ(out, Data(7, n));
+  }
+  EXPECT_EQ(c->stats().used_bytes, 1u + 100 + 65536);
+}
+
+TEST_F(DiskCacheTest, AlteredFileIsDiscarded) {
+  auto c = Open(Options(1 << 20));
+  PutOk(c.get(), 1);
+  PutOk(c.get(), 2);
+  std::string bytes = ReadTestFile(PathOf(HashOf(1)));
+  bytes[1234] ^= 0x10;
+  ASSERT_TRUE(WriteTestFile(PathOf(HashOf(1)), bytes));
+  std::string out;
+  Status st = c->Get(HashOf(1), kChunk, &out);
+  EXPECT_TRUE(st.IsNotFound()) << st.ToString();
+  EXPECT_FALSE(fs::exists(PathOf(HashOf(1))));
+  EXPECT_FALSE(c->Contains(HashOf(1)));
+  DiskCacheStats s = c->stats();
+  EXPECT_EQ(s.corrupt_discarded, 1u);
+  EXPECT_EQ(s.used_bytes, kChunk);
+  EXPECT_EQ(s.entries, 1u);
+  ExpectHit(c.get(), 2);  // the other entry is untouched
+  // It can be cached again.
+  PutOk(c.get(), 1);
+  ExpectHit(c.get(), 1);
+}
+
+TEST_F(DiskCacheTest, TruncatedFileIsDiscarded) {
+  auto c = Open(Options(1 << 20));
+  PutOk(c.get(), 1);
+  ASSERT_EQ(::truncate(PathOf(HashOf(1)).c_str(), kChunk - 1), 0);
+  std::string out;
+  EXPECT_TRUE(c->Get(HashOf(1), kChunk, &out).IsNotFound());
+  EXPECT_FALSE(fs::exists(PathOf(HashOf(1))));
+  EXPECT_EQ(c->stats().corrupt_discarded, 1u);
+  EXPECT_EQ(c->stats().used_bytes, 0u);
+}
+
+TEST_F(DiskCacheTest, FileWithExtraBytesIsDiscarded) {
+  auto c = Open(Options(1 << 20));
+  PutOk(c.get(), 1);
+  ASSERT_TRUE(WriteTestFile(PathOf(HashOf(1)), Data(1) + "extra"));
+  std::string out;
+  EXPECT_TRUE(c->Get(HashOf(1), kChunk, &out).IsNotFound());
+  EXPECT_FALSE(fs::exists(PathOf(HashOf(1))));
+  EXPECT_EQ(c->stats().corrupt_discarded, 1u);
+}
+
+TEST_F(DiskCacheTest, FileRemovedBehindItsBackIsAMiss) {
+  auto c = Open(Options(1 << 20));
+  PutOk(c.get(), 1);
+  ASSERT_TRUE(fs::remove(PathOf(HashOf(1))));
+  std::string out;
+  EXPECT_TRUE(c->Get(HashOf(1), kChunk, &out).IsNotFound());
+  EXPECT_FALSE(c->Contains(HashOf(1)));
+  EXPECT_EQ(c->stats().used_bytes, 0u);
+  EXPECT_EQ(c->stats().corrupt_discarded, 0u);
+}
+
+TEST_F(DiskCacheTest, SeesChunksAddedByAnotherInstance) {
+  auto a = Open(Options(1 << 20));
+  auto b = Open(Options(1 << 20));
+  PutOk(a.get(), 1);
+  ExpectHit(b.get(), 1);
+  EXPECT_TRUE(b->Contains(HashOf(1)));
+  EXPECT_EQ(b->stats().used_bytes, kChunk);
+}
+
+TEST_F(DiskCacheTest, UsageStaysUnderMaxAcrossManyPuts) {
+  const uint64_t max = 40 * kChunk;
+  auto c = Open(Options(max));
+  for (int i = 0; i < 200; i++) {
+    PutOk(c.get(), i);
+    ASSERT_LE(c->stats().used_bytes, max) << "after put " << i;
+  }
+  DiskCacheStats s = c->stats();
+  EXPECT_GT(s.evicted, 0u);
+  EXPECT_EQ(s.inserted, 200u);
+  // What the cache believes matches what is on disk.
+  auto files = FilesIn(tmp_.Join("cache"));
+  EXPECT_EQ(files.size(), s.entries);
+  uint64_t on_disk = 0;
+  for (const auto& f : files) on_disk += f.size;
+  EXPECT_EQ(on_disk, s.used_bytes);
+  // The most recent chunk is always kept.
+  ExpectHit(c.get(), 199);
+}
+
+TEST_F(DiskCacheTest, EvictsLeastRecentlyUsedFirst) {
+  // Room for exactly 10 chunks; an eviction goes down to 5 (low = 0.5).
+  auto c = Open(Options(10 * kChunk, /*high=*/1.0, /*low=*/0.5));
+  for (int i = 0; i < 10; i++) PutOk(c.get(), i);
+  EXPECT_EQ(c->stats().evicted, 0u);
+  // Chunks 0 and 1 were put first but read since: they are the most recent.
+  ExpectHit(c.get(), 0);
+  ExpectHit(c.get(), 1);
+  PutOk(c.get(), 10);
+  // Down to 4 before the put, so 6 evicted: 2..7, the least recently used.
+  EXPECT_EQ(c->stats().evicted, 6u);
+  for (int i : {0, 1, 8, 9, 10}) EXPECT_TRUE(c->Contains(HashOf(i))) << i;
+  for (int i = 2; i <= 7; i++) {
+    EXPECT_FALSE(c->Contains(HashOf(i))) << i;
+    EXPECT_FALSE(fs::exists(PathOf(HashOf(i)))) << i;
+  }
+  for (int i : {0, 1, 8, 9, 10}) ExpectHit(c.get(), i);
+  EXPECT_EQ(c->stats().used_bytes, 5 * kChunk);
+}
+
+TEST_F(DiskCacheTest, PassingHighWatermarkEvictsDownToLow) {
+  const uint64_t max = 100 * kChunk;
+  const double high = 0.9, low = 0.6;
+  auto c = Open(Options(max, high, low));
+  uint64_t peak = 0;
+  int i = 0;
+  for (; c->stats().evicted == 0; i++) {
+    ASSERT_LT(i, 1000);
+    PutOk(c.get(), i);
+    if (c->stats().evicted == 0) peak = c->stats().used_bytes;
+  }
+  // No eviction until the high watermark was reached...
+  EXPECT_EQ(peak, 90 * kChunk);
+  EXPECT_EQ(i, 91);
+  // ... then down to the low watermark (the new chunk included).
+  EXPECT_LE(c->stats().used_bytes, uint64_t(low * max));
+  EXPECT_GE(c->stats().used_bytes, uint64_t(low * max) - kChunk);
+}
+
+TEST_F(DiskCacheTest, ReopenSeesExistingEntries) {
+  {
+    auto c = Open(Options(1 << 20));
+    for (int i = 0; i < 5; i++) PutOk(c.get(), i);
+  }
+  auto c = Open(Options(1 << 20));
+  DiskCacheStats s = c->stats();
+  EXPECT_EQ(s.entries, 5u);
+  EXPECT_EQ(s.used_bytes, 5 * kChunk);
+  for (int i = 0; i < 5; i++) {
+    EXPECT_TRUE(c->Contains(HashOf(i)));
+    ExpectHit(c.get(), i);
+  }
+}
+
+TEST_F(DiskCacheTest, ReopenTakesLruOrderFromMtimes) {
+  const time_t now = std::time(nullptr);
+  {
+    auto c = Open(Options(1 << 20));
+    for (int i = 0; i < 10; i++) PutOk(c.get(), i);
+  }
+  // Older index, older file; but 3 is the newest of all.
+  for (int i = 0; i < 10; i++) SetMtime(PathOf(HashOf(i)), now - 1000 + 10 * i);
+  SetMtime(PathOf(HashOf(3)), now - 1);
+  auto c = Open(Options(10 * kChunk, 1.0, 0.5));
+  EXPECT_EQ(c->stats().entries, 10u);
+  EXPECT_EQ(c->stats().evicted, 0u);
+  PutOk(c.get(), 10);  // evicts the 6 oldest
+  for (int i : {3, 7, 8, 9, 10}) EXPECT_TRUE(c->Contains(HashOf(i))) << i;
+  for (int i : {0, 1, 2, 4, 5, 6}) EXPECT_FALSE(c->Contains(HashOf(i))) << i;
+}
+
+TEST_F(DiskCacheTest, ReopenWithSmallerQuotaEvictsOldestAtOpen) {
+  const time_t now = std::time(nullptr);
+  {
+    auto c = Open(Options(1 << 20));
+    for (int i = 0; i < 10; i++) PutOk(c.get(), i);
+  }
+  for (int i = 0; i < 10; i++) SetMtime(PathOf(HashOf(i)), now - 1000 + 10 * i);
+  auto c = Open(Options(5 * kChunk, 0.95, 0.8));
+  DiskCacheStats s = c->stats();
+  EXPECT_LE(s.used_bytes, 4 * kChunk);
+  EXPECT_EQ(s.entries, 4u);
+  EXPECT_EQ(FilesIn(tmp_.Join("cache")).size(), 4u);
+  for (int i = 6; i < 10; i++) EXPECT_TRUE(c->Contains(HashOf(i))) << i;
+}
+
+TEST_F(DiskCacheTest, GetRefreshesRecencyAcrossRestarts) {
+  const time_t now = std::time(nullptr);
+  {
+    auto c = Open(Options(1 << 20));
+    for (int i = 0; i < 10; i++) PutOk(c.get(), i);
+  }
+  for (int i = 0; i < 10; i++) SetMtime(PathOf(HashOf(i)), now - 1000 + 10 * i);
+  {
+    auto c = Open(Options(1 << 20));
+    ExpectHit(c.get(), 0);  // the oldest becomes the newest
+  }
+  auto c = Open(Options(5 * kChunk, 0.95, 0.8));
+  EXPECT_TRUE(c->Contains(HashOf(0)));
+  EXPECT_FALSE(c->Contains(HashOf(1)));
+}
+
+TEST_F(DiskCacheTest, LeftoverTempFilesRemovedAtOpen) {
+  std::string hex = format::ToHex(HashOf(1));
+  std::string dir = tmp_.Join("cache/chunks/") + hex.substr(0, 2);
+  fs::create_directories(dir);
+  ASSERT_TRUE(WriteTestFile(dir + "/" + hex + ".tmp.4242.0", "half written"));
+  ASSERT_TRUE(WriteTestFile(dir + "/" + hex + ".tmp.1.17", "half written"));
+  auto c = Open(Options(1 << 20));
+  EXPECT_FALSE(fs::exists(dir + "/" + hex + ".tmp.4242.0"));
+  EXPECT_FALSE(fs::exists(dir + "/" + hex + ".tmp.1.17"));
+  EXPECT_EQ(c->stats().entries, 0u);
+  EXPECT_EQ(c->stats().used_bytes, 0u);
+}
+
+TEST_F(DiskCacheTest, ReserveFractionRefusesPutsAndWritesNothing) {
+  DiskCacheOptions o = Options(1 << 20);
+  o.reserve_fraction = 1.0;  // the whole file system is reserved
+  auto c = Open(o);
+  Status st = c->Put(HashOf(1), Data(1));
+  EXPECT_EQ(st.code(), Status::Code::kNoSpace) << st.ToString();
+  EXPECT_FALSE(c->Contains(HashOf(1)));
+  EXPECT_FALSE(fs::exists(PathOf(HashOf(1))));
+  EXPECT_TRUE(FilesIn(tmp_.Join("cache")).empty());
+  DiskCacheStats s = c->stats();
+  EXPECT_EQ(s.skipped_for_space, 1u);
+  EXPECT_EQ(s.used_bytes, 0u);
+  EXPECT_EQ(s.entries, 0u);
+  EXPECT_EQ(s.inserted, 0u);
+  std::string out;
+  EXPECT_TRUE(c->Get(HashOf(1), kChunk, &out).IsNotFound());
+}
+
+TEST_F(DiskCacheTest, ReserveBytesRefusesPuts) {
+  DiskCacheOptions o = Options(1 << 20);
+  o.reserve_bytes = uint64_t(1) << 62;
+  auto c = Open(o);
+  EXPECT_EQ(c->Put(HashOf(1), Data(1)).code(), Status::Code::kNoSpace);
+  EXPECT_FALSE(fs::exists(PathOf(HashOf(1))));
+  EXPECT_TRUE(FilesIn(tmp_.Join("cache")).empty());
+}
+
+TEST_F(DiskCacheTest, ChunkLargerThanTheCacheIsNotStored) {
+  auto c = Open(Options(2 * kChunk));
+  EXPECT_EQ(c->Put(HashOf(1, 2 * kChunk), Data(1, 2 * kChunk)).code(), Status::Code::kNoSpace);
+  EXPECT_TRUE(FilesIn(tmp_.Join("cache")).empty());
+  EXPECT_EQ(c->stats().skipped_for_space, 1u);
+}
+
+TEST_F(DiskCacheTest, PutIndexGetIndex) {
+  auto c = Open(Options(1 << 20));
+  ASSERT_TRUE(c->PutIndex("http://a/x.idx", "index A").ok());
+  ASSERT_TRUE(c->PutIndex("http://b/x.idx", "index B").ok());
+  EXPECT_EQ(c->GetIndex("http://a/x.idx").value(), "index A");
+  EXPECT_EQ(c->GetIndex("http://b/x.idx").value(), "index B");
+  ASSERT_TRUE(c->PutIndex("http://a/x.idx", "index A2").ok());
+  EXPECT_EQ(c->GetIndex("http://a/x.idx").value(), "index A2");
+  auto missing = c->GetIndex("http://c/x.idx");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_TRUE(missing.status().IsNotFound());
+  // Kept across restarts, and not counted as chunks.
+  c.reset();
+  c = Open(Options(1 << 20));
+  EXPECT_EQ(c->GetIndex("http://b/x.idx").value(), "index B");
+  EXPECT_EQ(c->stats().entries, 0u);
+}
+
+TEST_F(DiskCacheTest, OpenRejectsBadOptions) {
+  DiskCacheOptions o = Options(1 << 20);
+  o.dir = "";
+  EXPECT_EQ(DiskCache::Open(o).status().code(), Status::Code::kInvalidArgument);
+  for (auto [high, low] : {std::pair{0.5, 0.8}, std::pair{1.5, 0.8}, std::pair{0.9, 0.0},
+                           std::pair{0.9, -0.1}}) {
+    EXPECT_EQ(DiskCache::Open(Options(1 << 20, high, low)).status().code(),
+              Status::Code::kInvalidArgument)
+        << high << " " << low;
+  }
+}
+
+TEST_F(DiskCacheTest, ConcurrentPutsAndGetsKeepAccountsRight) {
+  const uint64_t max = 32 * kChunk;
+  auto c = Open(Options(max));
+  std::vector<std::string> data;
+  std::vector<format::Hash> hashes;
+  for (int i = 0; i < 64; i++) {
+    data.push_back(Data(i));
+    hashes.push_back(format::Sha256(data.back()));
+  }
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; t++) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      std::string out;
+      for (int n = 0; n < 300; n++) {
+        int i = int(rng() % data.size());
+        if (c->Get(hashes[i], kChunk, &out).ok()) {
+          if (out != data[i]) wrong++;
+        } else {
+          Status st = c->Put(hashes[i], data[i]);
+          if (!st.ok() && st.code() != Status::Code::kNoSpace) wrong++;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong, 0);
+  DiskCacheStats s = c->stats();
+  EXPECT_LE(s.used_bytes, max);
+  EXPECT_EQ(s.corrupt_discarded, 0u);
+  auto files = FilesIn(tmp_.Join("cache"));
+  uint64_t on_disk = 0;
+  for (const auto& f : files) on_disk += f.size;
+  EXPECT_EQ(on_disk, s.used_bytes);
+  EXPECT_EQ(files.size(), s.entries);
+}
+
+}  // namespace
+}  // namespace hloop::cache
