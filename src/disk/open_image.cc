@@ -1,5 +1,7 @@
 #include "disk/open_image.h"
 
+#include <algorithm>
+
 #include "fetch/http_source.h"
 #include "util/log.h"
 
@@ -7,7 +9,11 @@ namespace hloop::disk {
 
 Result<format::Index> LoadIndex(const std::string& url, const fetch::FetchOptions& options,
                                 cache::DiskCache* cache) {
-  auto bytes = fetch::FetchUrl(url, options);
+  // With a cached copy to fall back on, do not make the user wait through
+  // every retry of a server that is down.
+  fetch::FetchOptions opts = options;
+  if (cache && cache->GetIndex(url).ok()) opts.max_attempts = std::min(opts.max_attempts, 2);
+  auto bytes = fetch::FetchUrl(url, opts);
   if (!bytes.ok()) {
     if (cache && bytes.status().IsUnavailable()) {
       auto cached = cache->GetIndex(url);

@@ -1,0 +1,607 @@
+#include "disk/image_device.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <latch>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "disk/open_image.h"
+#include "fetch/url.h"
+#include "format/chunk_file.h"
+#include "pack/packer.h"
+#include "store/local_store.h"
+#include "testing/fake_source.h"
+#include "testing/temp_dir.h"
+
+namespace hloop::disk {
+namespace {
+
+using format::Codec;
+using hloop::testing::FakeSource;
+using hloop::testing::RandomBytes;
+using hloop::testing::ScopedTempDir;
+using hloop::testing::WriteTestFile;
+
+constexpr uint32_t kCs = 4096;
+
+// An image packed in memory: its bytes, index and chunk files.
+struct TestImage {
+  std::string content;
+  std::string index_bytes;
+  std::map<std::string, std::string> files;  // rel path -> chunk file
+
+  format::Index Index() const {
+    auto ix = format::Index::Parse(index_bytes, "test.idx");
+    EXPECT_TRUE(ix.ok()) << ix.status().ToString();
+    return std::move(ix.value());
+  }
+  std::string ChunkRel(uint64_t i) const {
+    return format::ChunkPath(format::Sha256(content.substr(i * kCs, kCs)));
+  }
+  std::string Chunk(uint64_t i) const { return content.substr(i * kCs, kCs); }
+  uint64_t chunk_count() const { return (content.size() + kCs - 1) / kCs; }
+};
+
+TestImage BuildImage(std::string content, Codec codec = Codec::kZstd) {
+  TestImage img;
+  img.content = std::move(content);
+  format::IndexBuilder b(img.content.size(), kCs, codec);
+  for (uint64_t i = 0; i < b.chunk_count(); i++) {
+    std::string raw = img.content.substr(i * kCs, kCs);
+    format::ChunkEntry e;
+    if (raw.find_first_not_of('\0') == std::string::npos) {
+      e.flags = format::kEntryFlagZero;
+    } else {
+      std::string file;
+      EXPECT_TRUE(format::EncodeChunk(raw, codec, format::DefaultLevel(codec), &file).ok());
+      e.hash = format::Sha256(raw);
+      e.stored_size = uint32_t(file.size());
+      img.files[format::ChunkPath(e.hash)] = file;
+    }
+    b.set_entry(i, e);
+  }
+  b.meta().name = "test";
+  img.index_bytes = b.Encode();
+  return img;
+}
+
+// 13 full chunks and a 1000-byte tail:
+//   0-2 random, 3 zeros, 4 = copy of 1, 5-6 zeros, 7-9 text, 10-12 random, 13 short random.
+std::string MixedContent() {
+  std::string s;
+  s += RandomBytes(3 * kCs, 1);
+  s += std::string(kCs, '\0');
+  s += s.substr(kCs, kCs);
+  s += std::string(2 * kCs, '\0');
+  std::string text;
+  for (int i = 0; text.size() < 3 * kCs; i++) text += "line " + std::to_string(i) + " of some file\n";
+  s += text.substr(0, 3 * kCs);
+  s += RandomBytes(3 * kCs + 1000, 2);
+  return s;
+}
+
+// Unique non-zero chunks of MixedContent: 0,1,2,7..13 (4 repeats 1).
+constexpr int kMixedUnique = 10;
+
+std::unique_ptr<FakeSource> SourceFor(const TestImage& img) {
+  auto src = std::make_unique<FakeSource>();
+  for (const auto& [rel, file] : img.files) src->Set(rel, file);
+  return src;
+}
+
+ImageOptions Quiet() {
+  ImageOptions o;
+  o.workers = 0;  // no read-ahead: Get counts are exact
+  o.readahead_chunks = 0;
+  return o;
+}
+
+cache::DiskCacheOptions CacheOptions(const std::string& dir) {
+  cache::DiskCacheOptions o;
+  o.dir = dir;
+  o.max_bytes = 64 << 20;
+  o.reserve_bytes = 0;
+  o.reserve_fraction = 0;
+  return o;
+}
+
+std::unique_ptr<cache::DiskCache> OpenCache(const std::string& dir) {
+  auto c = cache::DiskCache::Open(CacheOptions(dir));
+  EXPECT_TRUE(c.ok()) << c.status().ToString();
+  return std::move(c.value());
+}
+
+class ImageDeviceTest : public ::testing::Test {
+ protected:
+  // A device over `img` with a FakeSource (kept in fake_) and optional cache.
+  std::unique_ptr<ImageDevice> Make(const TestImage& img, ImageOptions opts = Quiet(),
+                                    std::unique_ptr<cache::DiskCache> cache = nullptr) {
+    auto src = SourceFor(img);
+    fake_ = src.get();
+    return std::make_unique<ImageDevice>(img.Index(), std::move(src), std::move(cache), opts);
+  }
+  std::string ReadAll(ImageDevice* dev) {
+    std::string out(dev->size(), '\x55');
+    Status st = dev->Read(0, out.size(), out.data());
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return out;
+  }
+
+  ScopedTempDir tmp_;
+  FakeSource* fake_ = nullptr;  // owned by the device
+};
+
+void ExpectReadsMatch(ImageDevice* dev, const std::string& content) {
+  const uint64_t size = content.size();
+  std::vector<std::pair<uint64_t, size_t>> reads = {
+      {0, size},                  // everything
+      {0, 1},                     // first byte
+      {size - 1, 1},              // last byte
+      {13 * kCs, 1000},           // the short last chunk exactly
+      {13 * kCs - 10, 1010},      // ending at the end, spanning into it
+      {kCs - 1, 2},               // straddling a boundary
+      {kCs - 100, 3 * kCs + 200}, // spanning data, zero and repeated chunks
+      {2 * kCs + 17, kCs},        // unaligned, one boundary
+      {5 * kCs, 2 * kCs},         // zero chunks only
+  };
+  for (uint64_t i = 0; i * kCs < size; i++) reads.push_back({i * kCs, std::min<uint64_t>(kCs, size - i * kCs)});
+  std::mt19937_64 rng(42);
+  for (int n = 0; n < 300; n++) {
+    uint64_t off = rng() % size;
+    size_t len = size_t(1 + rng() % std::min<uint64_t>(size - off, 3 * kCs));
+    reads.push_back({off, len});
+  }
+  for (auto [off, len] : reads) {
+    std::string buf(len, '\x55');
+    Status st = dev->Read(off, len, buf.data());
+    ASSERT_TRUE(st.ok()) << off << "+" << len << ": " << st.ToString();
+    ASSERT_EQ(buf, content.substr(off, len)) << "read of " << len << " bytes at " << off;
+  }
+}
+
+TEST_F(ImageDeviceTest, ReadsMatchImageAtManyOffsets) {
+  TestImage img = BuildImage(MixedContent());
+  auto dev = Make(img);
+  EXPECT_EQ(dev->size(), img.content.size());
+  ExpectReadsMatch(dev.get(), img.content);
+}
+
+TEST_F(ImageDeviceTest, ReadsMatchImageWithDiskCache) {
+  TestImage img = BuildImage(MixedContent(), Codec::kZlib);
+  auto dev = Make(img, Quiet(), OpenCache(tmp_.Join("cache")));
+  ExpectReadsMatch(dev.get(), img.content);
+}
+
+TEST_F(ImageDeviceTest, ReadsMatchUncompressedImage) {
+  TestImage img = BuildImage(MixedContent(), Codec::kNone);
+  auto dev = Make(img);
+  ExpectReadsMatch(dev.get(), img.content);
+}
+
+TEST_F(ImageDeviceTest, EachDistinctChunkIsFetchedOnce) {
+  TestImage img = BuildImage(MixedContent());
+  auto dev = Make(img);
+  EXPECT_EQ(ReadAll(dev.get()), img.content);
+  EXPECT_EQ(ReadAll(dev.get()), img.content);
+  EXPECT_EQ(fake_->total_gets(), kMixedUnique);
+  for (const auto& [rel, file] : img.files) EXPECT_EQ(fake_->gets(rel), 1) << rel;
+  ImageStats s = dev->stats();
+  EXPECT_EQ(s.chunks_fetched, uint64_t(kMixedUnique));
+  uint64_t stored = 0;
+  for (const auto& [rel, file] : img.files) stored += file.size();
+  EXPECT_EQ(s.bytes_fetched, stored);
+  EXPECT_GT(s.memory_hits, 0u);
+  EXPECT_EQ(s.hash_mismatches, 0u);
+}
+
+TEST_F(ImageDeviceTest, ZeroChunksReadAsZerosWithoutAnyGet) {
+  TestImage img = BuildImage(MixedContent());
+  auto dev = Make(img);
+  std::string buf(kCs, '\x55');
+  ASSERT_TRUE(dev->Read(3 * kCs, kCs, buf.data()).ok());
+  EXPECT_EQ(buf, std::string(kCs, '\0'));
+  buf.assign(2 * kCs - 6, '\x55');
+  ASSERT_TRUE(dev->Read(5 * kCs + 3, buf.size(), buf.data()).ok());
+  EXPECT_EQ(buf, std::string(buf.size(), '\0'));
+  EXPECT_EQ(fake_->total_gets(), 0);
+  EXPECT_EQ(dev->stats().zero_reads, 3u);
+  EXPECT_EQ(dev->stats().chunks_fetched, 0u);
+}
+
+TEST_F(ImageDeviceTest, AllZeroImageNeverTouchesTheSource) {
+  TestImage img = BuildImage(std::string(5 * kCs + 7, '\0'));
+  EXPECT_TRUE(img.files.empty());
+  auto dev = Make(img);
+  EXPECT_EQ(ReadAll(dev.get()), img.content);
+  EXPECT_EQ(fake_->total_gets(), 0);
+}
+
+TEST_F(ImageDeviceTest, CorruptChunkIsRefetchedThenFails) {
+  TestImage img = BuildImage(MixedContent());
+  auto dev = Make(img);
+  const std::string rel = img.ChunkRel(2);
+  fake_->Corrupt(rel);  // every time
+  std::string buf(kCs, '\0');
+  Status st = dev->Read(2 * kCs, kCs, buf.data());
+  ASSERT_TRUE(st.IsCorruption()) << st.ToString();
+  EXPECT_NE(st.message().find("chunk 2"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("hash mismatch"), std::string::npos) << st.message();
+  // Asked once, then once more (corrupt_refetches = 1), before failing.
+  EXPECT_EQ(fake_->gets(rel), 2);
+  EXPECT_EQ(dev->stats().hash_mismatches, 2u);
+  EXPECT_EQ(dev->stats().chunks_fetched, 0u);
+}
+
+TEST_F(ImageDeviceTest, RefetchCountFollowsOptions) {
+  TestImage img = BuildImage(MixedContent());
+  ImageOptions o = Quiet();
+  o.corrupt_refetches = 3;
+  auto dev = Make(img, o);
+  fake_->Corrupt(img.ChunkRel(9));
+  std::string buf(kCs, '\0');
+  EXPECT_TRUE(dev->Read(9 * kCs, kCs, buf.data()).IsCorruption());
+  EXPECT_EQ(fake_->gets(img.ChunkRel(9)), 4);
+}
+
+TEST_F(ImageDeviceTest, CorruptOnceThenGoodSucceeds) {
+  TestImage img = BuildImage(MixedContent());
+  auto dev = Make(img, Quiet(), OpenCache(tmp_.Join("cache")));
+  const std::string rel = img.ChunkRel(8);
+  fake_->Corrupt(rel, 1);
+  std::string buf(kCs, '\0');
+  Status st = dev->Read(8 * kCs, kCs, buf.data());
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(buf, img.Chunk(8));
+  EXPECT_EQ(fake_->gets(rel), 2);
+  EXPECT_EQ(dev->stats().hash_mismatches, 1u);
+  // The good copy was cached.
+  EXPECT_TRUE(dev->disk_cache()->Contains(format::Sha256(img.Chunk(8))));
+}
+
+TEST_F(ImageDeviceTest, CorruptChunkIsNeitherServedNorCached) {
+  TestImage img = BuildImage(MixedContent());
+  auto dev = Make(img, Quiet(), OpenCache(tmp_.Join("cache")));
+  const std::string rel = img.ChunkRel(10);
+  fake_->Corrupt(rel);
+  // Reads that touch the chunk fail, however they cover it.
+  for (auto [off, len] : {std::pair<uint64_t, size_t>{10 * kCs, kCs}, {10 * kCs + 100, 10},
+                          {9 * kCs, 3 * kCs}, {0, size_t(img.content.size())}}) {
+    std::string buf(len, '\0');
+    EXPECT_TRUE(dev->Read(off, len, buf.data()).IsCorruption()) << off << "+" << len;
+  }
+  EXPECT_FALSE(dev->disk_cache()->Contains(format::Sha256(img.Chunk(10))));
+  // Once the source is healthy the same device reads it (nothing bad was kept).
+  fake_->Corrupt(rel, 0);
+  int before = fake_->gets(rel);
+  std::string buf(kCs, '\0');
+  ASSERT_TRUE(dev->Read(10 * kCs, kCs, buf.data()).ok());
+  EXPECT_EQ(buf, img.Chunk(10));
+  EXPECT_EQ(fake_->gets(rel), before + 1);
+}
+
+TEST_F(ImageDeviceTest, WrongSizedObjectIsRefetchedThenFails) {
+  TestImage img = BuildImage(MixedContent());
+  auto dev = Make(img);
+  const std::string rel = img.ChunkRel(0);
+  fake_->Set(rel, img.files.at(rel) + "trailing junk");
+  std::string buf(kCs, '\0');
+  EXPECT_TRUE(dev->Read(0, kCs, buf.data()).IsCorruption());
+  EXPECT_EQ(fake_->gets(rel), 2);
+}
+
+TEST_F(ImageDeviceTest, MissingChunkIsNotFoundWithoutRefetch) {
+  TestImage img = BuildImage(MixedContent());
+  auto dev = Make(img);
+  const std::string rel = img.ChunkRel(1);
+  fake_->Erase(rel);
+  std::string buf(kCs, '\0');
+  Status st = dev->Read(kCs, kCs, buf.data());
+  EXPECT_TRUE(st.IsNotFound()) << st.ToString();
+  EXPECT_NE(st.message().find("chunk 1"), std::string::npos) << st.message();
+  EXPECT_EQ(fake_->gets(rel), 1);
+}
+
+TEST_F(ImageDeviceTest, UnavailableSourceFailsTheReadAndRecovers) {
+  TestImage img = BuildImage(MixedContent());
+  auto dev = Make(img);
+  const std::string rel = img.ChunkRel(11);
+  fake_->Fail(rel, Status::Unavailable("server down"), 1);
+  std::string buf(kCs, '\0');
+  EXPECT_TRUE(dev->Read(11 * kCs, kCs, buf.data()).IsUnavailable());
+  EXPECT_EQ(fake_->gets(rel), 1);
+  ASSERT_TRUE(dev->Read(11 * kCs, kCs, buf.data()).ok());
+  EXPECT_EQ(buf, img.Chunk(11));
+}
+
+TEST_F(ImageDeviceTest, ReadPastTheEndIsRejected) {
+  TestImage img = BuildImage(MixedContent());
+  auto dev = Make(img);
+  const uint64_t size = dev->size();
+  char buf[16];
+  EXPECT_EQ(dev->Read(size, 1, buf).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(dev->Read(size - 1, 2, buf).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(dev->Read(~uint64_t(0) - 3, 8, buf).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(dev->Read(size + 100, 0, buf).code(), Status::Code::kOk);  // nothing to read
+  EXPECT_TRUE(dev->Read(3, 0, buf).ok());
+  EXPECT_EQ(fake_->total_gets(), 0);
+}
+
+TEST_F(ImageDeviceTest, ConcurrentReadsOfOneChunkCollapseIntoOneGet) {
+  TestImage img = BuildImage(MixedContent());
+  auto dev = Make(img);
+  fake_->set_delay(std::chrono::milliseconds(200));
+  constexpr int kThreads = 8;
+  std::latch start(kThreads);
+  std::atomic<int> good{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; t++) {
+    threads.emplace_back([&, t] {
+      std::string buf(100, '\0');
+      start.arrive_and_wait();
+      Status st = dev->Read(7 * kCs + 10 * t, buf.size(), buf.data());
+      if (st.ok() && buf == img.content.substr(7 * kCs + 10 * t, 100)) good++;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(good, kThreads);
+  EXPECT_EQ(fake_->gets(img.ChunkRel(7)), 1);
+  EXPECT_EQ(fake_->total_gets(), 1);
+}
+
+TEST_F(ImageDeviceTest, ConcurrentReadersOfACorruptChunkAllFail) {
+  TestImage img = BuildImage(MixedContent());
+  auto dev = Make(img);
+  fake_->set_delay(std::chrono::milliseconds(100));
+  fake_->Corrupt(img.ChunkRel(12));
+  std::latch start(6);
+  std::atomic<int> corrupt{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; t++) {
+    threads.emplace_back([&] {
+      std::string buf(kCs, '\0');
+      start.arrive_and_wait();
+      if (dev->Read(12 * kCs, kCs, buf.data()).IsCorruption()) corrupt++;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(corrupt, 6);
+  // One collapsed fetch and its one refetch.
+  EXPECT_EQ(fake_->gets(img.ChunkRel(12)), 2);
+}
+
+TEST_F(ImageDeviceTest, ManyThreadsReadingEverythingGetRightBytes) {
+  TestImage img = BuildImage(MixedContent());
+  ImageOptions o;  // read-ahead on, default workers
+  o.readahead_chunks = 4;
+  auto dev = Make(img, o, OpenCache(tmp_.Join("cache")));
+  fake_->set_delay(std::chrono::milliseconds(2));
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; t++) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(t);
+      for (int n = 0; n < 200; n++) {
+        uint64_t off = rng() % img.content.size();
+        size_t len = size_t(1 + rng() % std::min<uint64_t>(img.content.size() - off, 2 * kCs));
+        std::string buf(len, '\0');
+        if (!dev->Read(off, len, buf.data()).ok() || buf != img.content.substr(off, len)) bad++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(bad, 0);
+}
+
+TEST_F(ImageDeviceTest, SecondDeviceHitsTheDiskCache) {
+  TestImage img = BuildImage(MixedContent());
+  {
+    auto dev = Make(img, Quiet(), OpenCache(tmp_.Join("cache")));
+    EXPECT_EQ(ReadAll(dev.get()), img.content);
+    EXPECT_EQ(fake_->total_gets(), kMixedUnique);
+  }
+  auto dev = Make(img, Quiet(), OpenCache(tmp_.Join("cache")));
+  EXPECT_EQ(ReadAll(dev.get()), img.content);
+  EXPECT_EQ(fake_->total_gets(), 0);
+  EXPECT_EQ(dev->stats().disk_hits, uint64_t(kMixedUnique));
+  EXPECT_EQ(dev->stats().chunks_fetched, 0u);
+}
+
+TEST_F(ImageDeviceTest, CorruptDiskCacheEntryIsFetchedAgain) {
+  TestImage img = BuildImage(MixedContent());
+  format::Hash h = format::Sha256(img.Chunk(2));
+  {
+    auto dev = Make(img, Quiet(), OpenCache(tmp_.Join("cache")));
+    ReadAll(dev.get());
+  }
+  std::string path = tmp_.Join("cache/") + format::ChunkPath(h);
+  std::string bytes = hloop::testing::ReadTestFile(path);
+  ASSERT_EQ(bytes.size(), kCs);
+  bytes[100] ^= 1;
+  ASSERT_TRUE(WriteTestFile(path, bytes));
+  auto dev = Make(img, Quiet(), OpenCache(tmp_.Join("cache")));
+  EXPECT_EQ(ReadAll(dev.get()), img.content);
+  EXPECT_EQ(fake_->total_gets(), 1);
+  EXPECT_EQ(fake_->gets(img.ChunkRel(2)), 1);
+  EXPECT_EQ(dev->disk_cache()->stats().corrupt_discarded, 1u);
+  // ... and the cache holds the good copy again.
+  EXPECT_EQ(hloop::testing::ReadTestFile(path), img.Chunk(2));
+}
+
+TEST_F(ImageDeviceTest, EnsureCachedFillsTheDiskCache) {
+  TestImage img = BuildImage(MixedContent());
+  {
+    auto dev = Make(img, Quiet(), OpenCache(tmp_.Join("cache")));
+    for (uint64_t i = 0; i < img.chunk_count(); i++) ASSERT_TRUE(dev->EnsureCached(i).ok()) << i;
+    EXPECT_EQ(fake_->total_gets(), kMixedUnique);
+    for (uint64_t i = 0; i < img.chunk_count(); i++) {
+      format::ChunkEntry e = dev->index().entry(i);
+      if (!e.zero()) EXPECT_TRUE(dev->disk_cache()->Contains(e.hash)) << i;
+    }
+    // Already cached: no more fetching.
+    for (uint64_t i = 0; i < img.chunk_count(); i++) ASSERT_TRUE(dev->EnsureCached(i).ok());
+    EXPECT_EQ(fake_->total_gets(), kMixedUnique);
+  }
+  auto dev = Make(img, Quiet(), OpenCache(tmp_.Join("cache")));
+  EXPECT_EQ(ReadAll(dev.get()), img.content);
+  EXPECT_EQ(fake_->total_gets(), 0);
+}
+
+TEST_F(ImageDeviceTest, EnsureCachedReportsCorruption) {
+  TestImage img = BuildImage(MixedContent());
+  auto dev = Make(img, Quiet(), OpenCache(tmp_.Join("cache")));
+  fake_->Corrupt(img.ChunkRel(0));
+  EXPECT_TRUE(dev->EnsureCached(0).IsCorruption());
+  EXPECT_FALSE(dev->disk_cache()->Contains(format::Sha256(img.Chunk(0))));
+  EXPECT_TRUE(dev->EnsureCached(3).ok());  // a zero chunk needs nothing
+}
+
+TEST_F(ImageDeviceTest, GetChunkReturnsVerifiedRawContent) {
+  TestImage img = BuildImage(MixedContent());
+  auto dev = Make(img);
+  auto c = dev->GetChunk(13);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(**c, img.content.substr(13 * kCs));
+  EXPECT_EQ((*c)->size(), 1000u);
+}
+
+// Polls `done` until it holds or a generous deadline passes.
+template <typename Fn>
+bool WaitFor(Fn done) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+TEST_F(ImageDeviceTest, SequentialReadsFetchFollowingChunksInBackground) {
+  TestImage img = BuildImage(RandomBytes(16 * kCs, 3));
+  ImageOptions o;
+  o.workers = 2;
+  o.readahead_chunks = 4;
+  auto dev = Make(img, o);
+  std::string buf(kCs, '\0');
+  ASSERT_TRUE(dev->Read(0, kCs, buf.data()).ok());
+  ASSERT_TRUE(dev->Read(kCs, kCs, buf.data()).ok());
+  // Chunks 2..4 arrive without anyone reading them.
+  ASSERT_TRUE(WaitFor([&] { return dev->stats().chunks_fetched >= 5; }))
+      << "fetched " << dev->stats().chunks_fetched;
+  for (int i = 2; i <= 4; i++) EXPECT_EQ(fake_->gets(img.ChunkRel(i)), 1) << i;
+  EXPECT_GE(dev->stats().readahead_issued, 3u);
+  // Reading them now costs no fetch.
+  int gets = fake_->total_gets();
+  ASSERT_TRUE(dev->Read(2 * kCs, 2 * kCs, buf.data()).ok() || true);
+  std::string two(2 * kCs, '\0');
+  ASSERT_TRUE(dev->Read(2 * kCs, 2 * kCs, two.data()).ok());
+  EXPECT_EQ(two, img.content.substr(2 * kCs, 2 * kCs));
+  EXPECT_GE(dev->stats().memory_hits, 2u);
+  // Nothing near the end was touched: the window is bounded.
+  EXPECT_EQ(fake_->gets(img.ChunkRel(15)), 0);
+  (void)gets;
+}
+
+TEST_F(ImageDeviceTest, RandomReadsDoNotReadAhead) {
+  TestImage img = BuildImage(RandomBytes(16 * kCs, 3));
+  ImageOptions o;
+  o.workers = 2;
+  o.readahead_chunks = 4;
+  auto dev = Make(img, o);
+  std::string buf(10, '\0');
+  for (uint64_t i : {10, 2, 7, 14, 0 + 5}) ASSERT_TRUE(dev->Read(i * kCs, buf.size(), buf.data()).ok());
+  EXPECT_EQ(dev->stats().readahead_issued, 0u);
+  EXPECT_EQ(fake_->total_gets(), 5);
+}
+
+TEST_F(ImageDeviceTest, DestroyingWithReadAheadPendingDoesNotHang) {
+  TestImage img = BuildImage(RandomBytes(32 * kCs, 4));
+  ImageOptions o;
+  o.workers = 2;
+  o.readahead_chunks = 16;
+  auto dev = Make(img, o);
+  fake_->set_delay(std::chrono::milliseconds(20));
+  std::string buf(kCs, '\0');
+  ASSERT_TRUE(dev->Read(0, kCs, buf.data()).ok());
+  dev.reset();  // must return (workers stop after their current chunk)
+  SUCCEED();
+}
+
+// The real path: pack a file into a directory store, open its index by path.
+TEST_F(ImageDeviceTest, ReadsAPackedImageThroughAFileSource) {
+  std::string content = MixedContent();
+  ASSERT_TRUE(WriteTestFile(tmp_.Join("disk.img"), content));
+  auto store = store::LocalStore::Open(tmp_.Join("store"), true);
+  ASSERT_TRUE(store.ok());
+  pack::PackOptions po;
+  po.name = "disk";
+  po.chunk_size = kCs;
+  auto sum = pack::Pack(tmp_.Join("disk.img"), *store, po);
+  ASSERT_TRUE(sum.ok()) << sum.status().ToString();
+
+  auto bytes = store->ReadIndex("disk");
+  ASSERT_TRUE(bytes.ok());
+  auto index = format::Index::Parse(std::move(bytes.value()), "disk.idx");
+  ASSERT_TRUE(index.ok()) << index.status().ToString();
+  auto loc = fetch::ParseLocation(store->IndexPath("disk"));
+  ASSERT_TRUE(loc.ok());
+  auto source = fetch::OpenSource(*loc, fetch::FetchOptions());
+  ASSERT_TRUE(source.ok());
+  ImageDevice dev(std::move(index.value()), std::move(source.value()), nullptr, Quiet());
+  std::string out(dev.size(), '\0');
+  ASSERT_TRUE(dev.Read(0, out.size(), out.data()).ok());
+  EXPECT_EQ(out, content);
+  ExpectReadsMatch(&dev, content);
+
+  // Corrupt a chunk file in the store: reads of it fail, others still work.
+  format::Hash h = format::Sha256(content.substr(7 * kCs, kCs));
+  std::string path = store->ChunkFilePath(h);
+  std::string file = hloop::testing::ReadTestFile(path);
+  file[file.size() - 5] ^= 0x40;
+  ASSERT_TRUE(WriteTestFile(path, file));
+  auto index2 = format::Index::Parse(store->ReadIndex("disk").value(), "disk.idx");
+  ImageDevice dev2(std::move(index2.value()), std::move(fetch::OpenSource(*loc, {}).value()), nullptr,
+                   Quiet());
+  std::string buf(kCs, '\0');
+  EXPECT_TRUE(dev2.Read(7 * kCs, kCs, buf.data()).IsCorruption());
+  ASSERT_TRUE(dev2.Read(8 * kCs, kCs, buf.data()).ok());
+  EXPECT_EQ(buf, content.substr(8 * kCs, kCs));
+}
+
+TEST_F(ImageDeviceTest, OpenImageByPathCachesTheIndex) {
+  std::string content = MixedContent();
+  ASSERT_TRUE(WriteTestFile(tmp_.Join("disk.img"), content));
+  auto store = store::LocalStore::Open(tmp_.Join("store"), true);
+  pack::PackOptions po;
+  po.name = "disk";
+  po.chunk_size = kCs;
+  ASSERT_TRUE(pack::Pack(tmp_.Join("disk.img"), *store, po).ok());
+
+  OpenOptions oo;
+  oo.cache = CacheOptions(tmp_.Join("cache"));
+  oo.image = Quiet();
+  const std::string url = store->IndexPath("disk");
+  auto dev = OpenImage(url, oo);
+  ASSERT_TRUE(dev.ok()) << dev.status().ToString();
+  EXPECT_EQ(ImageName((*dev)->index(), url), "disk");
+  std::string out((*dev)->size(), '\0');
+  ASSERT_TRUE((*dev)->Read(0, out.size(), out.data()).ok());
+  EXPECT_EQ(out, content);
+  auto cached = (*dev)->disk_cache()->GetIndex(url);
+  ASSERT_TRUE(cached.ok());
+  EXPECT_EQ(cached.value(), store->ReadIndex("disk").value());
+  dev.value().reset();
+  auto missing = OpenImage(tmp_.Join("store/nope.idx"), oo);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_TRUE(missing.status().IsNotFound()) << missing.status().ToString();
+}
+
+}  // namespace
+}  // namespace hloop::disk
