@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -49,10 +50,14 @@ void AddImageOptions(CLI::App* app, ImageCliOptions* o, bool with_cache_default)
   app->add_option("--retries", o->retries, "Attempts for a failing transfer before a read fails (default 6)")
       ->check(CLI::Range(1, 1000));
   app->add_flag("-v,--verbose", o->verbose, "Log retries and cache decisions");
+  app->add_option("--log", o->log_file, "Append log lines to this file instead of stderr "
+                                        "(useful with --daemon, which detaches from the terminal)");
 }
 
 Result<disk::OpenOptions> MakeOpenOptions(const ImageCliOptions& o, bool with_cache_default) {
   if (o.verbose) SetLogLevel(LogLevel::kInfo);
+  if (!o.log_file.empty() && !SetLogFile(o.log_file))
+    return Status::FromErrno(errno, "log file " + o.log_file);
   disk::OpenOptions opts;
   opts.fetch.max_attempts = o.retries;
   opts.image.workers = o.workers;

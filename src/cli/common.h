@@ -34,6 +34,7 @@ struct ImageCliOptions {
   std::string memory_cache = "64M";
   int retries = 6;
   bool verbose = false;
+  std::string log_file;
 };
 
 // `with_cache_default`: whether a cache is used when --cache is not given.
