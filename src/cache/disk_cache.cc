@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -35,10 +36,28 @@ void MakeCacheHeader(std::string_view raw, uint8_t* h) {
   PutU64(h + 16, sum.high64);
 }
 
-bool CheckCacheFile(const std::string& file, uint32_t size) {
+bool CheckCacheFile(const uint8_t* header, std::string_view content) {
   uint8_t want[kCacheHeaderSize];
-  MakeCacheHeader(std::string_view(file).substr(kCacheHeaderSize), want);
-  return file.size() == kCacheHeaderSize + size && std::memcmp(file.data(), want, kCacheHeaderSize) == 0;
+  MakeCacheHeader(content, want);
+  return std::memcmp(header, want, kCacheHeaderSize) == 0;
+}
+
+// Writes header + content to a temporary file renamed into place.
+Status WriteCacheFile(const std::string& path, std::string_view raw) {
+  uint8_t header[kCacheHeaderSize];
+  MakeCacheHeader(raw, header);
+  std::string tmp = TempNameFor(path);
+  ScopedFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!fd.valid()) return Status::FromErrno(errno, tmp);
+  struct iovec iov[2] = {{header, kCacheHeaderSize}, {const_cast<char*>(raw.data()), raw.size()}};
+  ssize_t n = ::writev(fd.get(), iov, 2);
+  Status st;
+  if (n < 0) st = Status::FromErrno(errno, "write " + tmp);
+  else if (size_t(n) != kCacheHeaderSize + raw.size()) st = Status::NoSpace("short write to " + tmp);
+  if (st.ok() && ::close(fd.release()) != 0) st = Status::FromErrno(errno, "close " + tmp);
+  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = Status::FromErrno(errno, "rename to " + path);
+  if (!st.ok()) ::unlink(tmp.c_str());
+  return st;
 }
 
 }  // namespace
@@ -152,18 +171,18 @@ Status DiskCache::Get(const format::Hash& h, uint32_t size, std::string* out) {
   if (!fd.valid()) {
     result = Status::NotFound("not cached");
   } else {
-    // One read of header and content; a longer file is caught by fstat.
-    std::string file(kCacheHeaderSize + size, '\0');
-    size_t got = 0;
+    // One readv of header and content, straight into *out; fstat catches a
+    // file that is too long.
+    uint8_t header[kCacheHeaderSize];
+    out->resize(size);
+    struct iovec iov[2] = {{header, kCacheHeaderSize}, {out->data(), size}};
+    ssize_t got = ::preadv(fd.get(), iov, 2, 0);
     struct stat sb;
-    Status st = PreadFull(fd.get(), file.data(), file.size(), 0, &got);
-    if (!st.ok() || got != file.size() || ::fstat(fd.get(), &sb) != 0 ||
-        uint64_t(sb.st_size) != file.size() || !CheckCacheFile(file, size)) {
+    if (got != ssize_t(kCacheHeaderSize + size) || ::fstat(fd.get(), &sb) != 0 ||
+        uint64_t(sb.st_size) != kCacheHeaderSize + size || !CheckCacheFile(header, *out)) {
       bad = true;
       LogWarn("cache file " + path + " is truncated or corrupt; discarding it");
     } else {
-      file.erase(0, kCacheHeaderSize);
-      *out = std::move(file);
       ::futimens(fd.get(), nullptr);  // recency, kept across restarts
     }
   }
@@ -225,12 +244,7 @@ Status DiskCache::Put(const format::Hash& h, std::string_view raw) {
   std::string dir = path.substr(0, path.rfind('/'));
   Status st = Status::Ok();
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) st = Status::FromErrno(errno, "mkdir " + dir);
-  if (st.ok()) {
-    std::string file(kCacheHeaderSize, '\0');
-    MakeCacheHeader(raw, reinterpret_cast<uint8_t*>(file.data()));
-    file.append(raw);
-    st = WriteFileAtomic(path, file.data(), file.size(), /*durable=*/false);
-  }
+  if (st.ok()) st = WriteCacheFile(path, raw);
   std::lock_guard<std::mutex> lock(mu_);
   if (--pins_[h] == 0) pins_.erase(h);
   if (!st.ok()) {
