@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sets globals (URL, PORT, MOUNT_FILE...) for the tests
 # Shared helpers for hloop's integration tests (tests/test_*.sh).
 #
 # Sourced by every test script, in the spirit of nbdkit's tests/functions.sh.
@@ -21,6 +22,7 @@
 
 set -euo pipefail
 set -E  # let the ERR trap fire inside functions too
+export LC_ALL=C  # tool messages (dd: "Input/output error") and sort order
 
 HLOOP_SRC=${HLOOP_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 HLOOP=${HLOOP:-$HLOOP_SRC/build/hloop}
@@ -173,6 +175,10 @@ requires_fuse() {
 }
 
 TMP=$(mktemp -d "/tmp/hloop-$TEST_NAME.XXXXXX")
+# Commands run without --cache use $HLOOP_CACHE (else /var/cache/hloop as
+# root): keep that inside the test too, so tests never share cached chunks or
+# indexes with each other or with the machine.
+export HLOOP_CACHE=$TMP/default-cache
 requires_hloop
 requires sha256sum dd head stat find sort cmp timeout
 
@@ -210,18 +216,11 @@ chunk_hash() {
   sha_range "$1" $(($2 * cs)) "$cs"
 }
 
-# run_rc VAR CMD...: run CMD with set -e off, store its exit status in VAR.
-run_rc() {
-  local __var=$1 __rc=0; shift
-  "$@" || __rc=$?
-  printf -v "$__var" '%s' "$__rc"
-}
-
 # is_mounted DIR: DIR is a mount point according to /proc/mounts (never
 # touches the file system, so it cannot hang on a dead FUSE server).
 is_mounted() {
   local d
-  d=$(realpath -m "$1")
+  d=$(realpath -m -s "$1")   # lexical only: no stat of a possibly dead mount
   awk -v d="$d" '$2 == d { found = 1 } END { exit !found }' /proc/mounts
 }
 
@@ -237,7 +236,8 @@ stop_pid() {
   local pid=$1 t=${2:-10} i
   STOP_RC=
   [[ -n $pid ]] || return 0
-  if pid_alive "$pid"; then
+  # Only signal our own children: a pid stopped before may have been reused.
+  if pid_alive "$pid" && [[ $(ps -o ppid= -p "$pid" 2>/dev/null | tr -d ' ') == "$$" ]]; then
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < t * 10; i++)); do
       pid_alive "$pid" || break
@@ -267,7 +267,7 @@ free_port() {
   fail "no free port found in 18000-18999"
 }
 
-# wait_http URL PID LOG: wait (10 s) until URL answers anything over HTTP while
+# wait_http URL PID: wait (10 s) until URL answers anything over HTTP while
 # PID stays alive.  Returns 1 if PID died or the time ran out.
 wait_http() {
   local url=$1 pid=$2 i
@@ -407,13 +407,16 @@ mount_image() {
   mkdir -p "$mnt"
   mnt=$(realpath "$mnt")
   log=$TMP/mount.${mnt//\//_}.log
-  MOUNT_LOG=$log MOUNT_FILE= MOUNT_PID=
+  MOUNT_LOG=$log MOUNT_FILE='' MOUNT_PID=''
   if [[ ${HLOOP_MOUNT_DAEMON:-0} == 1 ]]; then
     cleanup_fn unmount_fuse "$mnt" ""
     local rc=0
-    timeout 60 "$HLOOP" mount "$url" "$mnt" --daemon "$@" >"$log" 2>&1 </dev/null || rc=$?
+    # --log (where supported) keeps the detached process's messages.
+    local logopt=()
+    if "$HLOOP" mount --help 2>/dev/null | grep -q -- '--log'; then logopt=(--log "$log.daemon"); fi
+    timeout 60 "$HLOOP" mount "$url" "$mnt" --daemon "${logopt[@]}" "$@" >"$log" 2>&1 </dev/null || rc=$?
     if (( rc != 0 )); then
-      cat "$log" >&2
+      cat "$log" "$log.daemon" >&2 2>/dev/null || true
       fail "hloop mount --daemon $url exited with $rc"
     fi
   else
@@ -439,7 +442,7 @@ mount_image() {
     fi
     sleep 0.1
   done
-  cat "$log" >&2
+  cat "$log" "$log.daemon" >&2 2>/dev/null || true
   fail "hloop mount $url: no image file appeared in $mnt within 20 s"
 }
 

@@ -26,7 +26,7 @@ cache_bytes() { du -sb "$CACHE" 2>/dev/null | cut -f1; }
 
 # read_and_watch N: read the whole FUSE file while sampling the cache size.
 read_and_watch() {
-  local pass=$1 max=0 cur reader rc=0
+  local pass=$1 max=0 cur reader rc=0 t0=$SECONDS
   sha256sum "$MOUNT_FILE" >"$TMP/read.$pass" 2>"$TMP/read.$pass.err" &
   reader=$!
   while pid_alive "$reader"; do
@@ -36,6 +36,9 @@ read_and_watch() {
   wait "$reader" || rc=$?
   cur=$(cache_bytes); (( cur > max )) && max=$cur
   check_eq "pass $pass: full read exit status" 0 "$rc"
+  # Locally this takes about a second; 20 s catches stalls (e.g. a request
+  # stuck behind idle keep-alive connections) without being flaky.
+  check_le "pass $pass: full read time in seconds" $((SECONDS - t0)) 20
   check_eq "pass $pass: full read sha256" "$IMG_SHA" "$(cut -d' ' -f1 "$TMP/read.$pass")"
   check_le "pass $pass: cache size (max sampled during and after the read)" "$max" $((LIMIT + SLACK))
   log "pass $pass: max cache size $max bytes; now $(find "$CACHE" -type f | wc -l) files"

@@ -79,7 +79,7 @@ stop_server "$SERVER_PID"
 # 3. lighttpd.
 start_lighttpd "$STORE"
 round_trip lighttpd
-LIGHTTPD_URL=$URL LIGHTTPD_PID=$SERVER_PID
+LIGHTTPD_PID=$SERVER_PID
 
 # 4. Other chunk size and codecs: `hloop cat` round trips, over HTTP and from
 #    a plain path.

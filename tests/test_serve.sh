@@ -122,6 +122,23 @@ exec 3<&- 3>&-
 check_not "raw GET /../../etc/passwd does not return /etc/passwd" grep -q 'root:.*:0:0:' "$TMP/raw.esc"
 check "raw GET /../../etc/passwd gets a 4xx" grep -qE '^HTTP/1\.[01] 4[0-9][0-9]' "$TMP/raw.esc"
 
+# --- idle keep-alive connections must not starve new clients.  hloop mount
+# keeps up to ~24 connections alive (FUSE threads + prefetch workers); a server
+# with a fixed pool of threads, one per connection, would make the next client
+# wait until an idle connection times out.
+fds=()
+for ((i = 0; i < 16; i++)); do
+  exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+  printf 'GET /disk.idx HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' >&$fd
+  fds+=("$fd")
+done
+sleep 0.5
+t0=$(date +%s%N)
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$URL/disk.idx" || true)
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check_eq "a new request while 16 idle keep-alive connections are open: status (took ${ms} ms)" 200 "$code"
+for fd in "${fds[@]}"; do exec {fd}<&-; done
+
 # --- stops on SIGTERM.
 kill -TERM "$SERVER_PID"
 for ((i = 0; i < 50; i++)); do pid_alive "$SERVER_PID" || break; sleep 0.1; done

@@ -72,7 +72,7 @@ Command PackCommand() {
                                                "without extension)");
             app->add_option("--chunk-size", a->chunk_size,
                             "Chunk size, a power of two from 4K to 4M (default 256K)")
-                ->check(SizeValidator());
+                ->check(ChunkSizeValidator());
             app->add_option("--codec", a->codec, "Compression: zstd (default), zlib or none")
                 ->check(CLI::IsMember({"zstd", "zlib", "none"}));
             app->add_option("--level", a->level, "Compression level (default: zstd 3, zlib 6)")

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "format/index.h"
 #include "util/log.h"
 #include "util/size.h"
 
@@ -31,6 +32,17 @@ CLI::Validator SizeValidator() {
         return r.ok() ? std::string() : r.status().message();
       },
       "SIZE", "size");
+}
+
+CLI::Validator ChunkSizeValidator() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        auto r = ParseSize(s);
+        if (!r.ok()) return r.status().message();
+        if (!format::IsValidChunkSize(*r)) return "chunk size must be a power of two from 4K to 4M";
+        return std::string();
+      },
+      "SIZE", "chunk size");
 }
 
 void AddImageOptions(CLI::App* app, ImageCliOptions* o, bool with_cache_default) {

@@ -46,6 +46,8 @@ std::string DefaultCacheDir();
 
 // A CLI11 validator for sizes with K/M/G/T suffixes.
 CLI::Validator SizeValidator();
+// Sizes that are a power of two from 4K to 4M.
+CLI::Validator ChunkSizeValidator();
 
 // Prints "hloop: <message>" on stderr and returns kExitFailure.
 int Fail(const Status& st);

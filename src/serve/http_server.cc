@@ -10,6 +10,7 @@
 namespace hloop::serve {
 
 static std::atomic<httplib::Server*> g_server{nullptr};
+static constexpr size_t kServeThreads = 128;
 
 void StopServing() {
   if (auto* s = g_server.load()) s->stop();
@@ -42,8 +43,12 @@ Status Serve(const ServeOptions& options) {
       res.set_header("Cache-Control", index_cache);
     }
   });
+  // httplib gives each connection a thread until it closes; clients keep
+  // one connection per fetching thread alive (a mount uses two dozen), so
+  // the pool must be larger than that, and idle connections short-lived.
+  server.new_task_queue = [] { return new httplib::ThreadPool(kServeThreads); };
   server.set_keep_alive_max_count(1000);
-  server.set_keep_alive_timeout(30);
+  server.set_keep_alive_timeout(5);
   int port = options.port;
   if (port == 0) {
     port = server.bind_to_any_port(options.host);
