@@ -25,7 +25,6 @@ namespace {
 // 64 bits), then the content. The content was checked against its SHA-256
 // before it entered the cache; the XXH3 sum (about 20 times cheaper) only has
 // to catch what a crash or a failing disk does to the file afterwards.
-constexpr size_t kCacheHeaderSize = 24;
 constexpr char kCacheMagic[4] = {'H', 'L', 'C', 'C'};
 
 void MakeCacheHeader(std::string_view raw, uint8_t* h) {
@@ -137,7 +136,7 @@ void DiskCache::EvictTo(uint64_t target) {
   auto it = lru_.end();
   while (used_ > target && it != lru_.begin()) {
     --it;
-    if (pins_.count(it->hash)) continue;
+    if (pins_.count(it->hash) || writing_.count(it->hash)) continue;
     format::Hash h = it->hash;
     it = std::next(it);  // Remove() invalidates the current element only
     Remove(h);
@@ -189,8 +188,13 @@ Status DiskCache::Get(const format::Hash& h, uint32_t size, std::string* out) {
   std::lock_guard<std::mutex> lock(mu_);
   if (--pins_[h] == 0) pins_.erase(h);
   if (bad) {
-    if (map_.count(h)) Remove(h);
-    else ::unlink(path.c_str());
+    // A Put under way will rename a good file over the bad one.
+    if (writing_.count(h)) {
+    } else if (map_.count(h)) {
+      Remove(h);
+    } else {
+      ::unlink(path.c_str());
+    }
     stats_.corrupt_discarded++;
     result = Status::NotFound("discarded a corrupt cache file");
   }
@@ -204,7 +208,8 @@ Status DiskCache::Get(const format::Hash& h, uint32_t size, std::string* out) {
     Touch(h);
   } else {
     stats_.misses++;
-    if (!bad && map_.count(h)) Remove(h);  // another process evicted it
+    // Another process evicted it (unless a Put of ours is still writing it).
+    if (!bad && map_.count(h) && !writing_.count(h)) Remove(h);
   }
   return result;
 }
@@ -218,7 +223,7 @@ Status DiskCache::Put(const format::Hash& h, std::string_view raw) {
   const uint64_t size = kCacheHeaderSize + raw.size();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (map_.count(h) || pins_.count(h)) return Status::Ok();
+    if (map_.count(h) || writing_.count(h)) return Status::Ok();
     const uint64_t high = uint64_t(options_.high_watermark * double(options_.max_bytes));
     const uint64_t low = uint64_t(options_.low_watermark * double(options_.max_bytes));
     if (size > low) {
@@ -235,7 +240,7 @@ Status DiskCache::Put(const format::Hash& h, std::string_view raw) {
       stats_.skipped_for_space++;
       return Status::NoSpace("cache " + options_.dir + ": no room left above the disk reserve");
     }
-    pins_[h]++;  // keep eviction away from the file while it is written
+    writing_.insert(h);  // eviction and misses keep away until it is written
     lru_.push_front({h, size});
     map_[h] = lru_.begin();
     used_ += size;
@@ -246,7 +251,7 @@ Status DiskCache::Put(const format::Hash& h, std::string_view raw) {
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) st = Status::FromErrno(errno, "mkdir " + dir);
   if (st.ok()) st = WriteCacheFile(path, raw);
   std::lock_guard<std::mutex> lock(mu_);
-  if (--pins_[h] == 0) pins_.erase(h);
+  writing_.erase(h);
   if (!st.ok()) {
     Remove(h);
     return st;

@@ -28,6 +28,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "format/hash.h"
 #include "util/status.h"
@@ -44,6 +45,9 @@ struct DiskCacheOptions {
   uint64_t reserve_bytes = uint64_t(256) << 20;
   double reserve_fraction = 0.02;
 };
+
+// Each cache file starts with this many bytes of header (docs/format.md).
+inline constexpr size_t kCacheHeaderSize = 24;
 
 struct DiskCacheStats {
   uint64_t hits = 0, misses = 0, corrupt_discarded = 0;
@@ -92,7 +96,8 @@ class DiskCache {
   std::mutex mu_;
   std::list<Entry> lru_;  // front = most recent. GUARDED_BY(mu_)
   std::unordered_map<format::Hash, std::list<Entry>::iterator, format::HashKey> map_;  // GUARDED_BY(mu_)
-  std::unordered_map<format::Hash, int, format::HashKey> pins_;  // GUARDED_BY(mu_)
+  std::unordered_map<format::Hash, int, format::HashKey> pins_;  // readers. GUARDED_BY(mu_)
+  std::unordered_set<format::Hash, format::HashKey> writing_;     // Puts under way. GUARDED_BY(mu_)
   uint64_t used_ = 0;                                    // GUARDED_BY(mu_)
   DiskCacheStats stats_;                                 // GUARDED_BY(mu_)
 };

@@ -101,6 +101,11 @@ Result<cache::ChunkData> ImageDevice::GetChunk(uint64_t i) {
       lock.unlock();
       return f.get();
     }
+    // The fetch may have finished between the first look and the lock.
+    if (auto data = memory_.Get(e.hash)) {
+      stats_.memory_hits++;
+      return data;
+    }
     inflight_.emplace(e.hash, promise.get_future().share());
   }
   Result<cache::ChunkData> result = Load(i, e);

@@ -33,6 +33,7 @@ Result<ChunkHeader> ParseChunkHeader(std::string_view file) {
     return Status::Corruption("not a chunk file (bad magic)");
   if (p[kChkVersion] != kChunkVersion)
     return Status::Unsupported("chunk file version " + std::to_string(p[kChkVersion]));
+  if (GetU16(p + kChkReserved) != 0) return Status::Corruption("chunk file has non-zero reserved bytes");
   ChunkHeader h;
   uint8_t codec = p[kChkCodec];
   if (codec > uint8_t(Codec::kZlib)) return Status::Corruption("chunk file names unknown codec " + std::to_string(codec));

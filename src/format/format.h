@@ -31,7 +31,7 @@ inline constexpr size_t kHdrMetaLength = 56;
 inline constexpr size_t kHdrStoredBytes = 64;
 inline constexpr size_t kHdrUniqueChunks = 72;
 inline constexpr size_t kHdrZeroChunks = 80;
-// Bytes 88..127 are reserved and must be zero in version 1.
+inline constexpr size_t kHdrReserved = 88;  // 88..127, like flags and byte 31: zero in version 1
 
 // Entry field offsets.
 inline constexpr size_t kEntHash = 0;

@@ -116,8 +116,9 @@ Result<Index> Index::Parse(std::string bytes, const std::string& origin) {
   Hash stored;
   std::memcpy(stored.data(), p + n - kIndexTrailerSize, kHashSize);
   if (Sha256(p, n - kIndexTrailerSize) != stored) return fail(Status::Corruption("checksum mismatch"));
-  for (size_t i = 88; i < kIndexHeaderSize; i++)
-    if (p[i] != 0) return fail(Status::Corruption("reserved header bytes are not zero"));
+  bool reserved_zero = GetU32(p + kHdrFlags) == 0 && p[kHdrEntrySize + 1] == 0;
+  for (size_t i = kHdrReserved; i < kIndexHeaderSize; i++) reserved_zero &= p[i] == 0;
+  if (!reserved_zero) return fail(Status::Corruption("reserved header fields are not zero"));
   HLOOP_RETURN_IF_ERROR(fail(ParseMeta(p + meta_offset, meta_length, &ix.meta_)));
   ix.bytes_ = std::move(bytes);
   // Check every entry once so lookups can trust them.

@@ -98,7 +98,8 @@ Result<PackSummary> Pack(const std::string& image_path, store::LocalStore& store
       }
       uint32_t stored = 0;
       struct stat sb;
-      if (::stat(store.ChunkFilePath(e.hash).c_str(), &sb) == 0 && sb.st_size > 0) {
+      if (::stat(store.ChunkFilePath(e.hash).c_str(), &sb) == 0 &&
+          uint64_t(sb.st_size) > format::kChunkHeaderSize) {
         stored = uint32_t(sb.st_size);  // already in the store from an earlier pack
       } else {
         st = format::EncodeChunk(std::string_view(raw.data(), len), options.codec, options.level, &file);

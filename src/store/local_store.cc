@@ -8,10 +8,22 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "format/chunk_file.h"
 #include "format/format.h"
+#include "util/bytes.h"
 #include "util/file.h"
 
 namespace hloop::store {
+
+namespace {
+bool IsValidChunkFile(const std::string& path, const format::Hash& h) {
+  auto data = ReadFile(path);
+  if (!data.ok()) return false;
+  auto header = format::ParseChunkHeader(data.value());
+  std::string raw;
+  return header.ok() && format::DecodeChunk(data.value(), h, header->raw_size, &raw).ok();
+}
+}  // namespace
 
 Result<LocalStore> LocalStore::Open(const std::string& root, bool create) {
   std::string r = root;
@@ -42,7 +54,15 @@ Status LocalStore::PutChunk(const format::Hash& h, const std::string& file, bool
                             bool* written) {
   *written = false;
   std::string path = ChunkFilePath(h);
-  if (::access(path.c_str(), F_OK) == 0) return Status::Ok();
+  // Same name, same size: the same content (names are content hashes). A file
+  // of another size may be the same content under another codec, which older
+  // indexes point at with its size: keep it if it is valid. Replace debris
+  // (say, a file left empty by a crash).
+  struct stat sb;
+  if (::stat(path.c_str(), &sb) == 0) {
+    if (uint64_t(sb.st_size) == file.size()) return Status::Ok();
+    if (IsValidChunkFile(path, h)) return Status::Ok();
+  }
   std::string dir = path.substr(0, path.rfind('/'));
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(errno, "mkdir " + dir);
   HLOOP_RETURN_IF_ERROR(WriteFileAtomic(path, file.data(), file.size(), durable));
@@ -96,6 +116,12 @@ Result<std::vector<format::Hash>> LocalStore::ListChunks() const {
   std::vector<std::string> fanout;
   HLOOP_RETURN_IF_ERROR(ForEachEntry(top, [&](const std::string& n) { fanout.push_back(n); }));
   for (const auto& sub : fanout) {
+    // Only the two-hex-digit fan-out directories hold chunks; anything else
+    // (a README, editor droppings) is not ours to judge.
+    uint8_t byte;
+    if (!HexDecode(sub, &byte, 1)) continue;
+    struct stat sb;
+    if (::stat((top + "/" + sub).c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode)) continue;
     Status st = ForEachEntry(top + "/" + sub, [&](const std::string& n) {
       format::Hash h;
       if (n.compare(0, 2, sub) == 0 && format::ParseHash(n, &h)) out.push_back(h);

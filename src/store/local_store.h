@@ -23,7 +23,8 @@ class LocalStore {
   std::string IndexPath(const std::string& name) const;
 
   bool HasChunk(const format::Hash& h) const;
-  // Writes a chunk file unless one with this name exists already. Sets
+  // Writes a chunk file unless a valid one with this name exists already
+  // (an invalid one, e.g. left empty by a crash, is replaced). Sets
   // *written to whether this call added it. `durable` fsyncs the file.
   Status PutChunk(const format::Hash& h, const std::string& file, bool durable, bool* written);
   Result<std::string> ReadChunk(const format::Hash& h) const;

@@ -60,4 +60,19 @@ std::string RandomBytes(size_t n, uint64_t seed) {
   return s;
 }
 
+std::string FirstDifference(const std::string& got, const std::string& want) {
+  if (got == want) return "";
+  size_t i = 0;
+  while (i < got.size() && i < want.size() && got[i] == want[i]) i++;
+  std::string d = "sizes " + std::to_string(got.size()) + " and " + std::to_string(want.size()) +
+                  ", first difference at byte " + std::to_string(i);
+  if (i < got.size() && i < want.size()) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, " (got 0x%02x, want 0x%02x)", unsigned(uint8_t(got[i])),
+                  unsigned(uint8_t(want[i])));
+    d += buf;
+  }
+  return d;
+}
+
 }  // namespace hloop::testing

@@ -2,6 +2,8 @@
 // the object goes out of scope. Created under $TMPDIR (or /tmp).
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace hloop::testing {
@@ -29,5 +31,8 @@ bool WriteTestFile(const std::string& path, const std::string& data);
 std::string ReadTestFile(const std::string& path);
 // Deterministic pseudo-random bytes (incompressible).
 std::string RandomBytes(size_t n, uint64_t seed);
+// "" when a == b, else a short description of the first difference (for
+// EXPECT_EQ(FirstDifference(got, want), "") without dumping megabytes).
+std::string FirstDifference(const std::string& got, const std::string& want);
 
 }  // namespace hloop::testing

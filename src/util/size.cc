@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <string_view>
 
 namespace hloop {
 
@@ -16,8 +17,9 @@ Result<uint64_t> ParseSize(const std::string& text) {
     return Status::InvalidArgument("not a size: '" + text + "'");
   std::string unit(end);
   for (auto& c : unit) c = char(std::toupper(static_cast<unsigned char>(c)));
-  if (unit.ends_with("IB")) unit.resize(unit.size() - 2);
-  else if (unit.size() > 1 && unit.ends_with("B")) unit.resize(unit.size() - 1);
+  // "K", "KB", "KiB" are all KiB; a bare "B" means bytes.
+  bool scaled = !unit.empty() && std::string_view("KMGT").find(unit[0]) != std::string_view::npos;
+  if (scaled && (unit.substr(1) == "IB" || unit.substr(1) == "B")) unit.resize(1);
   double mult = 1;
   if (unit.empty() || unit == "B") mult = 1;
   else if (unit == "K") mult = 1024.0;

@@ -11,7 +11,7 @@ namespace hloop {
 // Accepts an integer or decimal with an optional K/M/G/T suffix (optionally
 // followed by "iB" or "B"); units are powers of 1024.
 Result<uint64_t> ParseSize(const std::string& text);
-// "256 KiB", "1.5 GiB".
+// "256.0 KiB", "1.50 GiB", "12 B".
 std::string FormatSize(uint64_t bytes);
 
 }  // namespace hloop

@@ -43,7 +43,7 @@ class Status {
   bool IsCorruption() const { return code_ == Code::kCorruption; }
   bool IsUnavailable() const { return code_ == Code::kUnavailable; }
 
-  // "Corruption: index http://x/a.idx: bad magic".
+  // "index http://x/a.idx: bad magic (corrupt)".
   std::string ToString() const;
   // The same status with "context: " put before the message.
   Status Annotate(const std::string& context) const;

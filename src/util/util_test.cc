@@ -243,17 +243,16 @@ TEST(WriteFileAtomicTest, FailsInMissingDirectoryAndLeavesNothing) {
   EXPECT_TRUE(ListDir(tmp.path()).empty());
 }
 
-TEST(WriteFileAtomicTest, FailureKeepsOldContent) {
+TEST(WriteFileAtomicTest, FailedRenameKeepsTargetAndLeavesNoTempFile) {
   ScopedTempDir tmp;
-  std::string path = tmp.Join("f");
-  ASSERT_TRUE(WriteFileAtomic(path, "old", 3, false).ok());
-  if (::geteuid() == 0) GTEST_SKIP() << "root ignores directory permissions";
-  ASSERT_EQ(::chmod(tmp.path().c_str(), 0555), 0);
-  Status st = WriteFileAtomic(path, "new", 3, false);
-  ::chmod(tmp.path().c_str(), 0755);
+  // The target is a non-empty directory: the rename must fail (even as root).
+  ASSERT_TRUE(MakeDirs(tmp.Join("target")).ok());
+  ASSERT_TRUE(testing::WriteTestFile(tmp.Join("target/inside"), "keep"));
+  Status st = WriteFileAtomic(tmp.Join("target"), "new", 3, false);
   EXPECT_FALSE(st.ok());
-  EXPECT_EQ(ReadFile(path).value(), "old");
-  EXPECT_EQ(ListDir(tmp.path()), std::vector<std::string>{"f"});
+  EXPECT_NE(st.message().find("target"), std::string::npos) << st.message();
+  EXPECT_EQ(ListDir(tmp.path()), std::vector<std::string>{"target"});
+  EXPECT_EQ(testing::ReadTestFile(tmp.Join("target/inside")), "keep");
 }
 
 TEST(FileTest, ReadFileOfMissingFileIsNotFound) {
