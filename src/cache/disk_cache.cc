@@ -266,7 +266,7 @@ static std::string IndexKey(const std::string& url) {
 
 Status DiskCache::PutIndex(const std::string& url, const std::string& bytes) {
   return WriteFileAtomic(options_.dir + "/indexes/" + IndexKey(url) + ".idx", bytes.data(), bytes.size(),
-                         /*durable=*/true);
+                         Sync::kFull);
 }
 
 Result<std::string> DiskCache::GetIndex(const std::string& url) {

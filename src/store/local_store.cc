@@ -65,7 +65,7 @@ Status LocalStore::PutChunk(const format::Hash& h, const std::string& file, bool
   }
   std::string dir = path.substr(0, path.rfind('/'));
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(errno, "mkdir " + dir);
-  HLOOP_RETURN_IF_ERROR(WriteFileAtomic(path, file.data(), file.size(), durable));
+  HLOOP_RETURN_IF_ERROR(WriteFileAtomic(path, file.data(), file.size(), durable ? Sync::kFull : Sync::kStart));
   *written = true;
   return Status::Ok();
 }
@@ -75,7 +75,7 @@ Result<std::string> LocalStore::ReadChunk(const format::Hash& h) const {
 }
 
 Status LocalStore::PutIndex(const std::string& name, const std::string& bytes) {
-  HLOOP_RETURN_IF_ERROR(WriteFileAtomic(IndexPath(name), bytes.data(), bytes.size(), true));
+  HLOOP_RETURN_IF_ERROR(WriteFileAtomic(IndexPath(name), bytes.data(), bytes.size(), Sync::kFull));
   ScopedFd dir(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir.valid()) ::fsync(dir.get());
   return Status::Ok();

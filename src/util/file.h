@@ -32,11 +32,18 @@ Result<std::string> ReadFile(const std::string& path);
 Status PreadFull(int fd, void* buf, size_t len, uint64_t offset, size_t* got);
 Status WriteFull(int fd, const void* buf, size_t len);
 
-// Writes `data` to a temporary file in the same directory, fsyncs it if
-// `durable`, and renames it over `path`: readers see the old file or the new
+// How far WriteFileAtomic takes the data towards the disk before returning.
+enum class Sync {
+  kNone,   // page cache only
+  kStart,  // also start write-back now (sync_file_range), so that a later
+           // syncfs() of many such files has little left to wait for
+  kFull,   // fsync the file before the rename
+};
+
+// Writes `data` to a temporary file in the same directory, syncs it as
+// asked, and renames it over `path`: readers see the old file or the new
 // one, never a partial one.
-Status WriteFileAtomic(const std::string& path, const void* data, size_t len,
-                       bool durable);
+Status WriteFileAtomic(const std::string& path, const void* data, size_t len, Sync sync);
 // mkdir -p.
 Status MakeDirs(const std::string& path);
 // A unique temporary name beside `path` ("path.tmp.<pid>.<n>").

@@ -223,13 +223,13 @@ std::vector<std::string> ListDir(const std::string& dir) {
 TEST(WriteFileAtomicTest, WritesAndReplaces) {
   ScopedTempDir tmp;
   std::string path = tmp.Join("f");
-  ASSERT_TRUE(WriteFileAtomic(path, "hello", 5, false).ok());
+  ASSERT_TRUE(WriteFileAtomic(path, "hello", 5, Sync::kNone).ok());
   auto r = ReadFile(path);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r.value(), "hello");
-  ASSERT_TRUE(WriteFileAtomic(path, "bye", 3, true).ok());
+  ASSERT_TRUE(WriteFileAtomic(path, "bye", 3, Sync::kFull).ok());
   EXPECT_EQ(ReadFile(path).value(), "bye");
-  ASSERT_TRUE(WriteFileAtomic(path, "", 0, false).ok());
+  ASSERT_TRUE(WriteFileAtomic(path, "", 0, Sync::kStart).ok());
   EXPECT_EQ(ReadFile(path).value(), "");
   // No temporary file is left behind.
   EXPECT_EQ(ListDir(tmp.path()), std::vector<std::string>{"f"});
@@ -237,7 +237,7 @@ TEST(WriteFileAtomicTest, WritesAndReplaces) {
 
 TEST(WriteFileAtomicTest, FailsInMissingDirectoryAndLeavesNothing) {
   ScopedTempDir tmp;
-  Status st = WriteFileAtomic(tmp.Join("no/such/dir/f"), "x", 1, false);
+  Status st = WriteFileAtomic(tmp.Join("no/such/dir/f"), "x", 1, Sync::kNone);
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.message().find("no/such/dir/f"), std::string::npos) << st.message();
   EXPECT_TRUE(ListDir(tmp.path()).empty());
@@ -248,7 +248,7 @@ TEST(WriteFileAtomicTest, FailedRenameKeepsTargetAndLeavesNoTempFile) {
   // The target is a non-empty directory: the rename must fail (even as root).
   ASSERT_TRUE(MakeDirs(tmp.Join("target")).ok());
   ASSERT_TRUE(testing::WriteTestFile(tmp.Join("target/inside"), "keep"));
-  Status st = WriteFileAtomic(tmp.Join("target"), "new", 3, false);
+  Status st = WriteFileAtomic(tmp.Join("target"), "new", 3, Sync::kNone);
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.message().find("target"), std::string::npos) << st.message();
   EXPECT_EQ(ListDir(tmp.path()), std::vector<std::string>{"target"});
