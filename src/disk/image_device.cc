@@ -33,13 +33,14 @@ ImageStats ImageDevice::stats() {
   return stats_;
 }
 
-Result<cache::ChunkData> ImageDevice::FetchVerified(uint64_t i, const format::ChunkEntry& e) {
+Result<cache::ChunkData> ImageDevice::FetchVerified(uint64_t i, const format::ChunkEntry& e,
+                                                    fetch::Priority priority) {
   const std::string rel = format::ChunkPath(e.hash);
   const uint32_t raw_size = index_.chunk_length(i);
   Status last;
   std::string file;
   for (int attempt = 0; attempt <= options_.corrupt_refetches; attempt++) {
-    Status st = source_->Get(rel, e.stored_size, &file);
+    Status st = source_->Get(rel, e.stored_size, priority, &file);
     if (st.ok()) {
       auto raw = std::make_shared<std::string>();
       st = format::DecodeChunk(file, e.hash, raw_size, raw.get());
@@ -67,7 +68,8 @@ Result<cache::ChunkData> ImageDevice::FetchVerified(uint64_t i, const format::Ch
                             last.message());
 }
 
-Result<cache::ChunkData> ImageDevice::Load(uint64_t i, const format::ChunkEntry& e) {
+Result<cache::ChunkData> ImageDevice::Load(uint64_t i, const format::ChunkEntry& e,
+                                           fetch::Priority priority) {
   if (cache_) {
     auto raw = std::make_shared<std::string>();
     if (cache_->Get(e.hash, index_.chunk_length(i), raw.get()).ok()) {
@@ -76,7 +78,7 @@ Result<cache::ChunkData> ImageDevice::Load(uint64_t i, const format::ChunkEntry&
       return cache::ChunkData(std::move(raw));
     }
   }
-  auto data = FetchVerified(i, e);
+  auto data = FetchVerified(i, e, priority);
   if (data.ok() && cache_) {
     Status st = cache_->Put(e.hash, **data);
     if (!st.ok() && st.code() != Status::Code::kNoSpace)
@@ -85,7 +87,7 @@ Result<cache::ChunkData> ImageDevice::Load(uint64_t i, const format::ChunkEntry&
   return data;
 }
 
-Result<cache::ChunkData> ImageDevice::GetChunk(uint64_t i) {
+Result<cache::ChunkData> ImageDevice::GetChunk(uint64_t i, fetch::Priority priority) {
   const format::ChunkEntry e = index_.entry(i);
   if (auto data = memory_.Get(e.hash)) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -97,8 +99,12 @@ Result<cache::ChunkData> ImageDevice::GetChunk(uint64_t i) {
     std::unique_lock<std::mutex> lock(mu_);
     auto it = inflight_.find(e.hash);
     if (it != inflight_.end()) {
-      Future f = it->second;
+      auto f = it->second.future;
+      bool more_urgent = int(priority) < int(it->second.priority);
+      if (more_urgent) it->second.priority = priority;
       lock.unlock();
+      // A reader now waits on what was read-ahead: move its fetch up.
+      if (more_urgent) source_->Prioritize(format::ChunkPath(e.hash), priority);
       return f.get();
     }
     // The fetch may have finished between the first look and the lock.
@@ -106,9 +112,9 @@ Result<cache::ChunkData> ImageDevice::GetChunk(uint64_t i) {
       stats_.memory_hits++;
       return data;
     }
-    inflight_.emplace(e.hash, promise.get_future().share());
+    inflight_.emplace(e.hash, Inflight{promise.get_future().share(), priority});
   }
-  Result<cache::ChunkData> result = Load(i, e);
+  Result<cache::ChunkData> result = Load(i, e, priority);
   if (result.ok()) memory_.Put(e.hash, *result);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -122,7 +128,7 @@ Status ImageDevice::EnsureCached(uint64_t i) {
   const format::ChunkEntry e = index_.entry(i);
   if (e.zero()) return Status::Ok();
   if (cache_ && cache_->Contains(e.hash)) return Status::Ok();
-  auto data = Load(i, e);
+  auto data = Load(i, e, fetch::Priority::kPrefetch);
   return data.status();
 }
 
@@ -176,7 +182,7 @@ void ImageDevice::WorkerLoop() {
       i = queue_.front();
       queue_.pop_front();
     }
-    auto r = GetChunk(i);  // errors are logged; the reader will retry itself
+    auto r = GetChunk(i, fetch::Priority::kReadAhead);  // a reader will retry a failure itself
     (void)r;
   }
 }

@@ -59,17 +59,21 @@ class ImageDevice : public BlockDevice {
   // and verifies it). Used by `hloop fetch --all`.
   Status EnsureCached(uint64_t i);
   // Raw content of chunk i, verified. REQUIRES: !index().entry(i).zero().
-  Result<cache::ChunkData> GetChunk(uint64_t i);
+  // `priority` orders its fetch against others (readers go first).
+  Result<cache::ChunkData> GetChunk(uint64_t i, fetch::Priority priority = fetch::Priority::kDemand);
 
   const format::Index& index() const { return index_; }
   cache::DiskCache* disk_cache() { return cache_.get(); }
   ImageStats stats();
 
  private:
-  using Future = std::shared_future<Result<cache::ChunkData>>;
+  struct Inflight {
+    std::shared_future<Result<cache::ChunkData>> future;
+    fetch::Priority priority;
+  };
   // Loads chunk i from the disk cache or the source. No memory cache.
-  Result<cache::ChunkData> Load(uint64_t i, const format::ChunkEntry& e);
-  Result<cache::ChunkData> FetchVerified(uint64_t i, const format::ChunkEntry& e);
+  Result<cache::ChunkData> Load(uint64_t i, const format::ChunkEntry& e, fetch::Priority priority);
+  Result<cache::ChunkData> FetchVerified(uint64_t i, const format::ChunkEntry& e, fetch::Priority priority);
   void MaybeReadAhead(uint64_t first, uint64_t last);
   void Schedule(uint64_t i);
   void WorkerLoop();
@@ -81,7 +85,7 @@ class ImageDevice : public BlockDevice {
   cache::MemoryCache memory_;
 
   std::mutex mu_;
-  std::unordered_map<format::Hash, Future, format::HashKey> inflight_;  // GUARDED_BY(mu_)
+  std::unordered_map<format::Hash, Inflight, format::HashKey> inflight_;  // GUARDED_BY(mu_)
   std::deque<uint64_t> queue_;       // GUARDED_BY(mu_): read-ahead work
   uint64_t next_expected_ = 0;       // GUARDED_BY(mu_): chunk after the last read
   uint64_t readahead_until_ = 0;     // GUARDED_BY(mu_): chunks below are scheduled

@@ -11,7 +11,7 @@ namespace {
 class FileSource : public Source {
  public:
   explicit FileSource(std::string base) : base_(std::move(base)) {}
-  Status Get(const std::string& rel, uint64_t expected_size, std::string* out) override {
+  Status Get(const std::string& rel, uint64_t expected_size, Priority, std::string* out) override {
     auto data = ReadFile(base_ + rel);
     if (!data.ok()) return data.status();
     if (expected_size && data->size() != expected_size)

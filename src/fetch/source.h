@@ -23,6 +23,19 @@ struct FetchOptions {
   // A transfer that moves no byte for this long is abandoned and retried.
   long stall_timeout_s = 30;
   std::string user_agent = "hloop";
+  // Transfers in flight at once (HTTP sources).
+  unsigned max_inflight = 16;
+  // Offer HTTP/2 and multiplex transfers over one connection where the
+  // server agrees. Off by default: over a fast link HTTP/1.1 on several
+  // connections is usually faster.
+  bool http2 = false;
+};
+
+// How urgent a fetch is. Lower values go first.
+enum class Priority : int {
+  kDemand = 0,     // a reader is blocked on it
+  kReadAhead = 1,  // a sequential reader will want it soon
+  kPrefetch = 2,   // a boot profile says it will be wanted
 };
 
 // Thread-safe: Get may be called from many threads at once.
@@ -33,7 +46,10 @@ class Source {
   // Unavailable when the source could not be reached after retries.
   // `expected_size`, if not zero, is the size the object must have: a
   // shorter or longer body is retried, then reported as Corruption.
-  virtual Status Get(const std::string& rel, uint64_t expected_size, std::string* out) = 0;
+  virtual Status Get(const std::string& rel, uint64_t expected_size, Priority priority,
+                     std::string* out) = 0;
+  // A more urgent reader now waits for `rel`, already requested: move it up.
+  virtual void Prioritize(const std::string& /*rel*/, Priority /*priority*/) {}
   // The full URL or path of `rel`, for messages.
   virtual std::string Describe(const std::string& rel) const = 0;
 };

@@ -62,7 +62,8 @@ class FakeSource : public fetch::Source {
     gets_.clear();
   }
 
-  Status Get(const std::string& rel, uint64_t expected_size, std::string* out) override {
+  Status Get(const std::string& rel, uint64_t expected_size, fetch::Priority,
+             std::string* out) override {
     std::chrono::milliseconds delay;
     {
       std::lock_guard<std::mutex> lock(mu_);

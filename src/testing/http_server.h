@@ -1,0 +1,62 @@
+// Test-only: an in-process HTTP server on 127.0.0.1 (cpp-httplib) whose
+// answers a test scripts per path, and which logs every request it gets.
+#pragma once
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace hloop::testing {
+
+class TestHttpServer {
+ public:
+  // Answers GET /<path>: set res.status and res.body.
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+
+  explicit TestHttpServer(Handler handler) : handler_(std::move(handler)) {
+    server_.new_task_queue = [] { return new httplib::ThreadPool(32); };
+    server_.Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        log_.push_back(req.path);
+      }
+      handler_(req, res);
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ~TestHttpServer() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string base() const { return "http://127.0.0.1:" + std::to_string(port_) + "/"; }
+  // Paths requested so far, in arrival order.
+  std::vector<std::string> log() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return log_;
+  }
+  int count(const std::string& path) {
+    std::lock_guard<std::mutex> lock(mu_);
+    int n = 0;
+    for (const auto& p : log_) n += p == path;
+    return n;
+  }
+
+ private:
+  Handler handler_;
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::string> log_;
+};
+
+}  // namespace hloop::testing
