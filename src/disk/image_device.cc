@@ -194,6 +194,9 @@ Status ImageDevice::Read(uint64_t offset, size_t len, char* buf) {
   const uint64_t cs = index_.chunk_size();
   const uint64_t first = offset / cs, last = (offset + len - 1) / cs;
   MaybeReadAhead(first, last);
+  // A read that spans several chunks fetches them in parallel: the workers
+  // take all but the first while this thread fetches the first.
+  for (uint64_t i = first + 1; i <= last; i++) Schedule(i);
   size_t done = 0;
   for (uint64_t i = first; i <= last; i++) {
     uint64_t chunk_start = i * cs;
