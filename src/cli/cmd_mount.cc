@@ -2,6 +2,7 @@
 #include "cli/common.h"
 #include "frontends/fuse/fuse_file.h"
 #include "util/daemon.h"
+#include "util/size.h"
 
 namespace hloop::cli {
 
@@ -10,6 +11,7 @@ struct MountArgs {
   std::string url, mountpoint;
   bool daemon = false, debug = false;
   unsigned threads = 16;
+  std::string kernel_readahead = "4M";
   ImageCliOptions image;
 };
 
@@ -28,6 +30,7 @@ int RunMount(MountArgs& a) {
   f.mountpoint = a.mountpoint;
   f.file_name = disk::ImageName((*device)->index(), a.url);
   f.max_threads = a.threads;
+  f.readahead_kb = unsigned(ParseSize(a.kernel_readahead).value() / 1024);
   f.debug = a.debug;
   f.on_ready = [&] { daemon.Ready(); };
   Status st = frontends::ServeFuse(**device, f);
@@ -47,6 +50,9 @@ Command MountCommand() {
             AddImageOptions(app, &a->image, /*with_cache_default=*/true);
             app->add_flag("--daemon", a->daemon, "Detach once the mount is ready");
             app->add_option("--threads", a->threads, "FUSE request threads (default 16)")->check(CLI::Range(1, 256));
+            app->add_option("--kernel-readahead", a->kernel_readahead,
+                            "Kernel read-ahead for the mount (default 4M; 0 keeps the kernel's 128K)")
+                ->check(SizeValidator());
             app->add_flag("--fuse-debug", a->debug, "Print every FUSE request");
             app->footer("The image appears as MOUNTPOINT/NAME; attach it with `losetup -r` or\n"
                         "`mount -o loop,ro`. Stays in the foreground until unmounted (umount MOUNTPOINT)\n"

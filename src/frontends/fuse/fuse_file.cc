@@ -5,6 +5,11 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -41,7 +46,7 @@ void* Init(fuse_conn_info* conn, fuse_config* cfg) {
   cfg->kernel_cache = 1;
   cfg->entry_timeout = cfg->attr_timeout = 3600;
   cfg->use_ino = 1;
-  conn->max_readahead = 1 << 20;
+  conn->max_readahead = UINT_MAX;  // the kernel caps it; see RaiseReadAhead
   return fuse_get_context()->private_data;
 }
 
@@ -108,6 +113,41 @@ int StatFs(const char*, struct statvfs* sv) {
   return 0;
 }
 
+// "0:52" for the mount at `mountpoint`, from /proc/self/mountinfo (asking the
+// file system itself would need the FUSE loop to be running already).
+std::string MountDevice(const std::string& mountpoint) {
+  char real[PATH_MAX];
+  if (!::realpath(mountpoint.c_str(), real)) return "";
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, found;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string id, parent, dev, root, point;
+    f >> id >> parent >> dev >> root >> point;
+    // mountinfo escapes spaces and the like as \040: compare escaped forms.
+    std::string want;
+    for (char ch : std::string(real)) {
+      if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\\') {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\%03o", unsigned(static_cast<unsigned char>(ch)));
+        want += buf;
+      } else {
+        want += ch;
+      }
+    }
+    if (point == want) found = dev;  // the last one is the top mount
+  }
+  return found;
+}
+
+void RaiseReadAhead(const std::string& mountpoint, unsigned kb) {
+  std::string dev = MountDevice(mountpoint);
+  std::string path = "/sys/class/bdi/" + dev + "/read_ahead_kb";
+  std::ofstream out(path);
+  if (dev.empty() || !(out << kb << "\n") || !out.flush())
+    LogInfo("could not set the kernel read-ahead of " + mountpoint + " (" + path + "); reads stay at 128 KiB");
+}
+
 }  // namespace
 
 Status ServeFuse(disk::BlockDevice& device, const FuseOptions& options) {
@@ -141,6 +181,7 @@ Status ServeFuse(disk::BlockDevice& device, const FuseOptions& options) {
     fuse_destroy(f);
     return Status::IOError("cannot install signal handlers");
   }
+  if (options.readahead_kb) RaiseReadAhead(options.mountpoint, options.readahead_kb);
   if (options.on_ready) options.on_ready();
   fuse_loop_config* cfg = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(cfg, options.max_threads);

@@ -21,6 +21,10 @@ struct FuseOptions {
   std::function<void()> on_ready;
   bool allow_other = true;   // other users (and root's losetup) may open it
   unsigned max_threads = 16;
+  // The kernel's read-ahead for the mount, in KiB (0: leave the kernel's
+  // default, 128 KiB). FUSE cannot ask for more than that at mount time, so
+  // it is raised through /sys/class/bdi after mounting (needs root).
+  unsigned readahead_kb = 4096;
   bool debug = false;
 };
 
