@@ -30,6 +30,46 @@ need_hloop() {
     [ -x "$HLOOP" ] || die "hloop binary not found at $HLOOP (build it: cmake -S $REPO_DIR -B $REPO_DIR/build -G Ninja -DCMAKE_BUILD_TYPE=Release && ninja -C $REPO_DIR/build hloop)"
 }
 
+# snapshot_hloop: copy the binary into $W so that a rebuild during the run
+# cannot change it under the benchmark; HLOOP then points at the copy.
+snapshot_hloop() {
+    cp "$HLOOP" "$W/hloop"
+    HLOOP_DESC="$HLOOP (sha256 $(sha256sum "$W/hloop" | cut -c1-12), built $(stat -c %y "$HLOOP" | cut -d. -f1), repo HEAD $(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo 'none')$(cd "$REPO_DIR" && git diff --quiet HEAD -- src 2>/dev/null || echo ', src has uncommitted changes'))"
+    HLOOP=$W/hloop
+}
+
+# load_note: the load average, to spot runs disturbed by other work
+load_note() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# cpu_busy [SECONDS]: percent of all CPUs busy over a short sample (default 2 s)
+cpu_busy() {
+    local a b
+    a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+    sleep "${1:-2}"
+    b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ")
+        busy = y[1] - x[1]; idle = y[2] - x[2]
+        printf "%.0f", (busy + idle) ? 100 * busy / (busy + idle) : 0 }'
+}
+
+# wait_idle: with BENCH_WAIT_IDLE=SECONDS, wait up to that long until the
+# machine is quiet (< BENCH_IDLE_BUSY percent busy, default 10) so that other
+# work (builds, tests) does not disturb a measurement. Sets BUSY to the last
+# sample either way.
+wait_idle() {
+    local limit=${BENCH_WAIT_IDLE:-0} max=${BENCH_IDLE_BUSY:-10} t0
+    t0=$SECONDS
+    while :; do
+        BUSY=$(cpu_busy 2)
+        [ "$BUSY" -lt "$max" ] && return 0
+        if [ $((SECONDS - t0)) -ge "$limit" ]; then
+            [ "$limit" -gt 0 ] && log "machine still ${BUSY}% busy after ${limit} s; measuring anyway"
+            return 0
+        fi
+        sleep 5
+    done
+}
+
 # --- cleanup stack -----------------------------------------------------------
 # Commands registered with on_exit run in reverse order when the script exits
 # (normally, on error, or on INT/TERM).
@@ -47,18 +87,17 @@ trap _bench_run_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# make_workdir PREFIX: a scratch directory under $BENCH_CACHE, removed on exit
-# unless BENCH_KEEP=1.
+# make_workdir PREFIX: sets W to a new scratch directory under $BENCH_CACHE,
+# removed on exit unless BENCH_KEEP=1. (Not for $(...): the cleanup must be
+# registered in the main shell.)
 make_workdir() {
     mkdir -p "$BENCH_CACHE"
-    local d
-    d=$(mktemp -d "$BENCH_CACHE/$1.XXXXXX")
+    W=$(mktemp -d "$BENCH_CACHE/$1.XXXXXX")
     if [ "${BENCH_KEEP:-0}" != 1 ]; then
-        on_exit "rm -rf '$d'"
+        on_exit "rm -rf '$W'"
     else
-        log "keeping work dir $d (BENCH_KEEP=1)"
+        log "keeping work dir $W (BENCH_KEEP=1)"
     fi
-    printf '%s\n' "$d"
 }
 
 # --- measuring ---------------------------------------------------------------
@@ -111,12 +150,34 @@ maxrss_from_timev() {
     awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 / 1024 }' "$1"
 }
 
-# proc_cpu PID -> user+sys CPU seconds of a running process
+# proc_cpu PID -> "TOTAL (user U, sys S)" CPU seconds of a running process
 proc_cpu() {
     local hz
     hz=$(getconf CLK_TCK)
     awk -v hz="$hz" '{ # field 2 (comm) may hold spaces: count from the end of ")"
-        sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null || echo "n/a"
+        sub(/^.*\) /, ""); printf "%.2f (user %.2f, sys %.2f)", ($12 + $13) / hz, $12 / hz, $13 / hz }' \
+        "/proc/$1/stat" 2>/dev/null || echo "n/a"
+}
+# cpu_split_from_timev FILE -> "TOTAL (user U, sys S)"
+cpu_split_from_timev() {
+    awk -F': ' '/User time \(seconds\)/ { u = $2 } /System time \(seconds\)/ { s = $2 }
+        END { printf "%.2f (user %.2f, sys %.2f)", u + s, u, s }' "$1"
+}
+
+# --- optional profiling (BENCH_PERF=1) ---------------------------------------
+perf_ok() {
+    [ "${BENCH_PERF:-0}" = 1 ] || return 1
+    command -v perf >/dev/null 2>&1 || { log "BENCH_PERF=1 but perf is missing (apt-get install linux-perf)"; return 1; }
+}
+
+# perf_summary DATAFILE: where the CPU time went, by library and by symbol
+perf_summary() {
+    echo "perf profile ($1): by shared object"
+    perf report -i "$1" --no-children --sort dso --stdio -g none 2>/dev/null |
+        grep '%' | grep -v '^#' | awk 'NR <= 8' | sed 's/  */ /g; s/^/    /'
+    echo "by symbol (top 15)"
+    perf report -i "$1" --no-children --sort dso,sym --stdio -g none 2>/dev/null |
+        grep '%' | grep -v '^#' | awk 'NR <= 15' | sed 's/  */ /g; s/^/    /'
 }
 
 # --- ports and servers -------------------------------------------------------
@@ -144,12 +205,13 @@ wait_http() {
 }
 
 # start_nginx ROOTDIR WORKDIR -> sets NGINX_PORT and NGINX_PID; stopped on exit.
+# shellcheck disable=SC2034
 # A throw-away config: 127.0.0.1 only, sendfile on, no access log.
 start_nginx() {
-    local root=$1 dir=$2 port try
+    local root=$1 dir=$2 port _
     need_cmd nginx nginx-light
     mkdir -p "$dir/tmp" "$dir/logs"
-    for try in 1 2 3 4 5; do
+    for _ in 1 2 3 4 5; do
         port=$(free_port)
         cat >"$dir/nginx.conf" <<EOF
 user root;
@@ -198,6 +260,7 @@ machine_info() {
     echo "cpu: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
     echo "memory: $(free -h | awk '/^Mem:/ { print $2 " total, " $7 " available" }')"
     echo "kernel: $(uname -sr)"
+    echo "load average at report time: $(load_note)"
     echo "os: $(. /etc/os-release && echo "$PRETTY_NAME")"
-    echo "hloop: $HLOOP ($(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo 'no commit')$(cd "$REPO_DIR" && git diff --quiet HEAD -- src 2>/dev/null || echo ', src has uncommitted changes'))"
+    echo "hloop: ${HLOOP_DESC:-$HLOOP}"
 }

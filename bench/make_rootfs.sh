@@ -22,10 +22,11 @@ IMG_SIZE=${BENCH_IMG_SIZE:-3G}
 SUITE=${BENCH_SUITE:-bookworm}
 EXTRA=${BENCH_EXTRA-/usr/lib/x86_64-linux-gnu /usr/lib/gcc /usr/lib/llvm-14 /usr/include}
 
-IMG=$BENCH_CACHE/rootfs.img
+settings="suite=$SUITE size=$IMG_SIZE extra=$EXTRA"
+# one cached image per setting: rootfs-<size>-<hash of settings>.img
+IMG=$BENCH_CACHE/rootfs-$IMG_SIZE-$(echo "$settings" | sha256sum | cut -c1-8).img
 STAMP=$IMG.settings
 TREE=$BENCH_CACHE/debootstrap-$SUITE
-settings="suite=$SUITE size=$IMG_SIZE extra=$EXTRA"
 
 mkdir -p "$BENCH_CACHE"
 if [ "${BENCH_REBUILD:-0}" != 1 ] && [ -f "$IMG" ] && [ -f "$IMG.sha256" ] &&
