@@ -253,6 +253,9 @@ void Proxy::AcceptAll(Micros now) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
           errno != ECONNABORTED)
         std::fprintf(stderr, "hloop-wanem: accept: %s\n", std::strerror(errno));
+      // Out of descriptors: the listening socket stays readable, so back
+      // off instead of spinning until a connection closes.
+      if (errno == EMFILE || errno == ENFILE) usleep(10000);
       return;
     }
     SetNoDelay(fd);
