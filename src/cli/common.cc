@@ -59,8 +59,14 @@ void AddImageOptions(CLI::App* app, ImageCliOptions* o, bool with_cache_default)
       ->check(CLI::Range(0, 256));
   app->add_option("--readahead", o->readahead, "Chunks to read ahead of a sequential reader (default 16)")
       ->check(CLI::Range(0, 4096));
-  app->add_option("--retries", o->retries, "Attempts for a failing transfer before a read fails (default 6)")
-      ->check(CLI::Range(1, 1000));
+  app->add_option("--retries", o->retries,
+                  "Attempts for a failing transfer before its read fails (default 0: keep trying, "
+                  "with back-off, until the server answers or --io-timeout passes)")
+      ->check(CLI::Range(0, 1000000));
+  app->add_option("--io-timeout", o->io_timeout,
+                  "Seconds a read may wait for the network before it fails with EIO "
+                  "(default 0: wait, as a root file system needs)")
+      ->check(CLI::Range(0, 86400));
   app->add_flag("-v,--verbose", o->verbose, "Log retries and cache decisions");
   app->add_option("--log", o->log_file, "Append log lines to this file instead of stderr "
                                         "(useful with --daemon, which detaches from the terminal)");
@@ -72,6 +78,7 @@ Result<disk::OpenOptions> MakeOpenOptions(const ImageCliOptions& o, bool with_ca
     return Status::FromErrno(errno, "log file " + o.log_file);
   disk::OpenOptions opts;
   opts.fetch.max_attempts = o.retries;
+  opts.fetch.io_timeout_s = o.io_timeout;
   opts.image.workers = o.workers;
   opts.image.readahead_chunks = o.readahead;
   auto mem = ParseSize(o.memory_cache);

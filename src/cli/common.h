@@ -32,7 +32,8 @@ struct ImageCliOptions {
   unsigned workers = 8;
   unsigned readahead = 16;
   std::string memory_cache = "64M";
-  int retries = 6;
+  int retries = 0;
+  int io_timeout = 0;
   bool verbose = false;
   std::string log_file;
 };

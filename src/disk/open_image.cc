@@ -11,7 +11,10 @@ Result<format::Index> LoadIndex(const std::string& url, const fetch::FetchOption
                                 cache::DiskCache* cache) {
   // With a cached copy to fall back on, do not make the user wait through
   // every retry of a server that is down.
+  // Reads may wait for a server without limit, but opening an image should
+  // say soon that there is nothing to open.
   fetch::FetchOptions opts = options;
+  if (opts.max_attempts == 0) opts.max_attempts = 6;
   if (cache && cache->GetIndex(url).ok()) opts.max_attempts = std::min(opts.max_attempts, 2);
   auto bytes = fetch::FetchUrl(url, opts);
   if (!bytes.ok()) {

@@ -24,6 +24,7 @@ struct FetchEngine::Job {
   Priority priority = Priority::kPrefetch;
   uint64_t seq = 0;  // ready_ key while waiting to start
   int attempts = 0;
+  Clock::time_point deadline = Clock::time_point::max();  // from io_timeout_s
   int delay_ms = 0;  // next back-off
   bool ready = false, running = false;
   std::vector<Callback> waiters;
@@ -33,6 +34,8 @@ struct FetchEngine::Job {
 };
 
 namespace {
+
+constexpr int kMaxAttemptsForBadAnswers = 3;
 
 void GlobalInit() {
   static std::once_flag once;
@@ -87,6 +90,7 @@ void FetchEngine::Submit(const std::string& rel, uint64_t expected_size, Priorit
         job->expected_size = expected_size;
         job->priority = priority;
         job->delay_ms = options_.retry_initial_ms;
+        if (options_.io_timeout_s > 0) job->deadline = Clock::now() + std::chrono::seconds(options_.io_timeout_s);
         job->waiters.push_back(std::move(done));
         done = nullptr;
         job->seq = seq_++;
@@ -162,6 +166,14 @@ void* FetchEngine::NewEasy(Job* job) {
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &job->sink);
   curl_easy_setopt(c, CURLOPT_PRIVATE, job);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, job->errbuf);
+  // An attempt may not outlive the request's deadline (a dead host that
+  // drops packets would otherwise hold it for the whole connect timeout).
+  long timeout_ms = 0;
+  if (job->deadline != Clock::time_point::max()) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(job->deadline - Clock::now()).count();
+    timeout_ms = std::max<long>(1, long(left));
+  }
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
   return c;
 }
 
@@ -230,8 +242,18 @@ void FetchEngine::Finish(void* easy, int curl_code) {
     active_--;
     stats_.bytes += job->body.size();
     job->running = false;
-    if (err != FetchError::kNone && IsTransient(err) && job->attempts < options_.max_attempts && !stopping_) {
-      int jittered = job->delay_ms / 2 + int(rng() % unsigned(job->delay_ms / 2 + 1));
+    int jittered = job->delay_ms / 2 + int(rng() % unsigned(job->delay_ms / 2 + 1));
+    // A server that is away is waited for; a server that answers with the
+    // wrong body, or a failure we cannot classify, is not worth waiting for.
+    int limit = options_.max_attempts;
+    if (err == FetchError::kShortBody || err == FetchError::kOther)
+      limit = limit ? std::min(limit, kMaxAttemptsForBadAnswers) : kMaxAttemptsForBadAnswers;
+    bool attempts_left = limit == 0 || job->attempts < limit;
+    bool time_left = Clock::now() + std::chrono::milliseconds(jittered) < job->deadline;
+    if (err != FetchError::kNone && IsTransient(err) && attempts_left && !stopping_ && !time_left) {
+      detail += "; no answer within --io-timeout " + std::to_string(options_.io_timeout_s) + " s";
+    }
+    if (err != FetchError::kNone && IsTransient(err) && attempts_left && time_left && !stopping_) {
       job->delay_ms = std::min(job->delay_ms * 2, options_.retry_max_ms);
       stats_.retries++;
       LogInfo(url + ": " + FetchErrorName(err) + " (" + detail + "), retry " + std::to_string(job->attempts) +

@@ -14,9 +14,13 @@ namespace hloop::fetch {
 
 struct FetchOptions {
   // Attempts for a transient failure (connect error, reset, timeout, 5xx,
-  // short body) before giving up with Unavailable. Back-off doubles from
-  // retry_initial_ms up to retry_max_ms, with jitter.
-  int max_attempts = 6;
+  // short body) before giving up with Unavailable; 0 keeps trying, as a root
+  // file system needs (a server that is away for a while is waited for).
+  // Back-off doubles from retry_initial_ms up to retry_max_ms, with jitter.
+  int max_attempts = 0;
+  // A request not answered within this many seconds fails with Unavailable
+  // (the front ends turn that into EIO); 0 waits without limit.
+  int io_timeout_s = 0;
   int retry_initial_ms = 200;
   int retry_max_ms = 5000;
   long connect_timeout_s = 10;

@@ -20,8 +20,10 @@ class TestHttpServer {
   // Answers GET /<path>: set res.status and res.body.
   using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
 
-  explicit TestHttpServer(Handler handler) : handler_(std::move(handler)) {
+  // `port` 0 picks a free one.
+  explicit TestHttpServer(Handler handler, int port = 0) : handler_(std::move(handler)) {
     server_.new_task_queue = [] { return new httplib::ThreadPool(32); };
+    server_.set_keep_alive_timeout(1);  // so that stop() does not wait long for idle clients
     server_.Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -29,7 +31,13 @@ class TestHttpServer {
       }
       handler_(req, res);
     });
-    port_ = server_.bind_to_any_port("127.0.0.1");
+    if (port == 0) {
+      port_ = server_.bind_to_any_port("127.0.0.1");
+    } else {
+      port_ = port;
+      for (int i = 0; i < 200 && !server_.bind_to_port("127.0.0.1", port); i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -37,6 +45,7 @@ class TestHttpServer {
     server_.stop();
     thread_.join();
   }
+  int port() const { return port_; }
   std::string base() const { return "http://127.0.0.1:" + std::to_string(port_) + "/"; }
   // Paths requested so far, in arrival order.
   std::vector<std::string> log() {
