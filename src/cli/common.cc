@@ -67,6 +67,9 @@ void AddImageOptions(CLI::App* app, ImageCliOptions* o, bool with_cache_default)
                   "Seconds a read may wait for the network before it fails with EIO "
                   "(default 0: wait, as a root file system needs)")
       ->check(CLI::Range(0, 86400));
+  app->add_option("--stall-timeout", o->stall_timeout,
+                  "Seconds without a byte after which a transfer is abandoned and retried (default 10)")
+      ->check(CLI::Range(1, 3600));
   app->add_flag("-v,--verbose", o->verbose, "Log retries and cache decisions");
   app->add_option("--log", o->log_file, "Append log lines to this file instead of stderr "
                                         "(useful with --daemon, which detaches from the terminal)");
@@ -79,6 +82,7 @@ Result<disk::OpenOptions> MakeOpenOptions(const ImageCliOptions& o, bool with_ca
   disk::OpenOptions opts;
   opts.fetch.max_attempts = o.retries;
   opts.fetch.io_timeout_s = o.io_timeout;
+  opts.fetch.stall_timeout_s = o.stall_timeout;
   opts.image.workers = o.workers;
   opts.image.readahead_chunks = o.readahead;
   auto mem = ParseSize(o.memory_cache);

@@ -34,6 +34,7 @@ struct ImageCliOptions {
   std::string memory_cache = "64M";
   int retries = 0;
   int io_timeout = 0;
+  int stall_timeout = 10;
   bool verbose = false;
   std::string log_file;
 };

@@ -34,7 +34,7 @@ struct ImageOptions {
   uint64_t memory_cache_bytes = uint64_t(64) << 20;
   // A chunk whose content does not match its hash is fetched this many more
   // times before the read fails.
-  int corrupt_refetches = 1;
+  int corrupt_refetches = 3;
 };
 
 struct ImageStats {

@@ -25,7 +25,7 @@ struct FetchOptions {
   int retry_max_ms = 5000;
   long connect_timeout_s = 10;
   // A transfer that moves no byte for this long is abandoned and retried.
-  long stall_timeout_s = 30;
+  long stall_timeout_s = 10;
   std::string user_agent = "hloop";
   // Transfers in flight at once (HTTP sources).
   unsigned max_inflight = 16;
