@@ -565,3 +565,28 @@ drop_file_cache() { dd if="$1" iflag=nocache count=0 status=none 2>/dev/null || 
 
 # jq_true FILTER FILE [JQ ARGS...]: FILTER is true for the JSON in FILE.
 jq_true() { local f=$1 file=$2; shift 2; jq -e "$@" "$f" "$file" >/dev/null; }
+
+# --- hloop-wanem, the WAN emulator (tools/wanem) --------------------------------
+# requires_wanem: sets WANEM to the binary built beside $HLOOP.
+requires_wanem() {
+  WANEM=${HLOOP_WANEM:-$(dirname "$HLOOP")/tools/wanem/hloop-wanem}
+  [[ -x $WANEM ]] || fail "hloop-wanem not found or not executable: $WANEM (build target hloop-wanem)"
+}
+
+# start_wanem NAME ARGS...: a proxy to $URL; sets WURL and WPID, stats in
+# $TMP/NAME.json.  Waits for its "listening on HOST:PORT" line.
+start_wanem() {
+  local name=$1 i addr=''; shift
+  "$WANEM" --listen 127.0.0.1:0 --connect "127.0.0.1:$PORT" \
+    --stats-file "$TMP/$name.json" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+  WPID=$!
+  cleanup_fn stop_pid "$WPID"
+  for ((i = 0; i < 100; i++)); do
+    addr=$(sed -n 's/^listening on //p' "$TMP/$name.out" 2>/dev/null || true)
+    [[ -n $addr ]] && break
+    pid_alive "$WPID" || break
+    sleep 0.05
+  done
+  [[ -n $addr ]] || { cat "$TMP/$name.err" >&2; fail "hloop-wanem $* did not start"; }
+  WURL=http://$addr
+}

@@ -6,28 +6,18 @@
 source "$(dirname "$0")/lib.sh"
 requires curl
 
-WANEM=${HLOOP_WANEM:-$(dirname "$HLOOP")/tools/wanem/hloop-wanem}
-[[ -x $WANEM ]] || fail "hloop-wanem not found: $WANEM"
+requires_wanem
 
 IMG=$TMP/disk.img
 random_file "$IMG" $((32 * 1024 * 1024 + 12345))
 "$HLOOP" pack "$IMG" "$TMP/store" --name disk -q || fail "hloop pack failed"
 start_hloop_serve "$TMP/store"
 
-"$WANEM" --listen 127.0.0.1:0 --connect "127.0.0.1:$PORT" --rtt 10 --seed 7 \
-  --reset-prob 0.3 --stall-prob 0.2 --stall-ms 0 --flip-prob 0.5 --fault-bytes 2M \
-  --stats-file "$TMP/wan.json" >"$TMP/wan.out" 2>"$TMP/wan.err" &
-WPID=$!
-cleanup_fn stop_pid "$WPID"
-for ((i = 0; i < 100; i++)); do
-  addr=$(sed -n 's/^listening on //p' "$TMP/wan.out" 2>/dev/null || true)
-  [[ -n $addr ]] && break
-  sleep 0.05
-done
-[[ -n ${addr:-} ]] || fail "hloop-wanem did not start"
+start_wanem wan --rtt 10 --seed 7 --reset-prob 0.3 --stall-prob 0.2 --stall-ms 0 \
+  --flip-prob 0.5 --fault-bytes 2M
 
 rc=0
-timeout 300 "$HLOOP" cat "http://$addr/disk.idx" -o "$TMP/out.img" --stall-timeout 2 \
+timeout 300 "$HLOOP" cat "$WURL/disk.idx" -o "$TMP/out.img" --stall-timeout 2 \
   --log "$TMP/cat.log" -v || rc=$?
 check_eq "hloop cat through the faulty link exits 0" 0 "$rc"
 check_eq "the image read through resets, stalls and flipped bytes is exact" "$(sha "$IMG")" "$(sha "$TMP/out.img")"

@@ -8,26 +8,7 @@
 source "$(dirname "$0")/lib.sh"
 requires curl jq cmp
 
-WANEM=${HLOOP_WANEM:-$(dirname "$HLOOP")/tools/wanem/hloop-wanem}
-[[ -x $WANEM ]] || fail "hloop-wanem not found or not executable: $WANEM (build target hloop-wanem)"
-
-# start_wanem NAME ARGS...: a proxy to $URL; sets WURL and WPID, stats in
-# $TMP/NAME.json.  Waits for its "listening on HOST:PORT" line.
-start_wanem() {
-  local name=$1 i addr=''; shift
-  "$WANEM" --listen 127.0.0.1:0 --connect "127.0.0.1:$PORT" \
-    --stats-file "$TMP/$name.json" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
-  WPID=$!
-  cleanup_fn stop_pid "$WPID"
-  for ((i = 0; i < 100; i++)); do
-    addr=$(sed -n 's/^listening on //p' "$TMP/$name.out")
-    [[ -n $addr ]] && break
-    pid_alive "$WPID" || break
-    sleep 0.05
-  done
-  [[ -n $addr ]] || { cat "$TMP/$name.err" >&2; fail "hloop-wanem $* did not start"; }
-  WURL=http://$addr
-}
+requires_wanem
 
 # stop_wanem: SIGTERM (which writes the stats file) and check a clean exit.
 stop_wanem() {
