@@ -208,8 +208,9 @@ Status DiskCache::Get(const format::Hash& h, uint32_t size, std::string* out) {
     Touch(h);
   } else {
     stats_.misses++;
-    // Another process evicted it (unless a Put of ours is still writing it).
-    if (!bad && map_.count(h) && !writing_.count(h)) Remove(h);
+    // Another process evicted it, unless a Put of ours is still writing it
+    // or renamed it into place after our open() failed: look again.
+    if (!bad && map_.count(h) && !writing_.count(h) && ::access(path.c_str(), F_OK) != 0) Remove(h);
   }
   return result;
 }
