@@ -84,6 +84,7 @@ void FetchEngine::Submit(const std::string& rel, uint64_t expected_size, Priorit
         stats_.collapsed++;
         it->second->waiters.push_back(std::move(done));
         done = nullptr;
+        RaisePriority(it->second.get(), priority);
       } else {
         auto job = std::make_unique<Job>();
         job->rel = rel;
@@ -104,15 +105,17 @@ void FetchEngine::Submit(const std::string& rel, uint64_t expected_size, Priorit
     done(Status::Unavailable(base_ + rel + ": fetch engine is shutting down"), {});
     return;
   }
-  Prioritize(rel, priority);
   curl_multi_wakeup(static_cast<CURLM*>(multi_));
 }
 
 void FetchEngine::Prioritize(const std::string& rel, Priority priority) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(rel);
-  if (it == jobs_.end() || int(priority) >= int(it->second->priority)) return;
-  Job* job = it->second.get();
+  if (it != jobs_.end()) RaisePriority(it->second.get(), priority);
+}
+
+void FetchEngine::RaisePriority(Job* job, Priority priority) {
+  if (int(priority) >= int(job->priority)) return;
   if (job->ready) {
     ready_.erase(ReadyKey{int(job->priority), job->seq});
     ready_.emplace(ReadyKey{int(priority), job->seq}, job);

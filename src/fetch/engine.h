@@ -71,6 +71,7 @@ class FetchEngine {
   void StartReady();                          // REQUIRES: mu_ held
   void Finish(void* easy, int curl_code);     // a transfer ended
   void Complete(Job* job, const Status& st);  // REQUIRES: mu_ not held
+  void RaisePriority(Job* job, Priority priority);  // REQUIRES: mu_ held
   void* NewEasy(Job* job);
   int PollTimeoutMs();                        // REQUIRES: mu_ held
 
