@@ -1,5 +1,8 @@
 // hloop mount URL MOUNTPOINT: show the image as a file, fetched lazily.
+#include <chrono>
+
 #include "cli/common.h"
+#include "disk/stats_json.h"
 #include "frontends/fuse/fuse_file.h"
 #include "util/daemon.h"
 #include "util/size.h"
@@ -33,6 +36,11 @@ int RunMount(MountArgs& a) {
   f.readahead_kb = unsigned(ParseSize(a.kernel_readahead).value() / 1024);
   f.debug = a.debug;
   f.on_ready = [&] { daemon.Ready(); };
+  const auto started = std::chrono::steady_clock::now();
+  f.stats = [&] {
+    double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    return disk::ImageStatsJson(**device, a.url, up).dump();
+  };
   Status st = frontends::ServeFuse(**device, f);
   if (!st.ok()) return fail(st);
   return kExitOk;
@@ -48,6 +56,7 @@ Command MountCommand() {
                 ->required()
                 ->check(CLI::ExistingDirectory);
             AddImageOptions(app, &a->image, /*with_cache_default=*/true);
+            AddProfileOptions(app, &a->image);
             app->add_flag("--daemon", a->daemon, "Detach once the mount is ready");
             app->add_option("--threads", a->threads, "FUSE request threads (default 16)")->check(CLI::Range(1, 256));
             app->add_option("--kernel-readahead", a->kernel_readahead,
@@ -57,7 +66,8 @@ Command MountCommand() {
             app->footer("The image appears as MOUNTPOINT/NAME; attach it with `losetup -r` or\n"
                         "`mount -o loop,ro`. Stays in the foreground until unmounted (umount MOUNTPOINT)\n"
                         "or signalled (SIGINT/SIGTERM unmount cleanly). Every chunk is checked against\n"
-                        "its SHA-256 before use; a chunk that stays wrong fails its reads with EIO.");
+                        "its SHA-256 before use; a chunk that stays wrong fails its reads with EIO.\n"
+                        "`hloop stats MOUNTPOINT` shows what the mount is doing.");
             return [a] { return RunMount(*a); };
           }};
 }

@@ -46,33 +46,89 @@ CLI::Validator ChunkSizeValidator() {
 }
 
 void AddImageOptions(CLI::App* app, ImageCliOptions* o, bool with_cache_default) {
+  const char* kCache = "Cache";
+  const char* kNet = "Network";
   app->add_option("--cache", o->cache_dir,
                   with_cache_default ? "Cache directory for verified chunks, shared by all images "
                                        "(default: $HLOOP_CACHE, /var/cache/hloop as root, else ~/.cache/hloop)"
-                                     : "Cache directory for verified chunks (default: no disk cache)");
+                                     : "Cache directory for verified chunks (default: no disk cache)")
+      ->group(kCache);
   app->add_option("--cache-size", o->cache_size,
                   "Most bytes the cache may hold; least recently used chunks are evicted (default 4G)")
-      ->check(SizeValidator());
+      ->check(SizeValidator())
+      ->group(kCache);
   app->add_option("--memory-cache", o->memory_cache, "In-memory cache of decompressed chunks (default 64M)")
-      ->check(SizeValidator());
+      ->check(SizeValidator())
+      ->group(kCache);
   app->add_option("--workers", o->workers, "Background fetch threads for read-ahead (default 8)")
-      ->check(CLI::Range(0, 256));
-  app->add_option("--readahead", o->readahead, "Chunks to read ahead of a sequential reader (default 16)")
-      ->check(CLI::Range(0, 4096));
+      ->check(CLI::Range(0, 256))
+      ->group(kCache);
+  app->add_option("--readahead", o->readahead,
+                  "Chunks to read ahead of a sequential reader (default: follows the measured "
+                  "bandwidth-delay product of the link, 4 to 256; 0: no read-ahead)")
+      ->check(CLI::Range(0, 4096))
+      ->group(kCache);
+  app->add_option("--mirror", o->mirrors,
+                  "Another server with the same files: base URL (the directory of the index), "
+                  "optionally with #http2 and/or #connections=N; repeatable. Mirrors are probed, "
+                  "ranked by measured latency and throughput, and failed over")
+      ->group(kNet);
+  app->add_flag("--no-mirror-list", o->no_mirror_list,
+                "Do not read NAME.mirrors (the mirror list published next to the index)")
+      ->group(kNet);
+  app->add_option("--connections", o->connections, "Transfers in flight at once per mirror (default 16)")
+      ->check(CLI::Range(1, 256))
+      ->group(kNet);
+  app->add_flag("--http2", o->http2, "Offer HTTP/2 to every server (multiplexes transfers on one connection)")
+      ->group(kNet);
+  app->add_option("--proxy", o->proxy,
+                  "HTTP proxy URL for every transfer (default: $http_proxy, $https_proxy, "
+                  "$all_proxy, honouring $no_proxy)")
+      ->group(kNet);
+  app->add_option("--cacert", o->cacert, "CA certificates (PEM) to verify HTTPS servers with "
+                                         "(default: the system's); certificates are always verified")
+      ->check(CLI::ExistingFile)
+      ->group(kNet);
+  app->add_option("--header", o->headers, "Extra HTTP request header 'Name: value', e.g. a token; repeatable")
+      ->check([](const std::string& h) {
+        size_t colon = h.find(':');
+        if (colon == std::string::npos || colon == 0 || h.find_first_of("\r\n") != std::string::npos)
+          return std::string("header must look like 'Name: value'");
+        return std::string();
+      })
+      ->group(kNet);
   app->add_option("--retries", o->retries,
                   "Attempts for a failing transfer before its read fails (default 0: keep trying, "
                   "with back-off, until the server answers or --io-timeout passes)")
-      ->check(CLI::Range(0, 1000000));
+      ->check(CLI::Range(0, 1000000))
+      ->group(kNet);
   app->add_option("--io-timeout", o->io_timeout,
                   "Seconds a read may wait for the network before it fails with EIO "
                   "(default 0: wait, as a root file system needs)")
-      ->check(CLI::Range(0, 86400));
+      ->check(CLI::Range(0, 86400))
+      ->group(kNet);
   app->add_option("--stall-timeout", o->stall_timeout,
                   "Seconds without a byte after which a transfer is abandoned and retried (default 10)")
-      ->check(CLI::Range(1, 3600));
-  app->add_flag("-v,--verbose", o->verbose, "Log retries and cache decisions");
+      ->check(CLI::Range(1, 3600))
+      ->group(kNet);
+  app->add_flag("-v,--verbose", o->verbose, "Log retries, mirror changes and cache decisions");
   app->add_option("--log", o->log_file, "Append log lines to this file instead of stderr "
                                         "(useful with --daemon, which detaches from the terminal)");
+}
+
+void AddProfileOptions(CLI::App* app, ImageCliOptions* o) {
+  const char* kProfile = "Boot profile";
+  o->profile_options = true;
+  app->add_option("--profile", o->profile,
+                  "Prefetch the chunks of this boot profile (file or URL) in the background, in the "
+                  "order they were read when it was recorded (default: NAME.profile next to the index, "
+                  "when there is one)")
+      ->group(kProfile);
+  app->add_flag("--no-profile", o->no_profile, "Do not prefetch NAME.profile")->group(kProfile);
+  app->add_option("--record-profile", o->record_profile,
+                  "Record the chunks read, in order with their times, into this file (written when "
+                  "the image is closed, e.g. at unmount); publish it as NAME.profile")
+      ->group(kProfile);
 }
 
 Result<disk::OpenOptions> MakeOpenOptions(const ImageCliOptions& o, bool with_cache_default) {
@@ -83,8 +139,26 @@ Result<disk::OpenOptions> MakeOpenOptions(const ImageCliOptions& o, bool with_ca
   opts.fetch.max_attempts = o.retries;
   opts.fetch.io_timeout_s = o.io_timeout;
   opts.fetch.stall_timeout_s = o.stall_timeout;
+  opts.fetch.max_inflight = o.connections;
+  opts.fetch.http2 = o.http2;
+  opts.fetch.proxy = o.proxy;
+  opts.fetch.cacert = o.cacert;
+  opts.fetch.headers = o.headers;
+  for (const auto& m : o.mirrors) {
+    auto spec = fetch::ParseMirrorSpec(m);
+    if (!spec.ok()) return spec.status();
+    opts.mirrors.push_back(std::move(spec.value()));
+  }
+  opts.mirror_list = !o.no_mirror_list;
   opts.image.workers = o.workers;
-  opts.image.readahead_chunks = o.readahead;
+  if (o.readahead >= 0) {
+    opts.image.readahead_chunks = unsigned(o.readahead);
+    opts.image.adaptive_readahead = false;
+  }
+  opts.no_profile = !o.profile_options || o.no_profile;
+  opts.profile = o.profile;
+  opts.record_profile = o.record_profile;
+  if (!o.profile.empty() && o.no_profile) return Status::InvalidArgument("--profile and --no-profile exclude each other");
   auto mem = ParseSize(o.memory_cache);
   if (!mem.ok()) return mem.status();
   opts.image.memory_cache_bytes = *mem;

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "disk/open_image.h"
 #include "util/status.h"
@@ -30,17 +31,30 @@ struct ImageCliOptions {
   std::string cache_dir;  // empty: the default for the command
   std::string cache_size = "4G";
   unsigned workers = 8;
-  unsigned readahead = 16;
+  int readahead = -1;  // -1: adaptive
   std::string memory_cache = "64M";
   int retries = 0;
   int io_timeout = 0;
   int stall_timeout = 10;
   bool verbose = false;
   std::string log_file;
+  // Network
+  std::vector<std::string> mirrors;
+  bool no_mirror_list = false;
+  unsigned connections = 16;
+  bool http2 = false;
+  std::string proxy, cacert;
+  std::vector<std::string> headers;
+  // Boot profile (only where AddProfileOptions was called)
+  bool profile_options = false;
+  std::string profile, record_profile;
+  bool no_profile = false;
 };
 
 // `with_cache_default`: whether a cache is used when --cache is not given.
 void AddImageOptions(CLI::App* app, ImageCliOptions* o, bool with_cache_default);
+// --profile, --no-profile, --record-profile (mount, nbd).
+void AddProfileOptions(CLI::App* app, ImageCliOptions* o);
 // REQUIRES: AddImageOptions was called for `o`.
 Result<disk::OpenOptions> MakeOpenOptions(const ImageCliOptions& o, bool with_cache_default);
 // $HLOOP_CACHE, else /var/cache/hloop for root, else ~/.cache/hloop.

@@ -13,12 +13,15 @@ Command MountCommand();
 Command CatCommand();
 Command FetchCommand();
 Command VerifyCommand();
+Command StatsCommand();
+Command MirrorsCommand();
 }  // namespace hloop::cli
 
 int main(int argc, char** argv) {
   using namespace hloop::cli;
   const Command commands[] = {PackCommand(),  InfoCommand(),  ServeCommand(), MountCommand(),
-                              CatCommand(),   FetchCommand(), VerifyCommand()};
+                              CatCommand(),   FetchCommand(), VerifyCommand(), StatsCommand(),
+                              MirrorsCommand()};
   CLI::App app{"hloop: disk images that live on any plain web server.\n"
                "Pack an image into content-addressed chunk files, serve them over HTTP, and\n"
                "mount the image lazily with a verified local cache.",

@@ -1,9 +1,11 @@
 #include "disk/image_device.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "format/chunk_file.h"
+#include "util/file.h"
 #include "util/log.h"
 
 namespace hloop::disk {
@@ -15,6 +17,8 @@ ImageDevice::ImageDevice(format::Index index, std::unique_ptr<fetch::Source> sou
       cache_(std::move(cache)),
       options_(options),
       memory_(options.memory_cache_bytes) {
+  chunk_flags_.assign(index_.chunk_count(), 0);
+  stats_.readahead_window = options_.readahead_chunks;
   for (unsigned t = 0; t < options_.workers; t++) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
@@ -25,7 +29,12 @@ ImageDevice::~ImageDevice() {
     queue_.clear();
   }
   cv_.notify_all();
+  // Threads may be waiting for a server that is away: fail their fetches.
+  source_->Shutdown();
   for (auto& t : workers_) t.join();
+  for (auto& t : prefetchers_) t.join();
+  Status st = SaveProfile();
+  if (!st.ok()) LogError(st.ToString());
 }
 
 ImageStats ImageDevice::stats() {
@@ -39,8 +48,11 @@ Result<cache::ChunkData> ImageDevice::FetchVerified(uint64_t i, const format::Ch
   const uint32_t raw_size = index_.chunk_length(i);
   Status last;
   std::string file;
+  std::string where = source_->Describe(rel);
   for (int attempt = 0; attempt <= options_.corrupt_refetches; attempt++) {
-    Status st = source_->Get(rel, e.stored_size, priority, &file);
+    int origin = -1;
+    Status st = source_->Get(rel, e.stored_size, priority, &file, &origin);
+    if (origin >= 0) where = source_->DescribeFrom(rel, origin);
     if (st.ok()) {
       auto raw = std::make_shared<std::string>();
       st = format::DecodeChunk(file, e.hash, raw_size, raw.get());
@@ -58,14 +70,13 @@ Result<cache::ChunkData> ImageDevice::FetchVerified(uint64_t i, const format::Ch
       std::lock_guard<std::mutex> lock(mu_);
       stats_.hash_mismatches++;
     }
+    if (origin >= 0) source_->ReportCorrupt(origin);
     last = st;
-    LogWarn("chunk " + std::to_string(i) + " from " + source_->Describe(rel) + ": " + st.message() +
+    LogWarn("chunk " + std::to_string(i) + " from " + where + ": " + st.message() +
             (attempt < options_.corrupt_refetches ? "; fetching it again" : ""));
   }
-  LogError("chunk " + std::to_string(i) + " from " + source_->Describe(rel) + ": " + last.message() +
-           "; failing the read");
-  return Status::Corruption("chunk " + std::to_string(i) + " from " + source_->Describe(rel) + ": " +
-                            last.message());
+  LogError("chunk " + std::to_string(i) + " from " + where + ": " + last.message() + "; failing the read");
+  return Status::Corruption("chunk " + std::to_string(i) + " from " + where + ": " + last.message());
 }
 
 Result<cache::ChunkData> ImageDevice::Load(uint64_t i, const format::ChunkEntry& e,
@@ -94,6 +105,21 @@ Result<cache::ChunkData> ImageDevice::GetChunk(uint64_t i, fetch::Priority prior
     stats_.memory_hits++;
     return data;
   }
+  if (priority != fetch::Priority::kDemand) return GetChunkImpl(i, priority, true);
+  // A reader waits: measure for how long.
+  auto start = std::chrono::steady_clock::now();
+  auto result = GetChunkImpl(i, priority, true);
+  uint64_t us = uint64_t(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count());
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.waits++;
+  stats_.wait_us_total += us;
+  stats_.wait_us_max = std::max(stats_.wait_us_max, us);
+  return result;
+}
+
+Result<cache::ChunkData> ImageDevice::GetChunkImpl(uint64_t i, fetch::Priority priority, bool to_memory) {
+  const format::ChunkEntry e = index_.entry(i);
   std::promise<Result<cache::ChunkData>> promise;
   {
     std::unique_lock<std::mutex> lock(mu_);
@@ -115,7 +141,7 @@ Result<cache::ChunkData> ImageDevice::GetChunk(uint64_t i, fetch::Priority prior
     inflight_.emplace(e.hash, Inflight{promise.get_future().share(), priority});
   }
   Result<cache::ChunkData> result = Load(i, e, priority);
-  if (result.ok()) memory_.Put(e.hash, *result);
+  if (result.ok() && to_memory) memory_.Put(e.hash, *result);
   {
     std::lock_guard<std::mutex> lock(mu_);
     inflight_.erase(e.hash);
@@ -132,11 +158,32 @@ Status ImageDevice::EnsureCached(uint64_t i) {
   return data.status();
 }
 
+unsigned ImageDevice::ReadAheadWindow() {
+  uint64_t window = options_.readahead_chunks;
+  if (options_.adaptive_readahead) {
+    // Enough chunks in flight to cover the bandwidth-delay product: each
+    // transfer takes a round trip plus its body's time, during which the
+    // reader consumes rtt * rate / chunk more chunks. Twice that, as the
+    // reader may be faster than one connection.
+    double rtt, rate;
+    source_->Estimate(&rtt, &rate);
+    if (rtt >= 0 && rate > 0) {
+      double stored = double(index_.summary().stored_bytes) / double(std::max<uint64_t>(1, index_.summary().unique_chunks));
+      stored = std::max(stored, 4096.0);
+      window = uint64_t(2 * std::ceil(rtt * rate / stored)) + 4;
+      window = std::clamp<uint64_t>(window, 4, options_.readahead_max_chunks);
+    }
+  }
+  // Without a disk cache, read-ahead lives in memory only: never more than
+  // a quarter of it.
+  if (!cache_)
+    window = std::min<uint64_t>(window, std::max<uint64_t>(1, options_.memory_cache_bytes / 4 / index_.chunk_size()));
+  return unsigned(window);
+}
+
 void ImageDevice::MaybeReadAhead(uint64_t first, uint64_t last) {
   if (options_.workers == 0 || options_.readahead_chunks == 0) return;
-  uint64_t window = options_.readahead_chunks;
-  // Never read ahead more than a quarter of the memory cache.
-  window = std::min<uint64_t>(window, std::max<uint64_t>(1, options_.memory_cache_bytes / 4 / index_.chunk_size()));
+  uint64_t window = ReadAheadWindow();
   std::vector<uint64_t> todo;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -144,6 +191,7 @@ void ImageDevice::MaybeReadAhead(uint64_t first, uint64_t last) {
     // little out of order; treat reads near the previous one as sequential.
     bool sequential = first + 2 >= next_expected_ && first <= next_expected_ + 2;
     next_expected_ = last + 1;
+    stats_.readahead_window = unsigned(window);
     if (!sequential) {
       readahead_until_ = 0;
       return;
@@ -166,7 +214,7 @@ void ImageDevice::Schedule(uint64_t i) {
     if (inflight_.count(e.hash)) return;
     queue_.push_back(i);
     // A reader that jumped away leaves stale work: keep the newest.
-    while (queue_.size() > 4 * size_t(options_.readahead_chunks) + 8) queue_.pop_front();
+    while (queue_.size() > 4 * size_t(stats_.readahead_window) + 8) queue_.pop_front();
     stats_.readahead_issued++;
   }
   cv_.notify_one();
@@ -187,12 +235,115 @@ void ImageDevice::WorkerLoop() {
   }
 }
 
+void ImageDevice::NoteFirstReads(uint64_t first, uint64_t last) {
+  std::lock_guard<std::mutex> lock(profile_mu_);
+  uint64_t useful = 0;
+  for (uint64_t i = first; i <= last; i++) {
+    uint8_t& f = chunk_flags_[i];
+    if (f & 1) continue;
+    f |= 1;
+    if (f & 2) useful++;
+    if (recording_ && !index_.entry(i).zero()) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - record_start_);
+      recorded_.emplace_back(uint64_t(ms.count()), i);
+    }
+  }
+  if (useful || recording_) {
+    std::lock_guard<std::mutex> lock2(mu_);
+    stats_.prefetch_useful += useful;
+    stats_.profile_recorded = recorded_.size();
+  }
+}
+
+void ImageDevice::StartRecording(std::string save_to) {
+  std::lock_guard<std::mutex> lock(profile_mu_);
+  recording_ = true;
+  record_start_ = std::chrono::steady_clock::now();
+  record_path_ = std::move(save_to);
+}
+
+Status ImageDevice::SaveProfile() {
+  std::string path;
+  {
+    std::lock_guard<std::mutex> lock(profile_mu_);
+    path = record_path_;
+  }
+  if (path.empty()) return Status::Ok();
+  std::string text = ProfileText();
+  Status st = WriteFileAtomic(path, text.data(), text.size(), Sync::kFull);
+  if (!st.ok()) return st.Annotate("profile");
+  LogInfo("profile of " + std::to_string(stats().profile_recorded) + " chunks written to " + path);
+  return st;
+}
+
+std::string ImageDevice::ProfileText() {
+  std::lock_guard<std::mutex> lock(profile_mu_);
+  std::string out = "hloop-profile 1\n";
+  out += "# image " + format::ToHex(index_.digest()) + " chunk-size " + std::to_string(index_.chunk_size()) +
+         " chunks " + std::to_string(index_.chunk_count()) + "\n";
+  out += "# ms-since-start chunk-number, in the order of first reads\n";
+  for (const auto& [ms, chunk] : recorded_) out += std::to_string(ms) + " " + std::to_string(chunk) + "\n";
+  return out;
+}
+
+void ImageDevice::StartPrefetch(std::vector<uint64_t> chunks) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!prefetch_list_.empty() || stopping_) return;
+    prefetch_list_ = std::move(chunks);
+    prefetch_next_ = 0;
+    stats_.prefetch_total = prefetch_list_.size();
+  }
+  unsigned n = std::max(1u, options_.prefetch_threads);
+  for (unsigned t = 0; t < n; t++) prefetchers_.emplace_back([this] { PrefetchLoop(); });
+}
+
+void ImageDevice::PrefetchLoop() {
+  for (;;) {
+    uint64_t i;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_ || prefetch_next_ >= prefetch_list_.size()) return;
+      i = prefetch_list_[prefetch_next_++];
+    }
+    bool ok = true;
+    if (i < index_.chunk_count()) {
+      const format::ChunkEntry e = index_.entry(i);
+      bool have = e.zero() || memory_.Contains(e.hash) || (cache_ && cache_->Contains(e.hash));
+      if (!have) {
+        {
+          std::lock_guard<std::mutex> lock(profile_mu_);
+          if (chunk_flags_[i] & 1) have = true;  // already read: too late to help
+        }
+      }
+      if (!have) {
+        // With a disk cache the profile goes there and leaves the memory
+        // cache to the reader; without one, memory is all there is.
+        ok = GetChunkImpl(i, fetch::Priority::kPrefetch, !cache_).ok();
+        if (ok) {
+          std::lock_guard<std::mutex> lock(profile_mu_);
+          chunk_flags_[i] |= 2;
+        }
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.prefetch_done++;
+    if (!ok) stats_.prefetch_failed++;
+  }
+}
+
 Status ImageDevice::Read(uint64_t offset, size_t len, char* buf) {
   if (len == 0) return Status::Ok();
   if (offset > size() || len > size() - offset)
     return Status::InvalidArgument("read past the end of the image");
   const uint64_t cs = index_.chunk_size();
   const uint64_t first = offset / cs, last = (offset + len - 1) / cs;
+  NoteFirstReads(first, last);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.reads++;
+    stats_.bytes_read += len;
+  }
   MaybeReadAhead(first, last);
   // A read that spans several chunks fetches them in parallel: the workers
   // take all but the first while this thread fetches the first.

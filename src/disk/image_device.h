@@ -10,6 +10,7 @@
 // device.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -30,7 +31,14 @@ namespace hloop::disk {
 
 struct ImageOptions {
   unsigned workers = 8;           // background fetch threads
-  unsigned readahead_chunks = 16;  // window ahead of a sequential reader
+  // Window ahead of a sequential reader, in chunks. When adaptive, this is
+  // only the start: the window follows the measured bandwidth-delay product
+  // of the link, up to readahead_max_chunks.
+  unsigned readahead_chunks = 16;
+  bool adaptive_readahead = true;
+  unsigned readahead_max_chunks = 256;
+  // Threads fetching a boot profile's chunks (each has one fetch in flight).
+  unsigned prefetch_threads = 12;
   uint64_t memory_cache_bytes = uint64_t(64) << 20;
   // A chunk whose content does not match its hash is fetched this many more
   // times before the read fails.
@@ -38,9 +46,17 @@ struct ImageOptions {
 };
 
 struct ImageStats {
+  uint64_t reads = 0, bytes_read = 0;
   uint64_t chunks_fetched = 0, bytes_fetched = 0;
   uint64_t memory_hits = 0, disk_hits = 0, zero_reads = 0;
   uint64_t hash_mismatches = 0, readahead_issued = 0;
+  unsigned readahead_window = 0;  // chunks, as last computed
+  // Readers that had to wait for a chunk (not in memory): how many, how long.
+  uint64_t waits = 0, wait_us_total = 0, wait_us_max = 0;
+  // Boot profile: chunks listed, done (fetched or found cached), failed,
+  // and chunks first read after their prefetch had finished (useful).
+  uint64_t prefetch_total = 0, prefetch_done = 0, prefetch_failed = 0, prefetch_useful = 0;
+  uint64_t profile_recorded = 0;  // chunks recorded so far
 };
 
 class ImageDevice : public BlockDevice {
@@ -62,8 +78,21 @@ class ImageDevice : public BlockDevice {
   // `priority` orders its fetch against others (readers go first).
   Result<cache::ChunkData> GetChunk(uint64_t i, fetch::Priority priority = fetch::Priority::kDemand);
 
+  // Boot profile (the papers' DLAHEAD). Fetches `chunks` in this order, in
+  // parallel, into the cache (or memory without one), below readers and
+  // read-ahead in priority. Chunks already cached are skipped.
+  void StartPrefetch(std::vector<uint64_t> chunks);
+  // Starts recording which chunks are read, first read first, with the
+  // time since this call. The profile is written to `save_to` (if not
+  // empty) by SaveProfile and when the device is destroyed.
+  void StartRecording(std::string save_to);
+  // The recorded profile in the format of docs/format.md.
+  std::string ProfileText();
+  Status SaveProfile();
+
   const format::Index& index() const { return index_; }
   cache::DiskCache* disk_cache() { return cache_.get(); }
+  fetch::Source& source() { return *source_; }
   ImageStats stats();
 
  private:
@@ -74,9 +103,15 @@ class ImageDevice : public BlockDevice {
   // Loads chunk i from the disk cache or the source. No memory cache.
   Result<cache::ChunkData> Load(uint64_t i, const format::ChunkEntry& e, fetch::Priority priority);
   Result<cache::ChunkData> FetchVerified(uint64_t i, const format::ChunkEntry& e, fetch::Priority priority);
+  // GetChunk; `to_memory` false leaves the memory cache alone (prefetch
+  // into the disk cache).
+  Result<cache::ChunkData> GetChunkImpl(uint64_t i, fetch::Priority priority, bool to_memory);
+  unsigned ReadAheadWindow();
   void MaybeReadAhead(uint64_t first, uint64_t last);
   void Schedule(uint64_t i);
+  void NoteFirstReads(uint64_t first, uint64_t last);
   void WorkerLoop();
+  void PrefetchLoop();
 
   const format::Index index_;
   const std::unique_ptr<fetch::Source> source_;
@@ -93,6 +128,17 @@ class ImageDevice : public BlockDevice {
   ImageStats stats_;                 // GUARDED_BY(mu_)
   std::condition_variable cv_;
   std::vector<std::thread> workers_;
+
+  // Profile prefetch and recording. Per chunk: bit 0 read, bit 1 prefetched.
+  std::mutex profile_mu_;
+  std::vector<uint8_t> chunk_flags_;            // GUARDED_BY(profile_mu_)
+  bool recording_ = false;                      // GUARDED_BY(profile_mu_)
+  std::chrono::steady_clock::time_point record_start_;
+  std::string record_path_;
+  std::vector<std::pair<uint64_t, uint64_t>> recorded_;  // (ms, chunk). GUARDED_BY(profile_mu_)
+  std::vector<uint64_t> prefetch_list_;         // GUARDED_BY(mu_)
+  size_t prefetch_next_ = 0;                    // GUARDED_BY(mu_)
+  std::vector<std::thread> prefetchers_;
 };
 
 }  // namespace hloop::disk

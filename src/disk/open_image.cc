@@ -2,21 +2,27 @@
 
 #include <algorithm>
 
+#include "disk/profile.h"
 #include "fetch/http_source.h"
+#include "util/file.h"
 #include "util/log.h"
 
 namespace hloop::disk {
 
-Result<format::Index> LoadIndex(const std::string& url, const fetch::FetchOptions& options,
-                                cache::DiskCache* cache) {
-  // With a cached copy to fall back on, do not make the user wait through
-  // every retry of a server that is down.
+namespace {
+
+// Reads the index with `fetch` (which takes a number of attempts), falling
+// back on the cached copy when the servers cannot be reached.
+using Fetcher = std::function<Result<std::string>(int max_attempts)>;
+
+Result<format::Index> LoadIndexWith(const std::string& url, const fetch::FetchOptions& options,
+                                    cache::DiskCache* cache, const Fetcher& fetch) {
   // Reads may wait for a server without limit, but opening an image should
-  // say soon that there is nothing to open.
-  fetch::FetchOptions opts = options;
-  if (opts.max_attempts == 0) opts.max_attempts = 6;
-  if (cache && cache->GetIndex(url).ok()) opts.max_attempts = std::min(opts.max_attempts, 2);
-  auto bytes = fetch::FetchUrl(url, opts);
+  // say soon that there is nothing to open; with a cached copy to fall back
+  // on, do not make the user wait through every retry of a server that is down.
+  int attempts = options.max_attempts == 0 ? 6 : options.max_attempts;
+  if (cache && cache->GetIndex(url).ok()) attempts = std::min(attempts, 2);
+  auto bytes = fetch(attempts);
   if (!bytes.ok()) {
     if (cache && bytes.status().IsUnavailable()) {
       auto cached = cache->GetIndex(url);
@@ -35,6 +41,90 @@ Result<format::Index> LoadIndex(const std::string& url, const fetch::FetchOption
   return index;
 }
 
+// NAME.mirrors next to the index: fetched from the index's server (cached
+// like the index, so an offline start keeps its mirrors). Absent is fine.
+void AddListedMirrors(fetch::FetchEngine& engine, const fetch::Location& loc, cache::DiskCache* cache) {
+  const std::string rel = fetch::StemOf(loc.index_name) + ".mirrors";
+  const std::string url = loc.base + rel;
+  std::string text;
+  Status st = engine.Get(fetch::Request{rel, 0, fetch::Priority::kDemand, 2, 0}, &text);
+  if (st.IsNotFound()) return;
+  if (!st.ok()) {
+    auto cached = cache ? cache->GetIndex(url) : Result<std::string>(st);
+    if (!cached.ok()) {
+      LogWarn("mirror list " + url + ": " + st.message() + "; going on without it");
+      return;
+    }
+    text = std::move(cached.value());
+  } else if (cache) {
+    Status put = cache->PutIndex(url, text);
+    if (!put.ok()) LogWarn("could not cache the mirror list: " + put.ToString());
+  }
+  auto list = fetch::ParseMirrorList(text, url);
+  if (!list.ok()) {
+    LogWarn(list.status().message() + "; ignoring the mirror list");
+    return;
+  }
+  std::vector<std::string> known;
+  for (const auto& m : engine.mirror_stats()) known.push_back(m.base);
+  for (const auto& spec : *list) {
+    if (std::find(known.begin(), known.end(), spec.base) != known.end()) continue;
+    known.push_back(spec.base);
+    engine.AddMirror(spec);
+  }
+}
+
+// The profile to prefetch, if any: the one asked for (an error if it cannot
+// be read), else NAME.profile next to the index (quietly absent).
+Result<std::optional<std::vector<uint64_t>>> LoadProfile(const OpenOptions& options, const fetch::Location& loc,
+                                                         fetch::FetchEngine* engine, const format::Index& index) {
+  std::string text, origin;
+  if (!options.profile.empty()) {
+    origin = options.profile;
+    fetch::FetchOptions opts = options.fetch;
+    if (opts.max_attempts == 0) opts.max_attempts = 6;
+    auto bytes = fetch::FetchUrl(options.profile, opts);
+    if (!bytes.ok()) return bytes.status().Annotate("profile");
+    text = std::move(bytes.value());
+  } else {
+    if (options.no_profile) return std::optional<std::vector<uint64_t>>();
+    const std::string rel = fetch::StemOf(loc.index_name) + ".profile";
+    origin = loc.base + rel;
+    Status st;
+    if (engine) {
+      st = engine->Get(fetch::Request{rel, 0, fetch::Priority::kDemand, 2}, &text);
+    } else {
+      auto bytes = ReadFile(origin);
+      st = bytes.status();
+      if (bytes.ok()) text = std::move(bytes.value());
+    }
+    if (st.IsNotFound()) return std::optional<std::vector<uint64_t>>();
+    if (!st.ok()) {
+      LogWarn("profile " + origin + ": " + st.message() + "; going on without it");
+      return std::optional<std::vector<uint64_t>>();
+    }
+  }
+  auto chunks = ParseProfile(text, index.chunk_count(), origin);
+  if (!chunks.ok()) {
+    if (!options.profile.empty()) return chunks.status();
+    LogWarn(chunks.status().message() + "; ignoring the profile");
+    return std::optional<std::vector<uint64_t>>();
+  }
+  LogInfo("profile " + origin + ": prefetching " + std::to_string(chunks->size()) + " chunks");
+  return std::optional<std::vector<uint64_t>>(std::move(chunks.value()));
+}
+
+}  // namespace
+
+Result<format::Index> LoadIndex(const std::string& url, const fetch::FetchOptions& options,
+                                cache::DiskCache* cache) {
+  return LoadIndexWith(url, options, cache, [&](int attempts) {
+    fetch::FetchOptions opts = options;
+    opts.max_attempts = attempts;
+    return fetch::FetchUrl(url, opts);
+  });
+}
+
 Result<std::unique_ptr<ImageDevice>> OpenImage(const std::string& url, const OpenOptions& options) {
   auto loc = fetch::ParseLocation(url);
   if (!loc.ok()) return loc.status();
@@ -44,12 +134,44 @@ Result<std::unique_ptr<ImageDevice>> OpenImage(const std::string& url, const Ope
     if (!c.ok()) return c.status().Annotate("cache");
     cache = std::move(c.value());
   }
-  auto index = LoadIndex(url, options.fetch, cache.get());
-  if (!index.ok()) return index.status();
-  auto source = fetch::OpenSource(*loc, options.fetch);
-  if (!source.ok()) return source.status();
-  return std::make_unique<ImageDevice>(std::move(index.value()), std::move(source.value()),
-                                       std::move(cache), options.image);
+  std::unique_ptr<fetch::Source> source;
+  fetch::FetchEngine* engine = nullptr;
+  Result<format::Index> index = Status::IOError("index not loaded");
+  if (loc->kind == fetch::Location::Kind::kFile) {
+    if (!options.mirrors.empty())
+      return Status::InvalidArgument("--mirror needs an http:// or https:// index URL, not a local path");
+    index = LoadIndex(url, options.fetch, cache.get());
+    if (!index.ok()) return index.status();
+    auto s = fetch::OpenSource(*loc, options.fetch);
+    if (!s.ok()) return s.status();
+    source = std::move(s.value());
+  } else {
+    auto e = std::make_unique<fetch::FetchEngine>(options.fetch);
+    engine = e.get();
+    engine->AddMirror(fetch::MirrorSpec{loc->base});
+    for (const auto& m : options.mirrors) {
+      if (m.base != loc->base) engine->AddMirror(m);
+    }
+    if (options.mirror_list) AddListedMirrors(*engine, *loc, cache.get());
+    // Measure every mirror's round trip while the index loads.
+    engine->Probe(loc->index_name, 3);
+    const std::string rel = loc->index_name;
+    index = LoadIndexWith(url, options.fetch, cache.get(), [&](int attempts) -> Result<std::string> {
+      std::string bytes;
+      Status st = engine->Get(fetch::Request{rel, 0, fetch::Priority::kDemand, attempts}, &bytes);
+      if (!st.ok()) return st;
+      return bytes;
+    });
+    if (!index.ok()) return index.status();
+    source = std::make_unique<fetch::HttpSource>(std::move(e));
+  }
+  auto profile = LoadProfile(options, *loc, engine, *index);
+  if (!profile.ok()) return profile.status();
+  auto device = std::make_unique<ImageDevice>(std::move(index.value()), std::move(source), std::move(cache),
+                                              options.image);
+  if (!options.record_profile.empty()) device->StartRecording(options.record_profile);
+  if (profile->has_value()) device->StartPrefetch(std::move(**profile));
+  return device;
 }
 
 std::string ImageName(const format::Index& index, const std::string& url) {

@@ -19,6 +19,16 @@ struct OpenOptions {
   fetch::FetchOptions fetch;
   std::optional<cache::DiskCacheOptions> cache;  // none: no disk cache
   ImageOptions image;
+  // Mirrors besides the index's own server, and whether to add those listed
+  // in NAME.mirrors next to the index.
+  std::vector<fetch::MirrorSpec> mirrors;
+  bool mirror_list = true;
+  // Boot profile to prefetch: a path or URL; empty: NAME.profile next to
+  // the index if there is one, unless no_profile.
+  std::string profile;
+  bool no_profile = false;
+  // Record the chunks read into this file (written when the device closes).
+  std::string record_profile;
 };
 
 // Fetches and parses the index at `url`. With a cache, a good index is saved

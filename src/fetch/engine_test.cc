@@ -193,8 +193,8 @@ TEST(FetchEngineTest, ManyTransfersRunInParallel) {
   for (int i = 0; i < 16; i++) {
     auto p = std::make_shared<std::promise<Status>>();
     done.push_back(p->get_future());
-    engine.Submit("obj" + std::to_string(i), 0, Priority::kReadAhead,
-                  [p](const Status& st, std::string) { p->set_value(st); });
+    engine.Submit(Request{"obj" + std::to_string(i), 0, Priority::kReadAhead},
+                  [p](const Status& st, std::string, int) { p->set_value(st); });
   }
   for (auto& f : done) EXPECT_TRUE(f.get().ok());
   EXPECT_GE(peak.load(), 4);  // several at once, not one by one
@@ -216,7 +216,7 @@ TEST(FetchEngineTest, DemandGoesBeforeQueuedPrefetch) {
   auto submit = [&](const std::string& rel, Priority p) {
     auto pr = std::make_shared<std::promise<Status>>();
     done.push_back(pr->get_future());
-    engine.Submit(rel, 0, p, [pr](const Status& st, std::string) { pr->set_value(st); });
+    engine.Submit(Request{rel, 0, p}, [pr](const Status& st, std::string, int) { pr->set_value(st); });
   };
   submit("blocker", Priority::kDemand);
   // Wait until the blocker holds the only slot.
@@ -249,8 +249,8 @@ TEST(FetchEngineTest, ShutdownFailsWaitingRequests) {
     for (int i = 0; i < 3; i++) {
       auto pr = std::make_shared<std::promise<Status>>();
       done.push_back(pr->get_future());
-      engine.Submit("r" + std::to_string(i), 0, Priority::kDemand,
-                    [pr](const Status& st, std::string) { pr->set_value(st); });
+      engine.Submit(Request{"r" + std::to_string(i), 0, Priority::kDemand},
+                    [pr](const Status& st, std::string, int) { pr->set_value(st); });
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }  // destroyed with one transfer running and two queued

@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "fetch/url.h"
 #include "util/status.h"
@@ -27,19 +29,70 @@ struct FetchOptions {
   // A transfer that moves no byte for this long is abandoned and retried.
   long stall_timeout_s = 10;
   std::string user_agent = "hloop";
-  // Transfers in flight at once (HTTP sources).
+  // Transfers in flight at once per mirror (a mirror's own setting wins).
   unsigned max_inflight = 16;
   // Offer HTTP/2 and multiplex transfers over one connection where the
-  // server agrees. Off by default: over a fast link HTTP/1.1 on several
-  // connections is usually faster.
+  // server agrees, on every mirror (a mirror can also ask for it alone).
+  // Off by default: over a fast link HTTP/1.1 on several connections is
+  // usually faster.
   bool http2 = false;
+  // Proxy URL for every transfer; empty: libcurl's reading of http_proxy,
+  // https_proxy, all_proxy and no_proxy from the environment.
+  std::string proxy;
+  // CA bundle (PEM) to verify HTTPS servers with, instead of the system's.
+  // Certificates are always verified.
+  std::string cacert;
+  // Extra request headers, "Name: value" (for example an access token).
+  std::vector<std::string> headers;
 };
+
+// A place that serves an image's files: the directory that holds the index,
+// as a base URL ending in '/', with its own transfer settings.
+struct MirrorSpec {
+  std::string base;
+  bool http2 = false;       // offer HTTP/2 to this mirror
+  unsigned connections = 0;  // transfers in flight at once; 0: the default
+};
+
+// Parses "URL[#option,option...]", the form of --mirror and of each line of
+// a NAME.mirrors file. URL is the directory holding the index (a trailing
+// "NAME.idx" is dropped). Options: "http2", "connections=N". The fragment
+// is never sent to the server. InvalidArgument names what is wrong.
+Result<MirrorSpec> ParseMirrorSpec(const std::string& text);
+// Parses a NAME.mirrors file: one spec per line; blank lines and lines
+// starting with '#' are skipped.
+Result<std::vector<MirrorSpec>> ParseMirrorList(const std::string& text, const std::string& what);
 
 // How urgent a fetch is. Lower values go first.
 enum class Priority : int {
   kDemand = 0,     // a reader is blocked on it
   kReadAhead = 1,  // a sequential reader will want it soon
   kPrefetch = 2,   // a boot profile says it will be wanted
+};
+
+struct EngineStats {
+  uint64_t requests = 0;       // submitted, including collapsed ones
+  uint64_t collapsed = 0;      // joined a transfer already pending
+  uint64_t transfers = 0;      // attempts started
+  uint64_t retries = 0;
+  uint64_t failures = 0;       // requests completed with an error
+  uint64_t bytes = 0;          // body bytes received
+  uint64_t inflight = 0;       // transfers running now
+  uint64_t max_inflight_seen = 0;
+  uint64_t waiting = 0;        // requests waiting for a slot or a retry
+};
+
+// What the engine knows about one mirror, for `hloop mirrors` and stats.
+struct MirrorStats {
+  std::string base;
+  bool http2 = false;
+  unsigned connections = 0;
+  double rtt_s = -1;           // smoothed time to first byte; -1: unknown
+  double bytes_per_s = -1;     // smoothed per-transfer throughput; -1: unknown
+  uint64_t transfers = 0, bytes = 0, errors = 0, corrupt = 0, not_found = 0;
+  unsigned active = 0;
+  bool set_aside = false;      // failing or corrupt: not used until re-probed
+  double aside_s = 0;          // seconds left before the re-probe
 };
 
 // Thread-safe: Get may be called from many threads at once.
@@ -50,12 +103,33 @@ class Source {
   // Unavailable when the source could not be reached after retries.
   // `expected_size`, if not zero, is the size the object must have: a
   // shorter or longer body is retried, then reported as Corruption.
+  // `origin`, if not null, receives which mirror served it (for
+  // ReportCorrupt).
   virtual Status Get(const std::string& rel, uint64_t expected_size, Priority priority,
-                     std::string* out) = 0;
+                     std::string* out, int* origin) = 0;
+  Status Get(const std::string& rel, uint64_t expected_size, Priority priority, std::string* out) {
+    return Get(rel, expected_size, priority, out, nullptr);
+  }
   // A more urgent reader now waits for `rel`, already requested: move it up.
   virtual void Prioritize(const std::string& /*rel*/, Priority /*priority*/) {}
+  // What `origin` served did not match its hash: trust it less.
+  virtual void ReportCorrupt(int /*origin*/) {}
+  // Smoothed round-trip time and per-transfer throughput of the best mirror
+  // (-1 when unknown, and for local files), for sizing read-ahead.
+  virtual void Estimate(double* rtt_s, double* bytes_per_s) {
+    *rtt_s = -1;
+    *bytes_per_s = -1;
+  }
+  // Fails every pending and later Get with Unavailable (so that threads
+  // blocked on a server that is away can be joined).
+  virtual void Shutdown() {}
+  // Transfer statistics, for sources that have them.
+  virtual std::optional<EngineStats> engine_stats() { return std::nullopt; }
+  virtual std::vector<MirrorStats> mirror_stats() { return {}; }
   // The full URL or path of `rel`, for messages.
   virtual std::string Describe(const std::string& rel) const = 0;
+  // The same, at the mirror `origin` (from Get).
+  virtual std::string DescribeFrom(const std::string& rel, int /*origin*/) const { return Describe(rel); }
 };
 
 // A source for the directory or server that holds the index at `loc`.

@@ -62,8 +62,10 @@ class FakeSource : public fetch::Source {
     gets_.clear();
   }
 
-  Status Get(const std::string& rel, uint64_t expected_size, fetch::Priority,
-             std::string* out) override {
+  using Source::Get;
+  Status Get(const std::string& rel, uint64_t expected_size, fetch::Priority, std::string* out,
+             int* origin) override {
+    if (origin) *origin = 0;
     std::chrono::milliseconds delay;
     {
       std::lock_guard<std::mutex> lock(mu_);

@@ -25,6 +25,7 @@ struct Context {
   disk::BlockDevice* device;
   std::string name;  // "/" + file name
   time_t mtime;
+  std::function<std::string()> stats;
 };
 
 Context* Ctx() { return static_cast<Context*>(fuse_get_context()->private_data); }
@@ -113,6 +114,26 @@ int StatFs(const char*, struct statvfs* sv) {
   return 0;
 }
 
+int GetXattr(const char* path, const char* name, char* value, size_t size) {
+  Context* c = Ctx();
+  if (std::strcmp(path, "/") != 0 || !c->stats || std::strcmp(name, kStatsXattr) != 0) return -ENODATA;
+  std::string text = c->stats();
+  if (size == 0) return int(text.size());
+  if (size < text.size()) return -ERANGE;
+  std::memcpy(value, text.data(), text.size());
+  return int(text.size());
+}
+
+int ListXattr(const char* path, char* list, size_t size) {
+  Context* c = Ctx();
+  if (std::strcmp(path, "/") != 0 || !c->stats) return 0;
+  size_t len = std::strlen(kStatsXattr) + 1;
+  if (size == 0) return int(len);
+  if (size < len) return -ERANGE;
+  std::memcpy(list, kStatsXattr, len);
+  return int(len);
+}
+
 // "0:52" for the mount at `mountpoint`, from /proc/self/mountinfo (asking the
 // file system itself would need the FUSE loop to be running already).
 std::string MountDevice(const std::string& mountpoint) {
@@ -153,7 +174,7 @@ void RaiseReadAhead(const std::string& mountpoint, unsigned kb) {
 Status ServeFuse(disk::BlockDevice& device, const FuseOptions& options) {
   if (options.file_name.empty() || options.file_name.find('/') != std::string::npos)
     return Status::InvalidArgument("bad file name '" + options.file_name + "'");
-  Context ctx{&device, "/" + options.file_name, std::time(nullptr)};
+  Context ctx{&device, "/" + options.file_name, std::time(nullptr), options.stats};
   fuse_operations ops{};
   ops.init = Init;
   ops.getattr = GetAttr;
@@ -161,6 +182,8 @@ Status ServeFuse(disk::BlockDevice& device, const FuseOptions& options) {
   ops.open = Open;
   ops.read = Read;
   ops.statfs = StatFs;
+  ops.getxattr = GetXattr;
+  ops.listxattr = ListXattr;
 
   std::vector<std::string> argv_s = {"hloop", "-o", "ro,default_permissions,fsname=hloop,subtype=hloop"};
   if (options.allow_other) argv_s.insert(argv_s.end(), {"-o", "allow_other"});

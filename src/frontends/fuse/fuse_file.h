@@ -26,7 +26,13 @@ struct FuseOptions {
   // it is raised through /sys/class/bdi after mounting (needs root).
   unsigned readahead_kb = 4096;
   bool debug = false;
+  // If set, the mount's root answers getxattr("user.hloop.stats") with this
+  // (JSON; `hloop stats MOUNTPOINT` reads it).
+  std::function<std::string()> stats;
 };
+
+// The extended attribute of a mount's root that holds its statistics.
+inline constexpr const char* kStatsXattr = "user.hloop.stats";
 
 // Mounts, serves requests until unmounted or until SIGINT/SIGTERM/SIGHUP
 // (which unmount cleanly), then returns. `device` must outlive the call.
