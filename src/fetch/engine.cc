@@ -556,7 +556,9 @@ void FetchEngine::Finish(void* easy, int curl_code) {
         return;
       }
     }
-    if (err != FetchError::kNone) stats_.failures++;
+    // A 404 is an answer (optional files such as NAME.profile are often
+    // absent), not a failure of the network.
+    if (err != FetchError::kNone && err != FetchError::kNotFound) stats_.failures++;
   }
   std::string msg = url + ": " + FetchErrorName(err) + " (" + detail + ")";
   Status st;
@@ -603,7 +605,6 @@ void FetchEngine::Loop() {
       // Freed slots and due retries start now, not after the next wake-up.
       StartReady();
       not_found.swap(not_found_);
-      stats_.failures += not_found.size();
       timeout_ms = PollTimeoutMs();
     }
     for (Job* job : not_found) {

@@ -75,7 +75,7 @@ struct EngineStats {
   uint64_t collapsed = 0;      // joined a transfer already pending
   uint64_t transfers = 0;      // attempts started
   uint64_t retries = 0;
-  uint64_t failures = 0;       // requests completed with an error
+  uint64_t failures = 0;       // requests completed with an error other than 404
   uint64_t bytes = 0;          // body bytes received
   uint64_t inflight = 0;       // transfers running now
   uint64_t max_inflight_seen = 0;
