@@ -11,7 +11,7 @@ packages=(
   # unit tests, sanitizers, fuzzing
   libgtest-dev libgmock-dev clang libclang-rt-14-dev
   # integration tests: real servers and clients
-  fuse3 nginx-light lighttpd e2fsprogs util-linux curl jq procps psmisc
+  fuse3 nginx-light lighttpd e2fsprogs util-linux curl jq procps psmisc openssl
 )
 missing=()
 for p in "${packages[@]}"; do
