@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <latch>
 #include <map>
@@ -14,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "disk/open_image.h"
+#include "disk/profile.h"
 #include "fetch/url.h"
 #include "format/chunk_file.h"
 #include "format/codec.h"
@@ -686,6 +688,153 @@ TEST_F(ImageDeviceTest, LoadIndexNeverReplacesACorruptOrMissingIndexWithTheCache
   auto good = LoadIndex(path, FastFail(), cache.get());
   ASSERT_TRUE(good.ok()) << good.status().ToString();
   EXPECT_EQ(FirstDifference(cache->GetIndex(path).value(), other), "");
+}
+
+// ---- Boot profiles, adaptive read-ahead, corrupt reports (issue #3) ----
+
+std::string ChunkRel(const TestImage& img, uint64_t i) {
+  return format::ChunkPath(img.Index().entry(i).hash);
+}
+
+TEST_F(ImageDeviceTest, RecordsFirstReadsOfNonZeroChunksInOrder) {
+  TestImage img = BuildImage(MixedContent());
+  auto dev = Make(img);
+  dev->StartRecording("");
+  char buf[10];
+  ASSERT_TRUE(dev->Read(2 * kCs + 5, 10, buf).ok());
+  ASSERT_TRUE(dev->Read(0, 10, buf).ok());
+  ASSERT_TRUE(dev->Read(2 * kCs, 10, buf).ok());   // again: not recorded twice
+  ASSERT_TRUE(dev->Read(3 * kCs, 10, buf).ok());   // a zero chunk: not recorded
+  ASSERT_TRUE(dev->Read(8 * kCs - 5, 10, buf).ok());  // spans 7 and 8
+  std::string text = dev->ProfileText();
+  EXPECT_EQ(text.rfind("hloop-profile 1\n", 0), 0u) << text;
+  auto chunks = ParseProfile(text, img.Index().chunk_count(), "recorded");
+  ASSERT_TRUE(chunks.ok()) << chunks.status().ToString();
+  EXPECT_EQ(*chunks, (std::vector<uint64_t>{2, 0, 7, 8}));
+  EXPECT_EQ(dev->stats().profile_recorded, 4u);
+}
+
+TEST_F(ImageDeviceTest, RecordedProfileIsWrittenWhenTheDeviceCloses) {
+  TestImage img = BuildImage(MixedContent());
+  std::string path = tmp_.path() + "/boot.profile";
+  {
+    auto dev = Make(img);
+    dev->StartRecording(path);
+    char buf[10];
+    ASSERT_TRUE(dev->Read(10 * kCs, 10, buf).ok());
+  }
+  auto chunks = ParseProfile(testing::ReadTestFile(path), 100, path);
+  ASSERT_TRUE(chunks.ok()) << chunks.status().ToString();
+  EXPECT_EQ(*chunks, (std::vector<uint64_t>{10}));
+}
+
+TEST_F(ImageDeviceTest, PrefetchFetchesTheProfileInOrderAtTheLowestPriorityIntoTheCache) {
+  TestImage img = BuildImage(MixedContent());
+  ImageOptions o = Quiet();
+  o.prefetch_threads = 1;  // one at a time: the order is observable
+  auto dev = Make(img, o, OpenCache(tmp_.path() + "/cache"));
+  dev->StartPrefetch({10, 2, 3, 4, 7, 200});  // 3 is zero, 4 repeats 1, 200 is beyond the end
+  for (int i = 0; i < 500 && dev->stats().prefetch_done < 6; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ImageStats st = dev->stats();
+  EXPECT_EQ(st.prefetch_total, 6u);
+  EXPECT_EQ(st.prefetch_done, 6u);
+  EXPECT_EQ(st.prefetch_failed, 0u);
+  auto reqs = fake_->requests();
+  ASSERT_EQ(reqs.size(), 4u);
+  EXPECT_EQ(reqs[0].first, ChunkRel(img, 10));
+  EXPECT_EQ(reqs[1].first, ChunkRel(img, 2));
+  EXPECT_EQ(reqs[2].first, ChunkRel(img, 4));
+  EXPECT_EQ(reqs[3].first, ChunkRel(img, 7));
+  for (const auto& r : reqs) EXPECT_EQ(r.second, fetch::Priority::kPrefetch);
+  // The reader then finds them in the cache: no more fetches, exact bytes,
+  // and the statistics say the prefetch was useful.
+  std::string got(kCs, '\0');
+  for (uint64_t i : {10, 2, 1, 7}) {
+    ASSERT_TRUE(dev->Read(i * kCs, kCs, got.data()).ok());
+    EXPECT_EQ(got, img.content.substr(i * kCs, kCs));
+  }
+  EXPECT_EQ(fake_->total_gets(), 4);
+  EXPECT_EQ(dev->stats().prefetch_useful, 3u);  // 10, 2 and 7 (1 was fetched as 4)
+}
+
+TEST_F(ImageDeviceTest, PrefetchSkipsChunksAlreadyReadOrCached) {
+  TestImage img = BuildImage(MixedContent());
+  ImageOptions o = Quiet();
+  o.prefetch_threads = 2;
+  auto dev = Make(img, o, OpenCache(tmp_.path() + "/cache"));
+  std::string got(kCs, '\0');
+  ASSERT_TRUE(dev->Read(0, kCs, got.data()).ok());
+  fake_->ResetCounts();
+  dev->StartPrefetch({0, 0, 1});
+  for (int i = 0; i < 500 && dev->stats().prefetch_done < 3; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(fake_->gets(ChunkRel(img, 0)), 0);
+  EXPECT_EQ(fake_->gets(ChunkRel(img, 1)), 1);
+}
+
+TEST_F(ImageDeviceTest, ReadAheadWindowFollowsTheBandwidthDelayProduct) {
+  TestImage img = BuildImage(RandomBytes(40 * kCs, 9));
+  ImageOptions o;
+  o.workers = 1;
+  o.readahead_chunks = 16;
+  o.readahead_max_chunks = 256;
+  auto dev = Make(img, o, OpenCache(tmp_.path() + "/cache"));
+  char buf[10];
+  ASSERT_TRUE(dev->Read(0, 10, buf).ok());
+  EXPECT_EQ(dev->stats().readahead_window, 16u) << "unknown link: the configured window";
+  // 50 ms, and a transfer rate at which ten chunk files fit in one round
+  // trip: 2 * 10 + 4 chunks.
+  double stored = std::max(4096.0, double(img.Index().summary().stored_bytes) / double(img.Index().summary().unique_chunks));
+  fake_->set_estimate(0.05, 10 * stored / 0.05);
+  ASSERT_TRUE(dev->Read(kCs, 10, buf).ok());
+  EXPECT_EQ(dev->stats().readahead_window, 24u);
+  // A LAN: less than a chunk per round trip, a handful of chunks.
+  fake_->set_estimate(0.0002, 0.5 * stored / 0.0002);
+  ASSERT_TRUE(dev->Read(2 * kCs, 10, buf).ok());
+  EXPECT_LE(dev->stats().readahead_window, 8u);
+  EXPECT_GE(dev->stats().readahead_window, 4u);
+  // A very long fat pipe: capped.
+  fake_->set_estimate(0.5, 1e9);
+  ASSERT_TRUE(dev->Read(3 * kCs, 10, buf).ok());
+  EXPECT_EQ(dev->stats().readahead_window, 256u);
+}
+
+TEST_F(ImageDeviceTest, AFixedReadAheadWindowIgnoresTheLink) {
+  TestImage img = BuildImage(RandomBytes(8 * kCs, 9));
+  ImageOptions o;
+  o.workers = 1;
+  o.readahead_chunks = 3;
+  o.adaptive_readahead = false;
+  auto dev = Make(img, o, OpenCache(tmp_.path() + "/cache"));
+  fake_->set_estimate(0.05, 20e6);
+  char buf[10];
+  ASSERT_TRUE(dev->Read(0, 10, buf).ok());
+  ASSERT_TRUE(dev->Read(kCs, 10, buf).ok());
+  EXPECT_EQ(dev->stats().readahead_window, 3u);
+}
+
+TEST_F(ImageDeviceTest, AHashMismatchIsReportedToTheSource) {
+  TestImage img = BuildImage(MixedContent());
+  auto dev = Make(img);
+  fake_->Corrupt(ChunkRel(img, 2), 1);
+  std::string got(kCs, '\0');
+  ASSERT_TRUE(dev->Read(2 * kCs, kCs, got.data()).ok());
+  EXPECT_EQ(got, img.content.substr(2 * kCs, kCs));
+  EXPECT_EQ(fake_->corrupt_reports(), 1);
+}
+
+TEST_F(ImageDeviceTest, ReaderWaitsAreCounted) {
+  TestImage img = BuildImage(MixedContent());
+  auto dev = Make(img);
+  fake_->set_delay(std::chrono::milliseconds(30));
+  char buf[10];
+  ASSERT_TRUE(dev->Read(0, 10, buf).ok());
+  ASSERT_TRUE(dev->Read(5, 10, buf).ok());  // memory hit: no wait
+  ImageStats st = dev->stats();
+  EXPECT_EQ(st.reads, 2u);
+  EXPECT_EQ(st.waits, 1u);
+  EXPECT_GE(st.wait_us_max, 25000u);
 }
 
 }  // namespace

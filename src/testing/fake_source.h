@@ -12,6 +12,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "fetch/source.h"
 #include "util/status.h"
@@ -40,6 +42,30 @@ class FakeSource : public fetch::Source {
     std::lock_guard<std::mutex> lock(mu_);
     fail_[rel] = {std::move(status), times};
   }
+  // What Estimate reports (default: unknown).
+  void set_estimate(double rtt_s, double bytes_per_s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    rtt_s_ = rtt_s;
+    bytes_per_s_ = bytes_per_s;
+  }
+  void Estimate(double* rtt_s, double* bytes_per_s) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    *rtt_s = rtt_s_;
+    *bytes_per_s = bytes_per_s_;
+  }
+  void ReportCorrupt(int) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    corrupt_reports_++;
+  }
+  int corrupt_reports() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return corrupt_reports_;
+  }
+  // Every Get in arrival order, with its priority.
+  std::vector<std::pair<std::string, fetch::Priority>> requests() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_;
+  }
   // Every Get sleeps this long before answering (to widen race windows).
   void set_delay(std::chrono::milliseconds d) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -63,13 +89,14 @@ class FakeSource : public fetch::Source {
   }
 
   using Source::Get;
-  Status Get(const std::string& rel, uint64_t expected_size, fetch::Priority, std::string* out,
+  Status Get(const std::string& rel, uint64_t expected_size, fetch::Priority priority, std::string* out,
              int* origin) override {
     if (origin) *origin = 0;
     std::chrono::milliseconds delay;
     {
       std::lock_guard<std::mutex> lock(mu_);
       gets_[rel]++;
+      requests_.emplace_back(rel, priority);
       delay = delay_;
     }
     if (delay.count() > 0) std::this_thread::sleep_for(delay);
@@ -104,6 +131,9 @@ class FakeSource : public fetch::Source {
   std::map<std::string, Failure> fail_;
   std::map<std::string, int> gets_;
   std::chrono::milliseconds delay_{0};
+  double rtt_s_ = -1, bytes_per_s_ = -1;
+  int corrupt_reports_ = 0;
+  std::vector<std::pair<std::string, fetch::Priority>> requests_;
 };
 
 }  // namespace hloop::testing
