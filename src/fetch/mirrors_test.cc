@@ -242,6 +242,34 @@ TEST(MirrorsTest, ARequestWhosePriorityRoseWhileRunningDoesNotLeakItsSlot) {
   }
 }
 
+TEST(MirrorsTest, PrefetchNeverTakesTheSlotsAWaitingReadNeeds) {
+  // Every prefetch transfer hangs until released; a demand read submitted
+  // after a flood of them must still get a connection and finish.
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  TestHttpServer server([&](const httplib::Request& req, httplib::Response& res) {
+    if (req.path.starts_with("/pre")) released.wait();
+    res.set_content("ok", "text/plain");
+  });
+  FetchOptions o = Fast();
+  o.max_inflight = 4;
+  FetchEngine engine(server.base(), o);
+  std::vector<std::future<Status>> prefetches;
+  for (int i = 0; i < 20; i++) {
+    auto p = std::make_shared<std::promise<Status>>();
+    prefetches.push_back(p->get_future());
+    engine.Submit(Request{"pre" + std::to_string(i), 0, Priority::kPrefetch},
+                  [p](const Status& st, std::string, int) { p->set_value(st); });
+  }
+  auto q = std::make_shared<std::promise<Status>>();
+  auto demand = q->get_future();
+  engine.Submit(Request{"read", 0, Priority::kDemand}, [q](const Status& st, std::string, int) { q->set_value(st); });
+  EXPECT_EQ(demand.wait_for(std::chrono::seconds(5)), std::future_status::ready) << "the read starved behind prefetch";
+  EXPECT_LE(engine.stats().max_inflight_seen, 4u);
+  release.set_value();
+  for (auto& f : prefetches) EXPECT_TRUE(f.get().ok());
+}
+
 TEST(MirrorsTest, HeadersAndProxyReachTheServer) {
   std::string auth, via_proxy_path;
   std::mutex mu;
