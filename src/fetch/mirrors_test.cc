@@ -261,6 +261,9 @@ TEST(MirrorsTest, PrefetchNeverTakesTheSlotsAWaitingReadNeeds) {
     engine.Submit(Request{"pre" + std::to_string(i), 0, Priority::kPrefetch},
                   [p](const Status& st, std::string, int) { p->set_value(st); });
   }
+  // Let the prefetch take every slot it may before the read arrives.
+  for (int i = 0; i < 200 && engine.stats().inflight < 3; i++) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
   auto q = std::make_shared<std::promise<Status>>();
   auto demand = q->get_future();
   engine.Submit(Request{"read", 0, Priority::kDemand}, [q](const Status& st, std::string, int) { q->set_value(st); });
