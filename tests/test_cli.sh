@@ -16,10 +16,10 @@ run() {
 run "$HLOOP" --help
 check_eq "hloop --help exit status" 0 "$RC"
 check_contains "hloop --help prints usage" usage "$OUT"
-for c in pack info serve mount cat fetch verify; do
+for c in pack info serve mount cat fetch verify stats mirrors; do
   check_contains "hloop --help lists '$c'" "$c" "$OUT"
 done
-for c in pack info serve mount cat fetch verify; do
+for c in pack info serve mount cat fetch verify stats mirrors; do
   run "$HLOOP" "$c" --help
   check_eq "hloop $c --help exit status" 0 "$RC"
   check_contains "hloop $c --help prints usage" usage "$OUT"
@@ -30,7 +30,8 @@ for o in --name --chunk-size --codec --level --threads --json; do
   check_contains "pack --help documents $o" "$o" "$OUT"
 done
 run "$HLOOP" mount --help
-for o in --cache --cache-size --daemon; do
+for o in --cache --cache-size --daemon --mirror --no-mirror-list --connections --http2 --proxy --cacert \
+    --header --io-timeout --retries --readahead --profile --no-profile --record-profile; do
   check_contains "mount --help documents $o" "$o" "$OUT"
 done
 
@@ -112,3 +113,15 @@ check_contains "... and names it" does-not-exist.img "$ERR"
 run "$HLOOP" verify "$TMP/no-such-store"
 check_ne "verify of a missing store fails" 0 "$RC"
 check_le "... with an ordinary exit status" "$RC" 2
+
+# --- stats and mirrors on things that are not what they need.
+mkdir -p "$TMP/plain-dir"
+run "$HLOOP" stats "$TMP/plain-dir"
+check_eq "stats of a directory that is not a mount exits 1" 1 "$RC"
+check_contains "... saying so" "not an hloop mount" "$ERR"
+run "$HLOOP" mirrors "$TMP/s.json/img.idx"
+check_eq "mirrors of a local path exits 1" 1 "$RC"
+check_contains "... saying it needs a URL" "http" "$ERR"
+usage_error "a malformed --mirror is a usage error" "$HLOOP" cat "$TMP/s.json/img.idx" --mirror ftp://x/ -o /dev/null
+usage_error "--header without a colon is a usage error" "$HLOOP" cat "$TMP/s.json/img.idx" --header nocolon -o /dev/null
+usage_error "--profile with --no-profile is a usage error" "$HLOOP" mount "$TMP/s.json/img.idx" "$TMP/plain-dir" --profile x --no-profile

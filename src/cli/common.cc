@@ -72,6 +72,10 @@ void AddImageOptions(CLI::App* app, ImageCliOptions* o, bool with_cache_default)
                   "Another server with the same files: base URL (the directory of the index), "
                   "optionally with #http2 and/or #connections=N; repeatable. Mirrors are probed, "
                   "ranked by measured latency and throughput, and failed over")
+      ->check([](const std::string& m) {
+        auto spec = fetch::ParseMirrorSpec(m);
+        return spec.ok() ? std::string() : spec.status().message();
+      })
       ->group(kNet);
   app->add_flag("--no-mirror-list", o->no_mirror_list,
                 "Do not read NAME.mirrors (the mirror list published next to the index)")
@@ -119,12 +123,12 @@ void AddImageOptions(CLI::App* app, ImageCliOptions* o, bool with_cache_default)
 void AddProfileOptions(CLI::App* app, ImageCliOptions* o) {
   const char* kProfile = "Boot profile";
   o->profile_options = true;
-  app->add_option("--profile", o->profile,
+  auto* profile = app->add_option("--profile", o->profile,
                   "Prefetch the chunks of this boot profile (file or URL) in the background, in the "
                   "order they were read when it was recorded (default: NAME.profile next to the index, "
                   "when there is one)")
       ->group(kProfile);
-  app->add_flag("--no-profile", o->no_profile, "Do not prefetch NAME.profile")->group(kProfile);
+  app->add_flag("--no-profile", o->no_profile, "Do not prefetch NAME.profile")->group(kProfile)->excludes(profile);
   app->add_option("--record-profile", o->record_profile,
                   "Record the chunks read, in order with their times, into this file (written when "
                   "the image is closed, e.g. at unmount); publish it as NAME.profile")
