@@ -332,6 +332,31 @@ void ImageDevice::PrefetchLoop() {
   }
 }
 
+Result<std::vector<Extent>> ImageDevice::Extents(uint64_t offset, uint64_t len) {
+  if (offset >= size()) return Status::InvalidArgument("extents past the end of the image");
+  len = std::min<uint64_t>(len, size() - offset);
+  const uint64_t cs = index_.chunk_size();
+  std::vector<Extent> out;
+  uint64_t pos = offset, end = offset + len;
+  while (pos < end) {
+    uint64_t i = pos / cs;
+    uint64_t chunk_end = std::min<uint64_t>(i * cs + index_.chunk_length(i), size());
+    uint64_t n = std::min(chunk_end, end) - pos;
+    bool zero = index_.entry(i).zero();
+    if (!out.empty() && out.back().zero == zero) out.back().length += n;
+    else out.push_back(Extent{n, zero});
+    pos += n;
+  }
+  return out;
+}
+
+void ImageDevice::Prefetch(uint64_t offset, uint64_t len) {
+  if (len == 0 || offset >= size()) return;
+  len = std::min<uint64_t>(len, size() - offset);
+  const uint64_t cs = index_.chunk_size();
+  for (uint64_t i = offset / cs; i <= (offset + len - 1) / cs; i++) Schedule(i);
+}
+
 Status ImageDevice::Read(uint64_t offset, size_t len, char* buf) {
   if (len == 0) return Status::Ok();
   if (offset > size() || len > size() - offset)

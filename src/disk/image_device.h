@@ -70,6 +70,11 @@ class ImageDevice : public BlockDevice {
 
   uint64_t size() const override { return index_.image_size(); }
   Status Read(uint64_t offset, size_t len, char* buf) override;
+  // Zero chunks are holes; everything else is data.
+  Result<std::vector<Extent>> Extents(uint64_t offset, uint64_t len) override;
+  // Fetches the chunks of the range in the background at read-ahead
+  // priority (NBD CACHE).
+  void Prefetch(uint64_t offset, uint64_t len) override;
 
   // Makes sure chunk i is in the disk cache (or, without one, just fetches
   // and verifies it). Used by `hloop fetch --all`.

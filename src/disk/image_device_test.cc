@@ -837,5 +837,24 @@ TEST_F(ImageDeviceTest, ReaderWaitsAreCounted) {
   EXPECT_GE(st.wait_us_max, 25000u);
 }
 
+TEST_F(ImageDeviceTest, ExtentsShowZeroChunksAsHoles) {
+  TestImage img = BuildImage(MixedContent());  // chunks 3, 5 and 6 are zero
+  auto dev = Make(img);
+  auto all = dev->Extents(0, dev->size());
+  ASSERT_TRUE(all.ok());
+  std::vector<std::pair<uint64_t, bool>> got;
+  for (const auto& e : *all) got.emplace_back(e.length, e.zero);
+  std::vector<std::pair<uint64_t, bool>> want = {
+      {3 * kCs, false}, {kCs, true}, {kCs, false}, {2 * kCs, true}, {6 * kCs + 1000, false}};
+  EXPECT_EQ(got, want);
+  auto part = dev->Extents(3 * kCs + 10, 100);  // inside a hole, clipped to the request
+  ASSERT_TRUE(part.ok());
+  ASSERT_EQ(part->size(), 1u);
+  EXPECT_TRUE((*part)[0].zero);
+  EXPECT_EQ((*part)[0].length, 100u);
+  EXPECT_FALSE(dev->Extents(dev->size(), 1).ok());
+  EXPECT_EQ(fake_->total_gets(), 0);  // answered from the index alone
+}
+
 }  // namespace
 }  // namespace hloop::disk
