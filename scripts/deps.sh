@@ -12,6 +12,7 @@ packages=(
   libgtest-dev libgmock-dev clang libclang-rt-14-dev
   # integration tests: real servers and clients
   fuse3 nginx-light lighttpd e2fsprogs util-linux curl jq procps psmisc openssl
+  squid  # a real caching proxy (tests/test_proxy.sh)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -19,9 +20,10 @@ for p in "${packages[@]}"; do
 done
 if ((${#missing[@]})); then
   apt-get update -qq
-  # Debian starts nginx and lighttpd on installation; the tests start their own.
+  # Debian starts nginx, lighttpd and squid (on port 3128) on installation;
+  # the tests start their own.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  for svc in nginx lighttpd; do
+  for svc in nginx lighttpd squid; do
     service "$svc" stop >/dev/null 2>&1 || true
   done
 fi

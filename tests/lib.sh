@@ -590,3 +590,116 @@ start_wanem() {
   [[ -n $addr ]] || { cat "$TMP/$name.err" >&2; fail "hloop-wanem $* did not start"; }
   WURL=http://$addr
 }
+
+# start_nginx_timed STORE: like start_nginx, but each request is logged to
+# $NGINX_LOG as "MSEC REQUEST_TIME STATUS BYTES METHOD URI" (MSEC: when the
+# answer was sent, in seconds with ms), and chunk files carry the
+# Cache-Control that `hloop serve` sends (so proxies may cache them).  Sets
+# URL, PORT, SERVER_PID and NGINX_LOG.
+start_nginx_timed() {
+  requires nginx
+  local store=$1 attempt port pid dir
+  store=$(realpath "$store")
+  for attempt in 1 2 3 4 5; do
+    port=$(free_port)
+    dir=$TMP/nginx-timed.$port
+    mkdir -p "$dir/tmp"
+    cat >"$dir/nginx.conf" <<EOF2
+daemon off;
+master_process on;
+worker_processes 1;
+user root;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 1024; }
+http {
+  log_format timed '\$msec \$request_time \$status \$body_bytes_sent \$request_method \$request_uri';
+  access_log $dir/access.log timed;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  default_type application/octet-stream;
+  sendfile on;
+  keepalive_timeout 60;
+  keepalive_requests 100000;
+  server {
+    listen 127.0.0.1:$port;
+    root $store;
+    location / { add_header Cache-Control "public, max-age=60"; }
+    location /chunks/ { add_header Cache-Control "public, max-age=31536000, immutable"; }
+  }
+}
+EOF2
+    nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
+    pid=$!
+    cleanup_fn stop_pid "$pid"
+    if wait_http "http://127.0.0.1:$port/" "$pid"; then
+      PORT=$port URL=http://127.0.0.1:$port SERVER_PID=$pid NGINX_LOG=$dir/access.log
+      : >"$NGINX_LOG"   # forget wait_http's probes
+      log "nginx (timed log) serving $store on $URL (pid $pid)"
+      return 0
+    fi
+    echo "nginx on port $port did not come up:" >&2
+    cat "$dir/error.log" "$dir/stdout.log" >&2 2>/dev/null || true
+    stop_pid "$pid" 2
+  done
+  fail "could not start nginx"
+}
+
+# start_squid: a real Squid caching proxy on 127.0.0.1 (memory cache only,
+# objects up to 8 MiB), with its own config, logs and pid file under
+# $TMP/squid.PORT, in the foreground (-N) of a background job.  Squid will not
+# run as root, so it runs as the user `proxy` (Debian's squid package creates
+# it); its directory is owned by that user and $TMP is made traversable.
+# Sets SQUID_PORT, SQUID_URL (http://127.0.0.1:PORT), SQUID_PID and
+# SQUID_LOG (the access log: "TIME ELAPSED CLIENT CODE/STATUS BYTES METHOD URL
+# - HIERARCHY/PEER TYPE").  The system's squid service is not touched.
+start_squid() {
+  requires squid
+  id proxy >/dev/null 2>&1 || fail "user 'proxy' is missing (it comes with Debian's squid package)"
+  local attempt port pid dir
+  chmod o+x "$TMP"
+  for attempt in 1 2 3 4 5; do
+    port=$(free_port)
+    dir=$TMP/squid.$port
+    mkdir -p "$dir"
+    cat >"$dir/squid.conf" <<EOF2
+http_port 127.0.0.1:$port
+visible_hostname hloop-test-squid
+cache_effective_user proxy
+pid_filename $dir/squid.pid
+cache_log $dir/cache.log
+access_log stdio:$dir/access.log squid
+cache_store_log none
+logfile_rotate 0
+coredump_dir $dir
+netdb_filename none
+pinger_enable off
+shutdown_lifetime 0 seconds
+# Memory cache only (no cache_dir), large enough for a test image.
+cache_mem 256 MB
+maximum_object_size_in_memory 8 MB
+maximum_object_size 8 MB
+memory_replacement_policy lru
+acl localhost_src src 127.0.0.1/32
+http_access allow localhost_src
+http_access deny all
+refresh_pattern . 0 20% 4320
+EOF2
+    chown -R proxy: "$dir"
+    squid -N -d 1 -f "$dir/squid.conf" >"$dir/stdout.log" 2>&1 &
+    pid=$!
+    cleanup_fn stop_pid "$pid"
+    if wait_http "http://127.0.0.1:$port/" "$pid"; then
+      SQUID_PORT=$port SQUID_URL=http://127.0.0.1:$port SQUID_PID=$pid SQUID_LOG=$dir/access.log
+      log "squid on $SQUID_URL (pid $pid), access log $SQUID_LOG"
+      return 0
+    fi
+    echo "squid on port $port did not come up:" >&2
+    cat "$dir/cache.log" "$dir/stdout.log" >&2 2>/dev/null || true
+    stop_pid "$pid" 2
+  done
+  fail "could not start squid"
+}

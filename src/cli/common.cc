@@ -60,7 +60,7 @@ void AddImageOptions(CLI::App* app, ImageCliOptions* o, bool with_cache_default)
   app->add_option("--memory-cache", o->memory_cache, "In-memory cache of decompressed chunks (default 64M)")
       ->check(SizeValidator())
       ->group(kCache);
-  app->add_option("--workers", o->workers, "Background fetch threads for read-ahead (default 8)")
+  app->add_option("--workers", o->workers, "Background fetch threads for read-ahead: each keeps one chunk in flight (default 16)")
       ->check(CLI::Range(0, 256))
       ->group(kCache);
   app->add_option("--readahead", o->readahead,

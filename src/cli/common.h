@@ -30,7 +30,7 @@ struct Command {
 struct ImageCliOptions {
   std::string cache_dir;  // empty: the default for the command
   std::string cache_size = "4G";
-  unsigned workers = 8;
+  unsigned workers = 16;
   int readahead = -1;  // -1: adaptive
   std::string memory_cache = "64M";
   int retries = 0;

@@ -30,7 +30,7 @@
 namespace hloop::disk {
 
 struct ImageOptions {
-  unsigned workers = 8;           // background fetch threads
+  unsigned workers = 16;          // background fetch threads, one chunk in flight each
   // Window ahead of a sequential reader, in chunks. When adaptive, this is
   // only the start: the window follows the measured bandwidth-delay product
   // of the link, up to readahead_max_chunks.

@@ -404,11 +404,22 @@ void FetchEngine::StartReady() {
       EnqueueProbe(i);
     }
   }
-  while (!ready_.empty()) {
-    Job* job = ready_.begin()->second;
-    int mi = job->req.mirror >= 0 && job->req.mirror < int(mirrors_.size()) ? job->req.mirror : PickMirror(*job);
-    if (mi == -1) break;  // the best mirror is busy: wait for a slot there
-    ready_.erase(ready_.begin());
+  for (auto it = ready_.begin(); it != ready_.end();) {
+    Job* job = it->second;
+    int mi;
+    if (job->req.mirror >= 0 && job->req.mirror < int(mirrors_.size())) {
+      // Pinned (a probe, `hloop mirrors`): it waits for its own mirror's
+      // slot without holding up work that may go elsewhere.
+      mi = job->req.mirror;
+      if (mirrors_[size_t(mi)].active >= mirrors_[size_t(mi)].connections) {
+        ++it;
+        continue;
+      }
+    } else {
+      mi = PickMirror(*job);
+      if (mi == -1) break;  // the best mirror is busy: wait for a slot there
+    }
+    it = ready_.erase(it);
     job->ready = false;
     if (mi == -2) {  // every mirror said 404
       not_found_.push_back(job);
