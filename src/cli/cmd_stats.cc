@@ -60,8 +60,8 @@ void PrintHuman(const nlohmann::json& j) {
               "%lu retries, %lu failed, %lu hash mismatches\n",
               u(f["chunks"]), FormatSize(u(f["bytes"])).c_str(), u(f["transfers"]), u(f["inflight"]),
               u(f["max_inflight"]), u(f["waiting"]), u(f["retries"]), u(f["failures"]), u(f["hash_mismatches"]));
-  std::printf("read-ahead %lu chunks issued, window %lu chunks\n", u(j["readahead"]["issued"]),
-              u(j["readahead"]["window"]));
+  std::printf("read-ahead %lu chunks issued, window %lu chunks (grows to %lu)\n", u(j["readahead"]["issued"]),
+              u(j["readahead"]["window"]), u(j["readahead"]["max"]));
   const auto& p = j["prefetch"];
   if (u(p["total"]))
     std::printf("profile    %lu/%lu chunks prefetched (%lu failed), %lu read after their prefetch\n", u(p["done"]),

@@ -18,7 +18,7 @@ ImageDevice::ImageDevice(format::Index index, std::unique_ptr<fetch::Source> sou
       options_(options),
       memory_(options.memory_cache_bytes) {
   chunk_flags_.assign(index_.chunk_count(), 0);
-  stats_.readahead_window = options_.readahead_chunks;
+  stats_.readahead_max = options_.readahead_chunks;
   for (unsigned t = 0; t < options_.workers; t++) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
@@ -183,7 +183,7 @@ unsigned ImageDevice::ReadAheadWindow() {
 
 void ImageDevice::MaybeReadAhead(uint64_t first, uint64_t last) {
   if (options_.workers == 0 || options_.readahead_chunks == 0) return;
-  uint64_t window = ReadAheadWindow();
+  const uint64_t max_window = ReadAheadWindow();
   std::vector<uint64_t> todo;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -191,17 +191,26 @@ void ImageDevice::MaybeReadAhead(uint64_t first, uint64_t last) {
     // little out of order; treat reads near the previous one as sequential.
     bool sequential = first + 2 >= next_expected_ && first <= next_expected_ + 2;
     next_expected_ = last + 1;
-    stats_.readahead_window = unsigned(window);
+    stats_.readahead_max = unsigned(max_window);
     if (!sequential) {
       readahead_until_ = 0;
+      window_ = 0;
       return;
     }
+    // Like the kernel's read-ahead, start small and double while the reader
+    // keeps consuming what was read ahead: a boot reads many short runs,
+    // and a full bandwidth-delay window behind each would fetch far more
+    // than it reads. A long sequential read reaches the full window soon.
+    if (window_ == 0) window_ = std::min<uint64_t>(kInitialReadAhead, max_window);
+    window_ = std::min(window_, max_window);
     uint64_t from = std::max(last + 1, readahead_until_);
-    uint64_t to = std::min(index_.chunk_count(), last + 1 + window);
+    uint64_t to = std::min(index_.chunk_count(), last + 1 + window_);
     // Top up in batches so the queue is not touched on every small read.
-    if (from + window / 2 > to && readahead_until_ > last + 1) return;
+    if (from + window_ / 2 > to && readahead_until_ > last + 1) return;
     for (uint64_t j = from; j < to; j++) todo.push_back(j);
     readahead_until_ = std::max(readahead_until_, to);
+    stats_.readahead_window = unsigned(window_);
+    window_ = std::min(window_ * 2, max_window);
   }
   for (uint64_t j : todo) Schedule(j);
 }
@@ -214,7 +223,7 @@ void ImageDevice::Schedule(uint64_t i) {
     if (inflight_.count(e.hash)) return;
     queue_.push_back(i);
     // A reader that jumped away leaves stale work: keep the newest.
-    while (queue_.size() > 4 * size_t(stats_.readahead_window) + 8) queue_.pop_front();
+    while (queue_.size() > 4 * size_t(stats_.readahead_max) + 8) queue_.pop_front();
     stats_.readahead_issued++;
   }
   cv_.notify_one();

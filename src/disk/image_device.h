@@ -50,7 +50,8 @@ struct ImageStats {
   uint64_t chunks_fetched = 0, bytes_fetched = 0;
   uint64_t memory_hits = 0, disk_hits = 0, zero_reads = 0;
   uint64_t hash_mismatches = 0, readahead_issued = 0;
-  unsigned readahead_window = 0;  // chunks, as last computed
+  unsigned readahead_window = 0;  // chunks: the current sequential stream's window
+  unsigned readahead_max = 0;     // chunks: the most it may grow to (from the link)
   // Readers that had to wait for a chunk (not in memory): how many, how long.
   uint64_t waits = 0, wait_us_total = 0, wait_us_max = 0;
   // Boot profile: chunks listed, done (fetched or found cached), failed,
@@ -58,6 +59,9 @@ struct ImageStats {
   uint64_t prefetch_total = 0, prefetch_done = 0, prefetch_failed = 0, prefetch_useful = 0;
   uint64_t profile_recorded = 0;  // chunks recorded so far
 };
+
+// First read-ahead window of a sequential stream, in chunks.
+inline constexpr uint64_t kInitialReadAhead = 4;
 
 class ImageDevice : public BlockDevice {
  public:
@@ -129,6 +133,7 @@ class ImageDevice : public BlockDevice {
   std::deque<uint64_t> queue_;       // GUARDED_BY(mu_): read-ahead work
   uint64_t next_expected_ = 0;       // GUARDED_BY(mu_): chunk after the last read
   uint64_t readahead_until_ = 0;     // GUARDED_BY(mu_): chunks below are scheduled
+  uint64_t window_ = 0;              // GUARDED_BY(mu_): read-ahead window, grows to the max
   bool stopping_ = false;            // GUARDED_BY(mu_)
   ImageStats stats_;                 // GUARDED_BY(mu_)
   std::condition_variable cv_;

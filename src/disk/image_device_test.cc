@@ -782,22 +782,22 @@ TEST_F(ImageDeviceTest, ReadAheadWindowFollowsTheBandwidthDelayProduct) {
   auto dev = Make(img, o, OpenCache(tmp_.path() + "/cache"));
   char buf[10];
   ASSERT_TRUE(dev->Read(0, 10, buf).ok());
-  EXPECT_EQ(dev->stats().readahead_window, 16u) << "unknown link: the configured window";
+  EXPECT_EQ(dev->stats().readahead_max, 16u) << "unknown link: the configured window";
   // 50 ms, and a transfer rate at which ten chunk files fit in one round
   // trip: 2 * 10 + 4 chunks.
   double stored = std::max(4096.0, double(img.Index().summary().stored_bytes) / double(img.Index().summary().unique_chunks));
   fake_->set_estimate(0.05, 10 * stored / 0.05);
   ASSERT_TRUE(dev->Read(kCs, 10, buf).ok());
-  EXPECT_EQ(dev->stats().readahead_window, 24u);
+  EXPECT_EQ(dev->stats().readahead_max, 24u);
   // A LAN: less than a chunk per round trip, a handful of chunks.
   fake_->set_estimate(0.0002, 0.5 * stored / 0.0002);
   ASSERT_TRUE(dev->Read(2 * kCs, 10, buf).ok());
-  EXPECT_LE(dev->stats().readahead_window, 8u);
-  EXPECT_GE(dev->stats().readahead_window, 4u);
+  EXPECT_LE(dev->stats().readahead_max, 8u);
+  EXPECT_GE(dev->stats().readahead_max, 4u);
   // A very long fat pipe: capped.
   fake_->set_estimate(0.5, 1e9);
   ASSERT_TRUE(dev->Read(3 * kCs, 10, buf).ok());
-  EXPECT_EQ(dev->stats().readahead_window, 256u);
+  EXPECT_EQ(dev->stats().readahead_max, 256u);
 }
 
 TEST_F(ImageDeviceTest, AFixedReadAheadWindowIgnoresTheLink) {
@@ -811,7 +811,29 @@ TEST_F(ImageDeviceTest, AFixedReadAheadWindowIgnoresTheLink) {
   char buf[10];
   ASSERT_TRUE(dev->Read(0, 10, buf).ok());
   ASSERT_TRUE(dev->Read(kCs, 10, buf).ok());
-  EXPECT_EQ(dev->stats().readahead_window, 3u);
+  EXPECT_EQ(dev->stats().readahead_max, 3u);
+}
+
+TEST_F(ImageDeviceTest, ReadAheadStartsSmallAndDoublesWhileTheReaderKeepsUp) {
+  TestImage img = BuildImage(RandomBytes(200 * kCs, 9));
+  ImageOptions o;
+  o.workers = 1;
+  o.readahead_chunks = 64;
+  o.adaptive_readahead = false;
+  auto dev = Make(img, o, OpenCache(tmp_.path() + "/cache"));
+  std::vector<unsigned> windows;
+  std::string buf(kCs, '\0');
+  for (uint64_t i = 0; i < 120; i++) {
+    ASSERT_TRUE(dev->Read(i * kCs, kCs, buf.data()).ok());
+    unsigned w = dev->stats().readahead_window;
+    if (windows.empty() || windows.back() != w) windows.push_back(w);
+  }
+  EXPECT_EQ(windows, (std::vector<unsigned>{4, 8, 16, 32, 64}));
+  // A jump elsewhere starts over.
+  ASSERT_TRUE(dev->Read(190 * kCs, 10, buf.data()).ok());
+  ASSERT_TRUE(dev->Read(150 * kCs, 10, buf.data()).ok());
+  ASSERT_TRUE(dev->Read(151 * kCs, 10, buf.data()).ok());
+  EXPECT_LE(dev->stats().readahead_window, 8u);
 }
 
 TEST_F(ImageDeviceTest, AHashMismatchIsReportedToTheSource) {
