@@ -1,4 +1,5 @@
-// hloop mount URL MOUNTPOINT: show the image as a file, fetched lazily.
+// hloop mount URL MOUNTPOINT: show the image as a file, fetched lazily;
+// writable through a copy-on-write overlay with --overlay FILE.
 #include <chrono>
 
 #include "cli/common.h"
@@ -16,6 +17,7 @@ struct MountArgs {
   unsigned threads = 16;
   std::string kernel_readahead = "4M";
   ImageCliOptions image;
+  OverlayCliOptions overlay;
 };
 
 int RunMount(MountArgs& a) {
@@ -29,6 +31,9 @@ int RunMount(MountArgs& a) {
   };
   auto device = disk::OpenImage(a.url, *opts);
   if (!device.ok()) return fail(device.status());
+  auto overlay = OpenOverlay(a.overlay, **device, a.url);
+  if (!overlay.ok()) return fail(overlay.status());
+  disk::BlockDevice& served = *overlay ? static_cast<disk::BlockDevice&>(**overlay) : **device;
   frontends::FuseOptions f;
   f.mountpoint = a.mountpoint;
   f.file_name = disk::ImageName((*device)->index(), a.url);
@@ -39,16 +44,26 @@ int RunMount(MountArgs& a) {
   const auto started = std::chrono::steady_clock::now();
   f.stats = [&] {
     double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    return disk::ImageStatsJson(**device, a.url, up).dump();
+    nlohmann::json j = disk::ImageStatsJson(**device, a.url, up);
+    if (*overlay) {
+      overlay::OverlayStats os = (*overlay)->stats();
+      j["overlay"] = {{"path", (*overlay)->path()}, {"data_blocks", os.data_blocks}, {"zero_blocks", os.zero_blocks}};
+    }
+    return j.dump();
   };
-  Status st = frontends::ServeFuse(**device, f);
+  Status st = frontends::ServeFuse(served, f);
   if (!st.ok()) return fail(st);
+  // Unmounted: make every write durable (the kernel has sent them all).
+  if (*overlay) {
+    st = (*overlay)->Flush();
+    if (!st.ok()) return Fail(st);
+  }
   return kExitOk;
 }
 }  // namespace
 
 Command MountCommand() {
-  return {"mount", "Mount an image as a read-only file, fetching chunks as they are read",
+  return {"mount", "Mount an image as a file, fetching chunks as they are read (writable with --overlay)",
           [](CLI::App* app) -> std::function<int()> {
             auto a = std::make_shared<MountArgs>();
             app->add_option("URL", a->url, "Index: http(s):// or file:// URL, or a path")->required();
@@ -57,6 +72,7 @@ Command MountCommand() {
                 ->check(CLI::ExistingDirectory);
             AddImageOptions(app, &a->image, /*with_cache_default=*/true);
             AddProfileOptions(app, &a->image);
+            AddOverlayOptions(app, &a->overlay);
             app->add_flag("--daemon", a->daemon, "Detach once the mount is ready");
             app->add_option("--threads", a->threads, "FUSE request threads (default 16)")->check(CLI::Range(1, 256));
             app->add_option("--kernel-readahead", a->kernel_readahead,
@@ -64,7 +80,9 @@ Command MountCommand() {
                 ->check(SizeValidator());
             app->add_flag("--fuse-debug", a->debug, "Print every FUSE request");
             app->footer("The image appears as MOUNTPOINT/NAME; attach it with `losetup -r` or\n"
-                        "`mount -o loop,ro`. Stays in the foreground until unmounted (umount MOUNTPOINT)\n"
+                        "`mount -o loop,ro`. With --overlay it is writable (`losetup`, `mount -o loop`):\n"
+                        "writes land in the overlay file, fsync makes them durable, `hloop commit` turns\n"
+                        "them into a new image version. Stays in the foreground until unmounted (umount MOUNTPOINT)\n"
                         "or signalled (SIGINT/SIGTERM unmount cleanly). Every chunk is checked against\n"
                         "its SHA-256 before use; a chunk that stays wrong fails its reads with EIO.\n"
                         "`hloop stats MOUNTPOINT` shows what the mount is doing.");

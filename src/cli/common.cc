@@ -135,6 +135,30 @@ void AddProfileOptions(CLI::App* app, ImageCliOptions* o) {
       ->group(kProfile);
 }
 
+CLI::Option* AddOverlayOptions(CLI::App* app, OverlayCliOptions* o) {
+  const char* kOverlay = "Overlay";
+  auto* opt = app->add_option("--overlay", o->path,
+                              "Copy-on-write overlay file: writes go there (created if missing, bound to this "
+                              "image version), reads of written blocks come from it; the image, its store and "
+                              "the cache are never written")
+                  ->group(kOverlay);
+  app->add_flag("--force", o->force,
+                "Use the overlay even though it was made on another version of the image (same size)")
+      ->group(kOverlay)
+      ->needs(opt);
+  return opt;
+}
+
+Result<std::unique_ptr<overlay::OverlayDevice>> OpenOverlay(const OverlayCliOptions& o, disk::ImageDevice& image,
+                                                            const std::string& url, bool create) {
+  if (o.path.empty()) return std::unique_ptr<overlay::OverlayDevice>();
+  overlay::BaseIdentity id{image.index().digest(), disk::ImageName(image.index(), url)};
+  overlay::OverlayOptions opts;
+  opts.create = create;
+  opts.force = o.force;
+  return overlay::OverlayDevice::Open(o.path, image, id, opts);
+}
+
 Result<disk::OpenOptions> MakeOpenOptions(const ImageCliOptions& o, bool with_cache_default) {
   if (o.verbose) SetLogLevel(LogLevel::kInfo);
   if (!o.log_file.empty() && !SetLogFile(o.log_file))

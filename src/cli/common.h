@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "disk/open_image.h"
+#include "overlay/overlay_device.h"
 #include "util/status.h"
 
 namespace hloop::cli {
@@ -59,6 +60,20 @@ void AddProfileOptions(CLI::App* app, ImageCliOptions* o);
 Result<disk::OpenOptions> MakeOpenOptions(const ImageCliOptions& o, bool with_cache_default);
 // $HLOOP_CACHE, else /var/cache/hloop for root, else ~/.cache/hloop.
 std::string DefaultCacheDir();
+
+// --overlay FILE and --force: a persistent copy-on-write layer over the image
+// (mount, nbd, commit).
+struct OverlayCliOptions {
+  std::string path;  // empty: no overlay
+  bool force = false;
+};
+// Returns the --overlay option, for commands that make it required.
+CLI::Option* AddOverlayOptions(CLI::App* app, OverlayCliOptions* o);
+// Opens the overlay asked for over `image`, which was opened from `url` and
+// must outlive it; null if no --overlay was given. `create`: make the file
+// if it does not exist (bound to this image).
+Result<std::unique_ptr<overlay::OverlayDevice>> OpenOverlay(const OverlayCliOptions& o, disk::ImageDevice& image,
+                                                            const std::string& url, bool create = true);
 
 // A CLI11 validator for sizes with K/M/G/T suffixes.
 CLI::Validator SizeValidator();

@@ -1,7 +1,9 @@
 #define FUSE_USE_VERSION 314
 #include "frontends/fuse/fuse_file.h"
 
+#include <fcntl.h>
 #include <fuse.h>
+#include <linux/falloc.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -43,7 +45,9 @@ int ToErrno(const Status& st) {
 }
 
 void* Init(fuse_conn_info* conn, fuse_config* cfg) {
-  // The image never changes under a mount: let the kernel keep pages.
+  // Nothing changes the image under a mount but writes through this very
+  // mount, which go through the kernel's page cache (write-through: no
+  // writeback cache), so the kernel may keep pages across opens.
   cfg->kernel_cache = 1;
   cfg->entry_timeout = cfg->attr_timeout = 3600;
   cfg->use_ino = 1;
@@ -103,6 +107,74 @@ int Read(const char* path, char* buf, size_t size, off_t off, fuse_file_info*) {
     return -ToErrno(st);
   }
   return int(size);
+}
+
+int Write(const char* path, const char* buf, size_t size, off_t off, fuse_file_info*) {
+  Context* c = Ctx();
+  if (c->name != path) return -ENOENT;
+  if (!c->device->can_write()) return -EROFS;
+  uint64_t dev_size = c->device->size();
+  if (off < 0) return -EINVAL;
+  // The file has the image's size: no write goes past its end.
+  if (size > 0 && uint64_t(off) >= dev_size) return -ENOSPC;
+  size = size_t(std::min<uint64_t>(size, dev_size - uint64_t(off)));
+  Status st = c->device->Write(uint64_t(off), size, buf);
+  if (!st.ok()) {
+    LogError("write of " + std::to_string(size) + " bytes at " + std::to_string(off) + ": " + st.ToString());
+    return -ToErrno(st);
+  }
+  return int(size);
+}
+
+int Fsync(const char* path, int /*datasync*/, fuse_file_info*) {
+  Context* c = Ctx();
+  if (c->name != path) return -ENOENT;
+  Status st = c->device->Flush();
+  if (!st.ok()) {
+    LogError("fsync: " + st.ToString());
+    return -ToErrno(st);
+  }
+  return 0;
+}
+
+// close(2): nothing to do. Writes are already in the device; durability is
+// what fsync asks for, as with any file.
+int FlushOnClose(const char* path, fuse_file_info*) { return Ctx()->name == path ? 0 : -ENOENT; }
+
+// The size is fixed: truncate(2) and O_TRUNC are refused unless they change
+// nothing.
+int Truncate(const char* path, off_t size, fuse_file_info*) {
+  Context* c = Ctx();
+  if (c->name != path) return -ENOENT;
+  if (!c->device->can_write()) return -EROFS;
+  return uint64_t(size) == c->device->size() ? 0 : -EPERM;
+}
+
+int Fallocate(const char* path, int mode, off_t off, off_t len, fuse_file_info*) {
+  Context* c = Ctx();
+  if (c->name != path) return -ENOENT;
+  if (!c->device->can_write()) return -EROFS;
+  if (off < 0 || len <= 0) return -EINVAL;
+  const uint64_t dev_size = c->device->size();
+  if (uint64_t(off) >= dev_size) return mode & FALLOC_FL_KEEP_SIZE ? 0 : -ENOSPC;
+  const uint64_t n = std::min<uint64_t>(uint64_t(len), dev_size - uint64_t(off));
+  Status st;
+  if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
+    st = c->device->Trim(uint64_t(off), n);
+  } else if ((mode & ~FALLOC_FL_KEEP_SIZE) == FALLOC_FL_ZERO_RANGE) {
+    st = c->device->WriteZeroes(uint64_t(off), n);
+  } else if (mode == 0 || mode == FALLOC_FL_KEEP_SIZE) {
+    // Plain allocation: the space is the overlay's business; only growing
+    // the file is impossible.
+    return (mode & FALLOC_FL_KEEP_SIZE) || uint64_t(off) + uint64_t(len) <= dev_size ? 0 : -ENOSPC;
+  } else {
+    return -EOPNOTSUPP;
+  }
+  if (!st.ok()) {
+    LogError("fallocate mode " + std::to_string(mode) + " at " + std::to_string(off) + ": " + st.ToString());
+    return -ToErrno(st);
+  }
+  return 0;
 }
 
 int StatFs(const char*, struct statvfs* sv) {
@@ -182,10 +254,19 @@ Status ServeFuse(disk::BlockDevice& device, const FuseOptions& options) {
   ops.open = Open;
   ops.read = Read;
   ops.statfs = StatFs;
+  if (device.can_write()) {
+    ops.write = Write;
+    ops.fsync = Fsync;
+    ops.flush = FlushOnClose;
+    ops.truncate = Truncate;
+    ops.fallocate = Fallocate;
+  }
   ops.getxattr = GetXattr;
   ops.listxattr = ListXattr;
 
-  std::vector<std::string> argv_s = {"hloop", "-o", "ro,default_permissions,fsname=hloop,subtype=hloop"};
+  std::string mount_opts = "default_permissions,fsname=hloop,subtype=hloop";
+  if (!device.can_write()) mount_opts = "ro," + mount_opts;
+  std::vector<std::string> argv_s = {"hloop", "-o", mount_opts};
   if (options.allow_other) argv_s.insert(argv_s.end(), {"-o", "allow_other"});
   if (options.debug) argv_s.push_back("-d");
   std::vector<char*> argv;

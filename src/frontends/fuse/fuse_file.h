@@ -1,9 +1,12 @@
 // FUSE front end: shows a BlockDevice as one regular file in a directory,
-// usable with `losetup` and `mount -o loop`.
+// usable with `losetup` and `mount -o loop`. The file is read-only unless the
+// device can write (an overlay): then write(2) goes to Write, fsync(2) to
+// Flush, fallocate(2) punching a hole or zeroing a range (what a loop
+// device's discard does) to Trim or WriteZeroes. Its size never changes.
 //
-// Thread model: libfuse's multi-threaded loop calls the device's Read() from
-// several threads at once; the device is thread-safe, this layer keeps no
-// mutable state after mounting.
+// Thread model: libfuse's multi-threaded loop calls the device's Read() and
+// Write() from several threads at once; the device is thread-safe, this
+// layer keeps no mutable state after mounting.
 #pragma once
 
 #include <functional>
