@@ -703,3 +703,99 @@ EOF2
   done
   fail "could not start squid"
 }
+
+
+# ============================================================================
+# --- mirrors and boot profiles (test_mirrors.sh, test_profile.sh) -----------
+# Helpers added for the mirror and profile tests; nothing above depends on them.
+
+# wanem_stat PID STATS_FILE FIELD: a counter of a running hloop-wanem, fresh
+# (SIGUSR1 makes it rewrite STATS_FILE, atomically, by rename).
+wanem_stat() {
+  local pid=$1 file=$2 field=$3 i
+  rm -f "$file"
+  kill -USR1 "$pid" 2>/dev/null || { echo "wanem_stat: pid $pid is gone" >&2; return 1; }
+  for ((i = 0; i < 100; i++)); do
+    [[ -s $file ]] && break
+    sleep 0.05
+  done
+  [[ -s $file ]] || { echo "wanem_stat: $file was not written" >&2; return 1; }
+  jq -r ".$field" "$file"
+}
+
+# mount_stats_json MNT OUT: `hloop stats MNT --json` into the file OUT.
+mount_stats_json() {
+  timeout 20 "$HLOOP" stats "$1" --json >"$2" || fail "hloop stats $1 --json failed"
+}
+
+# mirror_field STATS_JSON URL FIELD: FIELD of the entry for mirror URL in
+# .mirrors[] of a `hloop stats --json` file ("" if that mirror is missing).
+mirror_field() {
+  jq -r --arg u "$2" --arg f "$3" \
+    '[.mirrors[] | select(.url == $u or .url == ($u + "/")) | .[$f]] | if length == 0 then "" else .[0] end' "$1"
+}
+
+# ranked_field RANKING_JSON URL FIELD: FIELD of mirror URL in the array that
+# `hloop mirrors --json` prints ("" if missing).
+ranked_field() {
+  jq -r --arg u "$2" --arg f "$3" \
+    '[.[] | select(.url == $u or .url == ($u + "/")) | .[$f]] | if length == 0 then "" else .[0] end' "$1"
+}
+
+# corrupt_chunk_file FILE: replace FILE by a copy (so hard links to it keep
+# the good content) with 16 bytes in its middle changed (each + 128); same size.
+corrupt_chunk_file() {
+  local f=$1 size off
+  cp -- "$f" "$f.corrupt.tmp"
+  mv -f -- "$f.corrupt.tmp" "$f"
+  size=$(fsize "$f")
+  off=$((size / 2))
+  dd if="$f" bs=1 skip="$off" count=16 status=none | tr '\000-\377' '\200-\377\000-\177' |
+    dd of="$f" bs=1 seek="$off" conv=notrunc status=none
+}
+
+# attach_loop_dio FILE: like attach_loop, with --direct-io=on: the loop device
+# reads FILE with O_DIRECT, so the kernel's read-ahead on FILE (a FUSE file)
+# does not add reads; what reaches hloop is what the file system asked for.
+attach_loop_dio() {
+  requires losetup
+  LOOPDEV=$(losetup -r -f --show --direct-io=on "$1") || fail "losetup -r -f --show --direct-io=on $1 failed"
+  cleanup_fn detach_loop "$LOOPDEV" "$(realpath "$1")"
+  log "attached $1 as $LOOPDEV (direct I/O)"
+}
+
+# ms_now: milliseconds since the epoch (for durations in logs and checks).
+ms_now() { date +%s%3N; }
+
+# wait_prefetch_done MNT [TIMEOUT_S]: wait until the mount's profile prefetch
+# has gone through its whole list (.prefetch.done == .prefetch.total).
+# Returns 1 at once when there is no profile (.prefetch.total == 0: the list
+# is known when the mount is ready), 1 after TIMEOUT_S (60) otherwise.
+wait_prefetch_done() {
+  local mnt=$1 t=${2:-60} i st
+  for ((i = 0; i < t * 10; i++)); do
+    st=$(timeout 10 "$HLOOP" stats "$mnt" --json 2>/dev/null |
+      jq -r '.prefetch | if .total == 0 then "none" elif .done == .total then "done" else "busy" end' || true)
+    case $st in
+      done) return 0 ;;
+      none) echo "wait_prefetch_done: $mnt has no profile to prefetch" >&2; return 1 ;;
+    esac
+    sleep 0.1
+  done
+  return 1
+}
+
+# profile_chunks FILE: the chunk numbers of an hloop profile, one a line, in
+# its order (comment lines and the header skipped).
+profile_chunks() { awk 'NR > 1 && !/^#/ && NF == 2 { print $2 }' "$1"; }
+
+# ext4_file_chunks IMG PATH [CHUNK_SIZE]: the chunks that hold PATH's data
+# blocks in the ext4 image IMG (debugfs), sorted, unique.
+ext4_file_chunks() {
+  local img=$1 path=$2 cs=${3:-262144} bs
+  bs=$(dumpe2fs -h "$img" 2>/dev/null | awk -F: '/^Block size/ { print $2 + 0 }')
+  [[ -n $bs ]] || return 1
+  debugfs -R "blocks $path" "$img" 2>/dev/null | tr ' ' '\n' | awk -v bs="$bs" -v cs="$cs" \
+    'NF { print int($1 * bs / cs) }' | sort -n -u
+}
+# ============================================================================

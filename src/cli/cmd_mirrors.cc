@@ -90,8 +90,8 @@ int RunMirrors(MirrorsArgs& a) {
   for (int m = 0; m < n; m++) order[size_t(m)] = m;
   auto cost = [&](int m) {
     const auto& s = stats[size_t(m)];
-    if (!probes[size_t(m)].problem.empty() || s.rtt_s < 0) return 1e18 + m;
-    return s.rtt_s + (s.bytes_per_s > 0 ? typical / s.bytes_per_s : 0);
+    if (!probes[size_t(m)].problem.empty() || s.base_rtt_s < 0) return 1e18 + m;
+    return s.base_rtt_s + (s.bytes_per_s > 0 ? typical / s.bytes_per_s : 0);
   };
   std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return cost(x) < cost(y); });
 

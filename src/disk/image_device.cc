@@ -79,8 +79,8 @@ Result<cache::ChunkData> ImageDevice::FetchVerified(uint64_t i, const format::Ch
   return Status::Corruption("chunk " + std::to_string(i) + " from " + where + ": " + last.message());
 }
 
-Result<cache::ChunkData> ImageDevice::Load(uint64_t i, const format::ChunkEntry& e,
-                                           fetch::Priority priority) {
+Result<cache::ChunkData> ImageDevice::Load(uint64_t i, const format::ChunkEntry& e, fetch::Priority priority,
+                                           bool* fetched) {
   if (cache_) {
     auto raw = std::make_shared<std::string>();
     if (cache_->Get(e.hash, index_.chunk_length(i), raw.get()).ok()) {
@@ -89,6 +89,7 @@ Result<cache::ChunkData> ImageDevice::Load(uint64_t i, const format::ChunkEntry&
       return cache::ChunkData(std::move(raw));
     }
   }
+  if (fetched) *fetched = true;
   auto data = FetchVerified(i, e, priority);
   if (data.ok() && cache_) {
     Status st = cache_->Put(e.hash, **data);
@@ -105,10 +106,12 @@ Result<cache::ChunkData> ImageDevice::GetChunk(uint64_t i, fetch::Priority prior
     stats_.memory_hits++;
     return data;
   }
-  if (priority != fetch::Priority::kDemand) return GetChunkImpl(i, priority, true);
-  // A reader waits: measure for how long.
+  if (priority != fetch::Priority::kDemand) return GetChunkImpl(i, priority, true, nullptr);
+  // A reader may wait for the network: measure for how long.
   auto start = std::chrono::steady_clock::now();
-  auto result = GetChunkImpl(i, priority, true);
+  bool network = false;
+  auto result = GetChunkImpl(i, priority, true, &network);
+  if (!network) return result;
   uint64_t us = uint64_t(
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count());
   std::lock_guard<std::mutex> lock(mu_);
@@ -118,7 +121,8 @@ Result<cache::ChunkData> ImageDevice::GetChunk(uint64_t i, fetch::Priority prior
   return result;
 }
 
-Result<cache::ChunkData> ImageDevice::GetChunkImpl(uint64_t i, fetch::Priority priority, bool to_memory) {
+Result<cache::ChunkData> ImageDevice::GetChunkImpl(uint64_t i, fetch::Priority priority, bool to_memory,
+                                                   bool* network) {
   const format::ChunkEntry e = index_.entry(i);
   std::promise<Result<cache::ChunkData>> promise;
   {
@@ -131,6 +135,7 @@ Result<cache::ChunkData> ImageDevice::GetChunkImpl(uint64_t i, fetch::Priority p
       lock.unlock();
       // A reader now waits on what was read-ahead: move its fetch up.
       if (more_urgent) source_->Prioritize(format::ChunkPath(e.hash), priority);
+      if (network) *network = true;  // most likely a fetch
       return f.get();
     }
     // The fetch may have finished between the first look and the lock.
@@ -140,7 +145,7 @@ Result<cache::ChunkData> ImageDevice::GetChunkImpl(uint64_t i, fetch::Priority p
     }
     inflight_.emplace(e.hash, Inflight{promise.get_future().share(), priority});
   }
-  Result<cache::ChunkData> result = Load(i, e, priority);
+  Result<cache::ChunkData> result = Load(i, e, priority, network);
   if (result.ok() && to_memory) memory_.Put(e.hash, *result);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -154,7 +159,7 @@ Status ImageDevice::EnsureCached(uint64_t i) {
   const format::ChunkEntry e = index_.entry(i);
   if (e.zero()) return Status::Ok();
   if (cache_ && cache_->Contains(e.hash)) return Status::Ok();
-  auto data = Load(i, e, fetch::Priority::kPrefetch);
+  auto data = Load(i, e, fetch::Priority::kPrefetch, nullptr);
   return data.status();
 }
 
@@ -328,7 +333,7 @@ void ImageDevice::PrefetchLoop() {
       if (!have) {
         // With a disk cache the profile goes there and leaves the memory
         // cache to the reader; without one, memory is all there is.
-        ok = GetChunkImpl(i, fetch::Priority::kPrefetch, !cache_).ok();
+        ok = GetChunkImpl(i, fetch::Priority::kPrefetch, !cache_, nullptr).ok();
         if (ok) {
           std::lock_guard<std::mutex> lock(profile_mu_);
           chunk_flags_[i] |= 2;

@@ -52,7 +52,7 @@ struct ImageStats {
   uint64_t hash_mismatches = 0, readahead_issued = 0;
   unsigned readahead_window = 0;  // chunks: the current sequential stream's window
   unsigned readahead_max = 0;     // chunks: the most it may grow to (from the link)
-  // Readers that had to wait for a chunk (not in memory): how many, how long.
+  // Readers that had to wait for a chunk from the network: how many, how long.
   uint64_t waits = 0, wait_us_total = 0, wait_us_max = 0;
   // Boot profile: chunks listed, done (fetched or found cached), failed,
   // and chunks first read after their prefetch had finished (useful).
@@ -110,11 +110,13 @@ class ImageDevice : public BlockDevice {
     fetch::Priority priority;
   };
   // Loads chunk i from the disk cache or the source. No memory cache.
-  Result<cache::ChunkData> Load(uint64_t i, const format::ChunkEntry& e, fetch::Priority priority);
+  // `fetched`, if not null, is set when the chunk came from the source.
+  Result<cache::ChunkData> Load(uint64_t i, const format::ChunkEntry& e, fetch::Priority priority, bool* fetched);
   Result<cache::ChunkData> FetchVerified(uint64_t i, const format::ChunkEntry& e, fetch::Priority priority);
   // GetChunk; `to_memory` false leaves the memory cache alone (prefetch
-  // into the disk cache).
-  Result<cache::ChunkData> GetChunkImpl(uint64_t i, fetch::Priority priority, bool to_memory);
+  // into the disk cache). `network`, if not null, is set when the chunk was
+  // (or most likely was) fetched rather than found in a cache.
+  Result<cache::ChunkData> GetChunkImpl(uint64_t i, fetch::Priority priority, bool to_memory, bool* network);
   unsigned ReadAheadWindow();
   void MaybeReadAhead(uint64_t first, uint64_t last);
   void Schedule(uint64_t i);

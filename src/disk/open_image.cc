@@ -52,7 +52,7 @@ void AddListedMirrors(fetch::FetchEngine& engine, const fetch::Location& loc, ca
   if (!st.ok()) {
     auto cached = cache ? cache->GetIndex(url) : Result<std::string>(st);
     if (!cached.ok()) {
-      LogWarn("mirror list " + url + ": " + st.message() + "; going on without it");
+      LogWarn("mirror list: " + st.message() + "; going on without it");
       return;
     }
     text = std::move(cached.value());
@@ -100,7 +100,7 @@ Result<std::optional<std::vector<uint64_t>>> LoadProfile(const OpenOptions& opti
     }
     if (st.IsNotFound()) return std::optional<std::vector<uint64_t>>();
     if (!st.ok()) {
-      LogWarn("profile " + origin + ": " + st.message() + "; going on without it");
+      LogWarn("profile: " + st.message() + "; going on without it");
       return std::optional<std::vector<uint64_t>>();
     }
   }

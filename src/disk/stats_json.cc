@@ -43,6 +43,7 @@ nlohmann::json ImageStatsJson(ImageDevice& device, const std::string& url, doubl
   for (const auto& m : device.source().mirror_stats()) {
     mirrors.push_back({{"url", m.base},
                        {"rtt_ms", m.rtt_s < 0 ? nlohmann::json(nullptr) : nlohmann::json(m.rtt_s * 1000.0)},
+                       {"base_rtt_ms", m.base_rtt_s < 0 ? nlohmann::json(nullptr) : nlohmann::json(m.base_rtt_s * 1000.0)},
                        {"bytes_per_s", m.bytes_per_s < 0 ? nlohmann::json(nullptr) : nlohmann::json(m.bytes_per_s)},
                        {"transfers", m.transfers},
                        {"bytes", m.bytes},

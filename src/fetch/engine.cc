@@ -36,6 +36,10 @@ struct FetchEngine::Mirror {
   unsigned active = 0;
   unsigned active_by_priority[3] = {0, 0, 0};
   double srtt = -1, thr = -1;
+  // The round trip without queueing (BBR's min_rtt, drifting up slowly so it
+  // follows a path that really got longer): what ranking uses, since a busy
+  // mirror's time to first byte also counts the transfers ahead of it there.
+  double base_rtt = -1;
   uint64_t transfers = 0, bytes = 0, errors = 0, corrupt = 0, not_found = 0;
   int failures_in_a_row = 0;
   bool aside = false, probing = false;
@@ -169,11 +173,16 @@ void FetchEngine::ReportCorrupt(int mirror) {
 void FetchEngine::SetAside(Mirror& m, int initial_ms) {
   // With nowhere else to go there is nothing to gain: keep using it.
   if (mirrors_.size() < 2) return;
-  if (!m.aside) {
-    m.aside_ms = std::max(m.aside_ms, initial_ms);
-  } else {
-    m.aside_ms = std::min(m.aside_ms * 2, kAsideMaxMs);
+  if (m.aside && !m.probing) {
+    // Other transfers of the same incident: it is aside already. Only a
+    // corrupt report may lengthen the time, never shorten it.
+    auto until = Clock::now() + std::chrono::milliseconds(initial_ms);
+    if (until > m.aside_until) m.aside_until = until;
+    return;
   }
+  // First failure of an incident: the initial time (or what a recent
+  // incident left); a failed re-probe: twice as long as last time.
+  m.aside_ms = m.aside ? std::min(m.aside_ms * 2, kAsideMaxMs) : std::max(m.aside_ms, initial_ms);
   m.aside = true;
   m.probing = false;
   m.aside_until = Clock::now() + std::chrono::milliseconds(m.aside_ms);
@@ -263,6 +272,7 @@ std::vector<MirrorStats> FetchEngine::mirror_stats() {
     s.http2 = m.spec.http2;
     s.connections = m.connections;
     s.rtt_s = m.srtt;
+    s.base_rtt_s = m.base_rtt;
     s.bytes_per_s = m.thr;
     s.transfers = m.transfers;
     s.bytes = m.bytes;
@@ -300,10 +310,10 @@ double FetchEngine::Cost(const Mirror& m, const Job& job) const {
   // Expected seconds to finish the transfer there: a round trip plus the
   // body at the measured rate. Unmeasured mirrors rank after measured ones
   // (so they are tried when the best are busy), in the order given.
-  double rtt = m.srtt;
+  double rtt = m.base_rtt;
   if (rtt < 0) {
     double worst = -1;
-    for (const Mirror& o : mirrors_) worst = std::max(worst, o.srtt);
+    for (const Mirror& o : mirrors_) worst = std::max(worst, o.base_rtt);
     rtt = worst < 0 ? 0.1 : worst * 1.5 + 0.05;
     rtt += 1e-6 * double(&m - &mirrors_[0]);
   }
@@ -326,7 +336,9 @@ int FetchEngine::PickMirror(const Job& job) {
       bool healthy = !m.aside;
       if (pass == 0 && (!healthy || i == job.avoid)) continue;
       if (pass == 1 && !healthy) continue;
-      bool full = m.active >= m.connections ||
+      // Until a transfer has measured its rate, a mirror gets two at most:
+      // a narrow link must not swallow a burst it cannot serve.
+      bool full = m.active >= m.connections || (m.thr < 0 && m.active >= 2 && n > 1) ||
                   m.active_by_priority[int(job.req.priority)] >= SlotsFor(m, job.req.priority) ||
                   (job.req.priority != Priority::kDemand && m.active >= SlotsFor(m, job.req.priority));
       // A busy mirror frees a slot in about one transfer time.
@@ -501,14 +513,18 @@ void FetchEngine::Finish(void* easy, int curl_code) {
     // Measurements: time from request sent to first byte, and the body's
     // rate once it flows (only bodies big enough to say something).
     if (err == FetchError::kNone) {
-      if (first_us > pre_us) m.srtt = Smooth(m.srtt, double(first_us - pre_us) / 1e6);
+      if (first_us > pre_us) {
+        double sample = double(first_us - pre_us) / 1e6;
+        m.srtt = Smooth(m.srtt, sample);
+        m.base_rtt = m.base_rtt < 0 || sample < m.base_rtt ? sample : m.base_rtt + 0.02 * (sample - m.base_rtt);
+      }
       if (job->body.size() >= 32 * 1024) {
-        double secs = std::max(double(total_us - first_us) / 1e6, 1e-3);
+        double secs = std::max(double(total_us - first_us) / 1e6, 1e-4);
         m.thr = Smooth(m.thr, double(job->body.size()) / secs);
       }
       m.failures_in_a_row = 0;
       if (m.aside) LogInfo("mirror " + m.spec.base + " is back");
-      if (!job->probe || m.aside) m.aside_ms = kAsideInitialMs;
+      if (!job->probe) m.aside_ms = kAsideInitialMs;
       m.aside = m.probing = false;
     } else if (err == FetchError::kNotFound) {
       m.not_found++;
@@ -569,7 +585,7 @@ void FetchEngine::Finish(void* easy, int curl_code) {
     }
     // A 404 is an answer (optional files such as NAME.profile are often
     // absent), not a failure of the network.
-    if (err != FetchError::kNone && err != FetchError::kNotFound) stats_.failures++;
+    if (err != FetchError::kNone && err != FetchError::kNotFound && !job->probe) stats_.failures++;
   }
   std::string msg = url + ": " + FetchErrorName(err) + " (" + detail + ")";
   Status st;

@@ -9,9 +9,9 @@ void HttpSource::Estimate(double* rtt_s, double* bytes_per_s) {
   *rtt_s = -1;
   *bytes_per_s = -1;
   for (const MirrorStats& m : engine_->mirror_stats()) {
-    if (m.set_aside || m.rtt_s < 0) continue;
-    if (*rtt_s < 0 || m.rtt_s < *rtt_s) {
-      *rtt_s = m.rtt_s;
+    if (m.set_aside || m.base_rtt_s < 0) continue;
+    if (*rtt_s < 0 || m.base_rtt_s < *rtt_s) {
+      *rtt_s = m.base_rtt_s;
       *bytes_per_s = m.bytes_per_s;
     }
   }

@@ -88,6 +88,7 @@ struct MirrorStats {
   bool http2 = false;
   unsigned connections = 0;
   double rtt_s = -1;           // smoothed time to first byte; -1: unknown
+  double base_rtt_s = -1;      // the same without queueing (a slowly rising minimum)
   double bytes_per_s = -1;     // smoothed per-transfer throughput; -1: unknown
   uint64_t transfers = 0, bytes = 0, errors = 0, corrupt = 0, not_found = 0;
   unsigned active = 0;
