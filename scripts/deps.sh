@@ -13,6 +13,9 @@ packages=(
   # integration tests: real servers and clients
   fuse3 nginx-light lighttpd e2fsprogs util-linux curl jq procps psmisc openssl
   squid  # a real caching proxy (tests/test_proxy.sh)
+  # NBD clients, a raw client's interpreter (tests/nbd_raw_client.py), and
+  # nbdkit to compare against in bench/nbd.sh
+  libnbd-bin qemu-utils python3 nbdkit
 )
 missing=()
 for p in "${packages[@]}"; do

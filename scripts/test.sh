@@ -11,7 +11,7 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 cd "$src"
 fuzz_seconds=${HLOOP_FUZZ_SECONDS:-60}
 # Integration tests that also run against the sanitizer build.
-asan_tests=${HLOOP_ASAN_TESTS:-'it\.test_(bad_index|corruption|cli|serve|cache_limit)'}
+asan_tests=${HLOOP_ASAN_TESTS:-'it\.test_(bad_index|corruption|cli|serve|cache_limit|nbd|nbd_hostile)'}
 
 bash scripts/deps.sh
 
@@ -37,7 +37,7 @@ tally "$log/asan-it.txt"
 
 echo "== fuzz targets, ${fuzz_seconds}s each"
 fuzz=$(bash scripts/build.sh fuzz)
-for target in index chunk lists; do
+for target in index chunk lists nbd; do
   corpus=$(mktemp -d)
   if "$fuzz/fuzz_$target" -max_total_time="$fuzz_seconds" -print_final_stats=1 "$corpus" \
       "fuzz/corpus/$target" > "$log/fuzz-$target.txt" 2>&1; then

@@ -799,3 +799,29 @@ ext4_file_chunks() {
     'NF { print int($1 * bs / cs) }' | sort -n -u
 }
 # ============================================================================
+
+# --- hloop nbd ------------------------------------------------------------------
+# start_hloop_nbd URL (--socket PATH | --listen HOST:PORT) [EXTRA ARGS...]:
+#   runs `hloop nbd` as a background job and waits (20 s) for its
+#   "serving NAME on URI" line.  Sets NBD_PID, NBD_URI (the URI it printed),
+#   NBD_LINE (the whole line) and NBD_LOG (its stderr); registers its stop.
+start_hloop_nbd() {
+  local url=$1 i; shift
+  local out=$TMP/nbd.$RANDOM.out
+  NBD_LOG=${out%.out}.log NBD_URI='' NBD_LINE=''
+  "$HLOOP" nbd "$url" "$@" >"$out" 2>"$NBD_LOG" </dev/null &
+  NBD_PID=$!
+  cleanup_fn stop_pid "$NBD_PID"
+  for ((i = 0; i < 200; i++)); do
+    NBD_LINE=$(head -n1 "$out" 2>/dev/null || true)
+    if [[ $NBD_LINE == serving* ]]; then
+      NBD_URI=${NBD_LINE##* on }
+      log "hloop nbd $url: $NBD_LINE (pid $NBD_PID)"
+      return 0
+    fi
+    pid_alive "$NBD_PID" || break
+    sleep 0.1
+  done
+  cat "$out" "$NBD_LOG" >&2 || true
+  fail "hloop nbd $url $* did not print its ready line"
+}

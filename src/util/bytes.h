@@ -1,4 +1,5 @@
-// Little-endian encoding helpers for on-disk formats, and hex.
+// Little-endian encoding helpers for on-disk formats, big-endian ones for
+// wire protocols (NBD), and hex.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +25,26 @@ inline uint32_t GetU32(const uint8_t* p) {
 inline uint64_t GetU64(const uint8_t* p) {
   uint64_t v = 0;
   for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+  return v;
+}
+
+// Big-endian (network byte order), as the NBD protocol sends integers.
+inline void PutBE16(uint8_t* p, uint16_t v) { p[0] = uint8_t(v >> 8); p[1] = uint8_t(v); }
+inline void PutBE32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = uint8_t(v >> (8 * (3 - i)));
+}
+inline void PutBE64(uint8_t* p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = uint8_t(v >> (8 * (7 - i)));
+}
+inline uint16_t GetBE16(const uint8_t* p) { return uint16_t((p[0] << 8) | p[1]); }
+inline uint32_t GetBE32(const uint8_t* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; i++) v = (v << 8) | p[i];
+  return v;
+}
+inline uint64_t GetBE64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
   return v;
 }
 

@@ -1,0 +1,138 @@
+// Test-only: a BlockDevice over bytes in memory, for front-end tests and the
+// NBD fuzzer. Runs of zeros at `zero_granularity` alignment are reported as
+// holes by Extents(). Optionally writable; failures can be injected; reads
+// can be held at a gate to test concurrency. Thread-safe.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "disk/block_device.h"
+
+namespace hloop::testing {
+
+class MemoryDevice : public disk::BlockDevice {
+ public:
+  explicit MemoryDevice(std::string data, bool writable = false, uint64_t zero_granularity = 4096)
+      : data_(std::move(data)), writable_(writable), granularity_(zero_granularity) {}
+
+  uint64_t size() const override { return data_.size(); }
+  bool can_write() const override { return writable_; }
+
+  Status Read(uint64_t offset, size_t len, char* buf) override {
+    WaitAtGate();
+    std::lock_guard<std::mutex> lock(mu_);
+    reads_++;
+    if (!fail_reads_.ok()) return fail_reads_;
+    if (offset > data_.size() || len > data_.size() - offset) return Status::InvalidArgument("read past the end");
+    std::memcpy(buf, data_.data() + offset, len);
+    return Status::Ok();
+  }
+  Status Write(uint64_t offset, size_t len, const char* buf, bool fua) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!writable_) return Status::Unsupported("read-only device");
+    if (offset > data_.size() || len > data_.size() - offset) return Status::NoSpace("write past the end");
+    std::memcpy(data_.data() + offset, buf, len);
+    fua_writes_ += fua;
+    return Status::Ok();
+  }
+  Status Flush() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    flushes_++;
+    return Status::Ok();
+  }
+  Status WriteZeroes(uint64_t offset, uint64_t len, bool) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!writable_) return Status::Unsupported("read-only device");
+    if (offset > data_.size() || len > data_.size() - offset) return Status::NoSpace("write past the end");
+    std::memset(data_.data() + offset, 0, len);
+    return Status::Ok();
+  }
+  void Prefetch(uint64_t offset, uint64_t len) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    prefetched_.push_back({offset, len});
+  }
+  Result<std::vector<disk::Extent>> Extents(uint64_t offset, uint64_t len) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (offset >= data_.size()) return Status::InvalidArgument("extents past the end");
+    len = std::min<uint64_t>(len, data_.size() - offset);
+    std::vector<disk::Extent> out;
+    uint64_t pos = offset, end = offset + len;
+    while (pos < end) {
+      uint64_t block_end = std::min<uint64_t>((pos / granularity_ + 1) * granularity_, data_.size());
+      uint64_t n = std::min(block_end, end) - pos;
+      uint64_t bs = pos / granularity_ * granularity_;
+      bool zero = std::all_of(data_.begin() + long(bs), data_.begin() + long(block_end), [](char c) { return c == 0; });
+      if (!out.empty() && out.back().zero == zero) out.back().length += n;
+      else out.push_back(disk::Extent{n, zero});
+      pos += n;
+    }
+    return out;
+  }
+
+  // Every later read fails with `st` (Ok: reads work again).
+  void FailReads(Status st) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fail_reads_ = std::move(st);
+  }
+  // Closes the gate: reads wait there until OpenGate(). waiting() counts them.
+  void CloseGate() {
+    std::lock_guard<std::mutex> lock(gate_mu_);
+    gate_closed_ = true;
+  }
+  void OpenGate() {
+    {
+      std::lock_guard<std::mutex> lock(gate_mu_);
+      gate_closed_ = false;
+    }
+    gate_cv_.notify_all();
+  }
+  int waiting() const { return waiting_; }
+  int max_waiting() const { return max_waiting_; }
+  std::string data() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return data_;
+  }
+  int flushes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return flushes_;
+  }
+  int fua_writes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return fua_writes_;
+  }
+  std::vector<std::pair<uint64_t, uint64_t>> prefetched() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return prefetched_;
+  }
+
+ private:
+  void WaitAtGate() {
+    std::unique_lock<std::mutex> lock(gate_mu_);
+    if (!gate_closed_) return;
+    int now = ++waiting_;
+    max_waiting_ = std::max(max_waiting_.load(), now);
+    gate_cv_.wait(lock, [this] { return !gate_closed_; });
+    waiting_--;
+  }
+
+  mutable std::mutex mu_;
+  std::string data_;
+  const bool writable_;
+  const uint64_t granularity_;
+  Status fail_reads_;
+  int reads_ = 0, flushes_ = 0, fua_writes_ = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> prefetched_;
+
+  std::mutex gate_mu_;
+  std::condition_variable gate_cv_;
+  bool gate_closed_ = false;
+  std::atomic<int> waiting_{0}, max_waiting_{0};
+};
+
+}  // namespace hloop::testing
