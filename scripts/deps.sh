@@ -16,6 +16,9 @@ packages=(
   # NBD clients, a raw client's interpreter (tests/nbd_raw_client.py), and
   # nbdkit to compare against in bench/nbd.sh
   libnbd-bin qemu-utils python3 nbdkit
+  # a real VM booting over hloop nbd (tests/test_vm_boot.sh): QEMU, a
+  # debootstrap'd Debian root, the Debian kernel and initramfs from /boot
+  qemu-system-x86 debootstrap debian-archive-keyring linux-image-amd64
 )
 missing=()
 for p in "${packages[@]}"; do
