@@ -19,6 +19,8 @@ packages=(
   # a real VM booting over hloop nbd (tests/test_vm_boot.sh): QEMU, a
   # debootstrap'd Debian root, the Debian kernel and initramfs from /boot
   qemu-system-x86 debootstrap debian-archive-keyring linux-image-amd64
+  # the kernel's 9P client in a QEMU guest (tests/test_9p_guest.sh, bench/9p.sh)
+  busybox-static diod cpio
 )
 missing=()
 for p in "${packages[@]}"; do

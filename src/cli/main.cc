@@ -18,13 +18,15 @@ Command MirrorsCommand();
 Command OverlayCommand();
 Command CommitCommand();
 Command NbdCommand();
+Command NinePCommand();
 }  // namespace hloop::cli
 
 int main(int argc, char** argv) {
   using namespace hloop::cli;
   const Command commands[] = {PackCommand(),  InfoCommand(),  ServeCommand(), MountCommand(),
                               CatCommand(),   FetchCommand(), VerifyCommand(), StatsCommand(),
-                              MirrorsCommand(), OverlayCommand(), CommitCommand(), NbdCommand()};
+                              MirrorsCommand(), OverlayCommand(), CommitCommand(), NbdCommand(),
+                              NinePCommand()};
   CLI::App app{"hloop: disk images that live on any plain web server.\n"
                "Pack an image into content-addressed chunk files, serve them over HTTP, and\n"
                "mount the image lazily with a verified local cache.",
