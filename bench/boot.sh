@@ -1,0 +1,503 @@
+#!/usr/bin/env bash
+# Boot benchmark (the papers' boot table): boot a real Debian image
+# (bench/make_debian.sh: debootstrap + systemd) in QEMU (TCG) and time it to
+# the guest's boot-finished marker, in guest seconds (/proc/uptime when
+# multi-user.target is reached), with the disk
+#   local          the raw image file, page cache dropped
+#   hloop-cold     hloop mount of the packed image, served by nginx through
+#                  hloop-wanem at each RTT; empty cache dir, page cache dropped
+#   hloop-profile  the same, with --profile FILE: the profile recorded by a
+#                  previous boot (--record-profile), see BENCH_PROFILE_FROM
+#   nbdkit         nbdkit's curl plugin with its readahead and cache filters on
+#                  the raw image from the same nginx through the same emulator
+# Reports each as a ratio to the local boot, plus the bytes that crossed the
+# emulated link (hloop-wanem's bytes_server_to_client, a fresh emulator per
+# boot). It measures; it never fails on a missed goal.
+#
+# Every boot: qemu-system-x86_64 -accel tcg -m 1024 -kernel IMG.vmlinuz
+# -initrd IMG.initrd -append 'root=/dev/vda console=ttyS0' -drive
+# file=DISK,format=raw,if=virtio -snapshot (writes go to a temporary overlay).
+# QEMU is killed if the marker does not appear within BENCH_BOOT_TIMEOUT.
+#
+# Order per repetition: local, local, then for each RTT: hloop-cold,
+# hloop-profile, nbdkit; then local once more (three local boots per
+# repetition, the table shows the median).
+#
+# Environment:
+#   HLOOP, BENCH_CACHE, BENCH_KEEP=1, BENCH_WAIT_IDLE, BENCH_REPEAT (see lib.sh
+#   and bench/README.md)
+#   BENCH_IMAGE        the image (default: bench/make_debian.sh); IMAGE.vmlinuz
+#                      and IMAGE.initrd must be beside it
+#   BENCH_RTTS         RTTs in ms (default "0 50 100 200")
+#   BENCH_ROWS         subset of "local hloop-cold hloop-profile nbdkit"
+#   BENCH_MOUNT_ARGS   extra hloop mount arguments (default none)
+#   BENCH_PROFILE_FROM where the profile comes from: "0" (default: one
+#                      untimed cold boot at RTT 0 with --record-profile, used
+#                      for every RTT) or "rtt" (a separate untimed cold boot
+#                      with --record-profile at each RTT)
+#   BENCH_NBDKIT_ARGS  extra nbdkit arguments (default "cache-on-read=true")
+#   BENCH_WAN_ARGS     extra hloop-wanem arguments (default none: RTT only)
+#   BENCH_BOOT_TIMEOUT seconds (wall) allowed for one boot (default 900)
+#   BENCH_OTHER_MAX    a boot during which processes other than this
+#                      benchmark's used more than this % of the CPUs (default
+#                      10) is "disturbed": the row is booted again, up to
+#                      BENCH_RETRY_DISTURBED times (default 2); all boots are
+#                      listed, the medians use the clean ones
+#   BENCH_QEMU_ARGS    extra QEMU arguments
+#   BENCH_APPEND       extra kernel command line
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+need_root
+need_hloop
+need_cmd curl curl
+need_cmd fusermount3 fuse3
+need_cmd qemu-system-x86_64 qemu-system-x86
+WANEM=${HLOOP_WANEM:-$(dirname "$HLOOP")/tools/wanem/hloop-wanem}
+[ -x "$WANEM" ] || die "hloop-wanem not found at $WANEM (build target hloop-wanem)"
+IMAGE=${BENCH_IMAGE:-$("$BENCH_DIR/make_debian.sh")}
+[ -f "$IMAGE" ] || die "no image $IMAGE"
+[ -f "$IMAGE.vmlinuz" ] && [ -f "$IMAGE.initrd" ] || die "no $IMAGE.vmlinuz / $IMAGE.initrd (bench/make_debian.sh makes them)"
+RTTS=${BENCH_RTTS:-0 50 100 200}
+ROWS=${BENCH_ROWS:-local hloop-cold hloop-profile nbdkit}
+MOUNT_ARGS=${BENCH_MOUNT_ARGS:-}
+PROFILE_FROM=${BENCH_PROFILE_FROM:-0}
+NBDKIT_ARGS=${BENCH_NBDKIT_ARGS-cache-on-read=true}
+WAN_ARGS=${BENCH_WAN_ARGS:-}
+TMO=${BENCH_BOOT_TIMEOUT:-900}
+RETRY=${BENCH_RETRY_DISTURBED:-2}
+LAST_DISTURBED=0
+OTHER_MAX=${BENCH_OTHER_MAX:-10}
+REPEAT=${BENCH_REPEAT:-1}
+APPEND="root=/dev/vda console=ttyS0${BENCH_APPEND:+ $BENCH_APPEND}"
+NAME=debian
+IMG_BYTES=$(stat -c %s "$IMAGE")
+RESULTS=$BENCH_CACHE/results
+mkdir -p "$RESULTS"
+REPORT=$RESULTS/boot-$(date +%Y%m%d-%H%M%S).txt
+has_row() { [[ " $ROWS " == *" $1 "* ]]; }
+if has_row nbdkit; then
+    need_cmd nbdkit nbdkit
+    [ -f "$(nbdkit --dump-config | sed -n 's/^plugindir=//p')/nbdkit-curl-plugin.so" ] ||
+        die "nbdkit has no curl plugin"
+fi
+
+make_workdir boot
+snapshot_hloop
+cp "$WANEM" "$W/hloop-wanem"
+WANEM=$W/hloop-wanem
+WWW=$W/www
+MNT=$W/mnt
+CACHE=$W/cache
+mkdir -p "$MNT" "$CACHE"
+export TMPDIR=$W/tmp   # QEMU's -snapshot overlay, nbdkit's cache file
+mkdir -p "$TMPDIR"
+
+PROFILE_OK=0
+if "$HLOOP" mount --help 2>/dev/null | grep -q -- '--record-profile' &&
+    "$HLOOP" mount --help 2>/dev/null | grep -q -- '--profile'; then
+    PROFILE_OK=1
+fi
+STATS_OK=0
+"$HLOOP" stats --help >/dev/null 2>&1 && STATS_OK=1
+
+# --- the things a boot starts, stopped by one clean-up ------------------------
+QEMU_PID='' WAN_PID='' NBDKIT_PID='' MOUNT_PID=''
+stop_pid() { # PID [SECONDS]: SIGTERM, wait, then SIGKILL
+    local pid=$1 t=${2:-10} i
+    [ -n "$pid" ] || return 0
+    kill "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < t * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+stop_all() {
+    stop_pid "$QEMU_PID" 5; QEMU_PID=
+    if mountpoint -q "$MNT"; then umount "$MNT" 2>/dev/null || fusermount3 -u -z "$MNT" 2>/dev/null || true; fi
+    stop_pid "$MOUNT_PID" 5; MOUNT_PID=
+    stop_pid "$NBDKIT_PID" 5; NBDKIT_PID=
+    stop_pid "$WAN_PID" 5; WAN_PID=
+}
+on_exit stop_all
+
+# 1. pack into the directory nginx serves, the raw image beside it
+log "packing $IMAGE"
+t0=$(now)
+"$HLOOP" pack "$IMAGE" "$WWW" --name "$NAME" --json >"$W/pack.json" 2>"$W/pack.err" ||
+    { cat "$W/pack.err" >&2; die "hloop pack failed"; }
+t1=$(now)
+log "packed in $(elapsed "$t0" "$t1") s: $(tr -d '\n' <"$W/pack.json")"
+IDX=$(cd "$WWW" && find . -name "$NAME.idx" -print -quit | sed 's|^\./||')
+[ -n "$IDX" ] || die "no $NAME.idx under the store $WWW"
+STORE_BYTES=$(du -sb "$WWW" | cut -f1)
+ln "$IMAGE" "$WWW/$NAME.img" 2>/dev/null || cp "$IMAGE" "$WWW/$NAME.img"
+start_nginx "$WWW" "$W/nginx"
+
+# start_wan NAME RTT: a fresh emulator in front of nginx; sets WAN_PORT
+start_wan() {
+    local name=$1 rtt=$2 i addr=''
+    # shellcheck disable=SC2086
+    "$WANEM" --listen 127.0.0.1:0 --connect "127.0.0.1:$NGINX_PORT" --rtt "$rtt" \
+        --stats-file "$W/$name.wan.json" $WAN_ARGS >"$W/$name.wan.out" 2>"$W/$name.wan.err" &
+    WAN_PID=$!
+    for ((i = 0; i < 100; i++)); do
+        addr=$(sed -n 's/^listening on //p' "$W/$name.wan.out" 2>/dev/null || true)
+        [ -n "$addr" ] && break
+        kill -0 "$WAN_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    [ -n "$addr" ] || { cat "$W/$name.wan.err" >&2; die "hloop-wanem did not start"; }
+    WAN_PORT=${addr##*:}
+}
+# stop_wan NAME -> sets WAN_BYTES (server to client)
+stop_wan() {
+    stop_pid "$WAN_PID" 10; WAN_PID=
+    WAN_BYTES=$(grep -o '"bytes_server_to_client": *[0-9]*' "$W/$1.wan.json" 2>/dev/null | grep -o '[0-9]*$' || echo '?')
+}
+
+# mount_hloop NAME URL ARGS...: fresh daemon mount at $MNT
+mount_hloop() {
+    local name=$1 url=$2 i
+    shift 2
+    # shellcheck disable=SC2086
+    "$HLOOP" mount "$url" "$MNT" --cache "$CACHE" --daemon --log "$W/$name.daemon.log" $MOUNT_ARGS "$@" \
+        >"$W/$name.mount.log" 2>&1 ||
+        { cat "$W/$name.mount.log" "$W/$name.daemon.log" >&2 2>/dev/null; die "$name: hloop mount failed"; }
+    for ((i = 0; i < 300; i++)); do
+        mountpoint -q "$MNT" && [ -e "$MNT/$NAME" ] && break
+        sleep 0.02
+    done
+    [ -e "$MNT/$NAME" ] || die "$name: $MNT/$NAME did not appear"
+    MOUNT_PID=$(ps -eo pid=,args= | awk -v m="$MNT" '$0 ~ /hloop/ && index($0, " " m " ") { print $1; exit }')
+}
+umount_hloop() {
+    local name=$1 i
+    DAEMON_CPU=n/a
+    [ -n "$MOUNT_PID" ] && DAEMON_CPU=$(proc_cpu "$MOUNT_PID")
+    if [ "$STATS_OK" = 1 ]; then
+        "$HLOOP" stats "$MNT" --json >"$W/$name.stats.json" 2>/dev/null || true
+    fi
+    umount "$MNT" 2>/dev/null || fusermount3 -u "$MNT" || die "cannot unmount $MNT"
+    if [ -n "$MOUNT_PID" ]; then
+        for ((i = 0; i < 300; i++)); do
+            kill -0 "$MOUNT_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -0 "$MOUNT_PID" 2>/dev/null && { log "$name: daemon still running 30 s after unmount, killing it"; stop_pid "$MOUNT_PID" 2; }
+    fi
+    MOUNT_PID=
+}
+
+# cpu_jiffies -> "busy idle" jiffies of all CPUs; busy_since SNAPSHOT -> % busy since
+cpu_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
+busy_since() {
+    awk -v a="$1" -v b="$(cpu_jiffies)" 'BEGIN { split(a, x, " "); split(b, y, " ")
+        busy = y[1] - x[1]; idle = y[2] - x[2]
+        printf "%.0f", (busy + idle) ? 100 * busy / (busy + idle) : 0 }'
+}
+
+# ours_jiffies: CPU time (user + system, all threads) of the processes this
+# script runs for a boot: QEMU, the hloop daemon, hloop-wanem, nbdkit, nginx
+ours_jiffies() {
+    local p t=0 v
+    for p in $QEMU_PID $MOUNT_PID $WAN_PID $NBDKIT_PID $NGINX_PID $(pgrep -P "$NGINX_PID" 2>/dev/null); do
+        v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null) || continue
+        t=$((t + ${v:-0}))
+    done
+    echo "$t"
+}
+# rq_wait_ms PID...: milliseconds the threads of these processes spent runnable
+# but waiting for a CPU (/proc/PID/task/*/schedstat, field 2)
+rq_wait_ms() {
+    local p
+    for p in "$@"; do
+        [ -n "$p" ] && cat /proc/"$p"/task/*/schedstat 2>/dev/null
+    done | awk '{ w += $2 } END { printf "%.0f", w / 1e6 }'
+}
+# others_since SNAPSHOT OURS -> % of all CPUs used by anything else since then
+others_since() {
+    awk -v a="$1" -v b="$(cpu_jiffies)" -v o0="$2" -v o1="$(ours_jiffies)" 'BEGIN { split(a, x, " "); split(b, y, " ")
+        busy = y[1] - x[1] - (o1 - o0); all = y[1] - x[1] + y[2] - x[2]
+        if (busy < 0) busy = 0
+        printf "%.0f", all ? 100 * busy / all : 0 }'
+}
+
+# boot NAME DRIVE-SPEC: boot QEMU on that disk; sets GUEST_S (guest seconds at
+# the marker, or "timeout"/"failed"), WALL_S (wall seconds from T_START, set
+# by the caller before preparing the disk, to the marker), ROOT_S (guest
+# seconds at which the root file system was mounted), VDA_MB (MB the guest
+# read from vda), VDA_IOS.
+boot() {
+    local name=$1 drive=$2 log=$W/$1.serial t_end line i
+    GUEST_S=failed WALL_S=- ROOT_S=- VDA_MB=- VDA_IOS=- BOOT_BUSY=- OTHER_PCT=-
+    QEMU_WAIT=- HELPERS_WAIT=- QEMU_WAIT_PCT=-
+    : >"$log"
+    local stat0 ours0 helpers_wait0 t0
+    stat0=$(cpu_jiffies)
+    ours0=$(ours_jiffies)
+    helpers_wait0=$(rq_wait_ms $MOUNT_PID $NBDKIT_PID $WAN_PID)
+    t0=$(now)
+    # shellcheck disable=SC2086
+    qemu-system-x86_64 -accel tcg -m 1024 -display none -monitor none -no-reboot \
+        -serial "file:$log" -kernel "$IMAGE.vmlinuz" -initrd "$IMAGE.initrd" \
+        -append "$APPEND" -drive "$drive" -snapshot ${BENCH_QEMU_ARGS:-} \
+        >"$W/$name.qemu.out" 2>&1 &
+    QEMU_PID=$!
+    t_end=$((SECONDS + TMO))
+    while :; do
+        line=$(grep -a -o 'HLOOP-BOOT-FINISHED [0-9.]* vda_read_ios=[0-9]* vda_read_sectors=[0-9]*' "$log" | head -1 || true)
+        if [ -n "$line" ]; then
+            WALL_S=$(elapsed "$T_START" "$(now)")
+            BOOT_BUSY=$(busy_since "$stat0")
+            OTHER_PCT=$(others_since "$stat0" "$ours0")
+            QEMU_WAIT=$(rq_wait_ms "$QEMU_PID")
+            HELPERS_WAIT=$(( $(rq_wait_ms $MOUNT_PID $NBDKIT_PID $WAN_PID) - helpers_wait0 ))
+            QEMU_WAIT_PCT=$(awk -v w="$QEMU_WAIT" -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", w / 10 / (b - a) }')
+            break
+        fi
+        if ! kill -0 "$QEMU_PID" 2>/dev/null; then
+            log "$name: QEMU exited without the marker"
+            tail -5 "$W/$name.qemu.out" >&2
+            break
+        fi
+        if [ "$SECONDS" -ge "$t_end" ]; then
+            GUEST_S=timeout
+            log "$name: no marker after $TMO s, killing QEMU"
+            break
+        fi
+        sleep 0.1
+    done
+    if [ -n "$line" ]; then
+        set -- $line
+        GUEST_S=$2
+        VDA_IOS=${3#vda_read_ios=}
+        VDA_MB=$(awk -v s="${4#vda_read_sectors=}" 'BEGIN { printf "%.1f", s * 512 / 1e6 }')
+        # let it power off by itself (it reads a little more on the way down)
+        for ((i = 0; i < 600; i++)); do
+            kill -0 "$QEMU_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
+    stop_pid "$QEMU_PID" 5; QEMU_PID=
+    ROOT_S=$(grep -a -o '\[ *[0-9.]*\] EXT4-fs (vda): mounted' "$log" | head -1 | grep -o '[0-9][0-9.]*' | head -1 || true)
+    ROOT_S=${ROOT_S:--}
+}
+
+RUNS=$W/runs.tsv
+: >"$RUNS"
+REP=1
+BUSY=-
+# record ROW RTT DOWNLOADED-BYTES EXTRA: one boot, from the globals boot() set
+record() {
+    LAST_DISTURBED=0
+    if [[ $OTHER_PCT =~ ^[0-9]+$ ]] && [ "$OTHER_PCT" -gt "$OTHER_MAX" ]; then LAST_DISTURBED=1; fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$REP" "$1" "$2" "$GUEST_S" "$WALL_S" "$ROOT_S" \
+        "$3" "$VDA_MB" "$VDA_IOS" "${4:--}" "$BUSY" "$BOOT_BUSY" "$OTHER_PCT" \
+        "$([ "$LAST_DISTURBED" = 1 ] && echo disturbed || echo clean)" >>"$RUNS"
+    log "$1$([ "$2" = - ] || echo " @ $2 ms") (run $REP): guest $GUEST_S s to the marker (root mounted at $ROOT_S s), wall $WALL_S s, CPUs $BOOT_BUSY % busy (others $OTHER_PCT %), QEMU waited for a CPU $QEMU_WAIT ms ($QEMU_WAIT_PCT %), helpers $HELPERS_WAIT ms, guest read $VDA_MB MB in $VDA_IOS requests, downloaded $3 bytes${4:+, $4}"
+}
+
+# stats_note NAME: a summary of `hloop stats --json` taken just before the unmount
+stats_note() {
+    [ -s "$W/$1.stats.json" ] && command -v jq >/dev/null 2>&1 || return 0
+    jq -r '", stats: reads \(.reads.count) waited \(.reads.waits) (avg \(.reads.wait_ms_avg) ms, max \(.reads.wait_ms_max) ms), fetched \(.fetch.chunks) chunks \(.fetch.bytes) B in \(.fetch.transfers) transfers (max in flight \(.fetch.max_inflight)), read-ahead issued \(.readahead.issued) window \(.readahead.window), prefetch \(.prefetch.done)/\(.prefetch.total) useful \(.prefetch.useful)"' \
+        "$W/$1.stats.json" 2>/dev/null | tr -d '\n' || true
+}
+
+# cache_note: chunks and bytes in the hloop cache dir
+cache_note() {
+    echo "cache $(find "$CACHE" -type f | wc -l) files $(du -sb "$CACHE" | cut -f1) B"
+}
+
+row_local() {
+    wait_idle
+    drop_caches
+    T_START=$(now)
+    boot "local.$REP.$1" "file=$IMAGE,format=raw,if=virtio"
+    record local - 0
+}
+
+# row_hloop ROW RTT [MOUNT ARGS...]
+row_hloop() {
+    local row=$1 rtt=$2 name extra
+    shift 2
+    name=$row.$rtt.$REP
+    wait_idle
+    rm -rf "$CACHE"; mkdir -p "$CACHE"
+    drop_caches
+    start_wan "$name" "$rtt"
+    T_START=$(now)
+    mount_hloop "$name" "http://127.0.0.1:$WAN_PORT/$IDX" "$@"
+    boot "$name" "file=$MNT/$NAME,format=raw,if=virtio"
+    umount_hloop "$name"
+    stop_wan "$name"
+    extra="hloop CPU s $DAEMON_CPU, $(cache_note)$(stats_note "$name")"
+    record "$row" "$rtt" "$WAN_BYTES" "$extra"
+}
+
+# record_profile RTT -> PROFILE: an untimed cold boot with --record-profile
+record_profile() {
+    local rtt=$1 name=record.$1.$REP
+    PROFILE=$W/profile.$rtt
+    rm -f "$PROFILE"
+    rm -rf "$CACHE"; mkdir -p "$CACHE"
+    drop_caches
+    start_wan "$name" "$rtt"
+    T_START=$(now)
+    mount_hloop "$name" "http://127.0.0.1:$WAN_PORT/$IDX" --no-profile --record-profile "$PROFILE"
+    boot "$name" "file=$MNT/$NAME,format=raw,if=virtio"
+    umount_hloop "$name"
+    stop_wan "$name"
+    [ -s "$PROFILE" ] || die "no profile written to $PROFILE"
+    record profile-record "$rtt" "$WAN_BYTES" "hloop CPU s $DAEMON_CPU, $(cache_note)$(stats_note "$name"), profile $(wc -l <"$PROFILE") lines $(stat -c %s "$PROFILE") B"
+    cp "$PROFILE" "$RESULTS/$(basename "$REPORT" .txt).profile.$rtt"
+}
+
+row_nbdkit() {
+    local rtt=$1 name=nbdkit.$1.$REP sock i
+    wait_idle
+    drop_caches
+    start_wan "$name" "$rtt"
+    sock=$W/$name.sock
+    rm -rf "$TMPDIR"/*
+    T_START=$(now)
+    # shellcheck disable=SC2086
+    nbdkit -f -U "$sock" --filter=readahead --filter=cache curl \
+        "url=http://127.0.0.1:$WAN_PORT/$NAME.img" $NBDKIT_ARGS >"$W/$name.nbdkit.log" 2>&1 &
+    NBDKIT_PID=$!
+    for ((i = 0; i < 300; i++)); do
+        [ -S "$sock" ] && break
+        kill -0 "$NBDKIT_PID" 2>/dev/null || break
+        sleep 0.02
+    done
+    [ -S "$sock" ] || { cat "$W/$name.nbdkit.log" >&2; die "nbdkit did not start"; }
+    boot "$name" "file=nbd+unix:///?socket=$sock,format=raw,if=virtio"
+    local cpu
+    cpu=$(proc_cpu "$NBDKIT_PID")
+    stop_pid "$NBDKIT_PID" 10; NBDKIT_PID=
+    stop_wan "$name"
+    record nbdkit "$rtt" "$WAN_BYTES" "nbdkit CPU s $cpu, $(grep -v '^$' "$W/$name.nbdkit.log" | head -3 | tr '\n' ' ' | cut -c1-200)"
+}
+
+# run_row FUNCTION ARGS...: one boot; again (up to BENCH_RETRY_DISTURBED more
+# times, after waiting for quiet) while other work used more than
+# BENCH_OTHER_MAX % of the CPUs during it. Every attempt is listed.
+run_row() {
+    local a
+    for ((a = 0; a <= RETRY; a++)); do
+        "$@"
+        [ "$LAST_DISTURBED" = 0 ] && return 0
+        [ "$a" -lt "$RETRY" ] && log "other work used $OTHER_PCT % of the CPUs during that boot: booting the row again"
+    done
+    return 0
+}
+
+for ((REP = 1; REP <= REPEAT; REP++)); do
+    if has_row local; then run_row row_local a; run_row row_local b; fi
+    if has_row hloop-profile && [ "$PROFILE_OK" = 1 ] && [ "$PROFILE_FROM" != rtt ]; then
+        record_profile "$PROFILE_FROM"
+    fi
+    for rtt in $RTTS; do
+        has_row hloop-cold && run_row row_hloop hloop-cold "$rtt" --no-profile
+        if has_row hloop-profile && [ "$PROFILE_OK" = 1 ]; then
+            [ "$PROFILE_FROM" = rtt ] && record_profile "$rtt"
+            run_row row_hloop hloop-profile "$rtt" --profile "$PROFILE"
+        fi
+        has_row nbdkit && run_row row_nbdkit "$rtt"
+    done
+    if has_row local; then run_row row_local c; fi
+done
+
+# --- report ---------------------------------------------------------------
+# median ROW RTT -> the median run (the faster middle one for an even count)
+# of that row as its TSV line; boots that timed out sort last
+median() {
+    local sel
+    sel=$(awk -F'\t' -v r="$1" -v t="$2" '$2 == r && $3 == t && $14 == "clean"' "$RUNS")
+    [ -n "$sel" ] || sel=$(awk -F'\t' -v r="$1" -v t="$2" '$2 == r && $3 == t' "$RUNS")
+    [ -n "$sel" ] || return 0
+    echo "$sel" |
+        awk -F'\t' 'BEGIN { OFS = "\t" } { k = ($4 ~ /^[0-9.]+$/) ? $4 : 1e9; print k, $0 }' |
+        sort -t$'\t' -k1,1g | cut -f2- |
+        awk '{ r[NR] = $0 } END { if (NR) print r[int((NR + 1) / 2)] }'
+}
+runs_of() { awk -F'\t' -v r="$1" -v t="$2" '$2 == r && $3 == t { printf "%s%s%s", (n++ ? ", " : ""), $4, ($14 == "clean" ? "" : " (disturbed)") }' "$RUNS"; }
+mb() { case $1 in '' | - | '?') echo "$1" ;; *) awk -v n="$1" 'BEGIN { printf "%.1f", n / 1e6 }' ;; esac; }
+num() { [[ $1 =~ ^[0-9.]+$ ]]; }
+
+IFS=$'\t' read -r _ _ _ LOCAL_S LOCAL_WALL _ _ _ _ _ _ _ _ _ <<<"$(median local -)" || true
+LOCAL_S=${LOCAL_S:-}
+declare -A G
+{
+    echo "## boot benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo
+    machine_info | sed 's/^/    /'
+    echo "    qemu: $(qemu-system-x86_64 --version | head -1)"
+    echo "    image: $IMAGE, $IMG_BYTES bytes ($(human "$IMG_BYTES")), $(tr '\n' ' ' <"$IMAGE.info")"
+    echo "    store: $STORE_BYTES bytes; pack: $(tr -d '\n' <"$W/pack.json")"
+    echo "    boot: qemu-system-x86_64 -accel tcg -m 1024 -kernel IMG.vmlinuz -initrd IMG.initrd -append '$APPEND' -drive DISK,format=raw,if=virtio -snapshot ${BENCH_QEMU_ARGS:-}"
+    echo "    server: nginx $(nginx -v 2>&1 | sed 's|.*/||') on 127.0.0.1, through hloop-wanem --rtt RTT ${WAN_ARGS} (a fresh one per boot)"
+    echo "    hloop: hloop mount http://WAN/$IDX MNT --cache EMPTYDIR --daemon $MOUNT_ARGS [--profile FILE]; DISK = file=MNT/$NAME"
+    if [ "$PROFILE_OK" = 1 ]; then
+        if [ "$PROFILE_FROM" = rtt ]; then
+            echo "    profile: recorded at each RTT by an untimed cold boot with --record-profile FILE just before the profile row"
+        else
+            echo "    profile: recorded once per repetition by an untimed cold boot at RTT $PROFILE_FROM ms with --record-profile FILE"
+        fi
+    else
+        echo "    profile: NOT MEASURED: this hloop has no mount --record-profile/--profile"
+    fi
+    has_row nbdkit && echo "    nbdkit: $(nbdkit --version) -U SOCK --filter=readahead --filter=cache curl url=http://WAN/$NAME.img $NBDKIT_ARGS (cache file in an empty TMPDIR); DISK = file=nbd+unix:///?socket=SOCK"
+    echo "    runs per row: $REPEAT (local: 3 per run); the table shows the median run of the clean boots (a boot is disturbed when other processes used > $OTHER_MAX % of the CPUs during it; such a row was booted again, up to $RETRY times)"
+    echo
+    echo "| row | RTT ms | guest s to marker | ratio to local | wall s to marker | root mounted at (guest s) | MB downloaded | MB read by the guest (requests) | CPU % during the boot: all / others | runs (guest s) |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    print_row() { # ROW RTT
+        local row=$1 rtt=$2 m r
+        m=$(median "$row" "$rtt")
+        [ -n "$m" ] || return 0
+        IFS=$'\t' read -r _ _ _ gs ws rs bytes vmb vios _ _ bb ob _ <<<"$m"
+        r=n/a
+        num "$gs" && num "$LOCAL_S" && r=$(ratio "$gs" "$LOCAL_S")
+        G[$row.$rtt]=$gs
+        echo "| $row | $rtt | $gs | $r | $ws | $rs | $(mb "$bytes") | $vmb ($vios) | $bb / $ob | $(runs_of "$row" "$rtt") |"
+    }
+    print_row local -
+    for rtt in $RTTS; do
+        for row in hloop-cold hloop-profile nbdkit; do print_row "$row" "$rtt"; done
+    done
+    for rtt in $(echo "$PROFILE_FROM" $RTTS | tr ' ' '\n' | grep -v rtt | sort -nu); do print_row profile-record "$rtt"; done
+    echo
+    if num "$LOCAL_S"; then
+        c=${G[hloop-cold.100]:-} p=${G[hloop-profile.100]:-} n=${G[nbdkit.100]:-}
+        if num "$p"; then
+            echo "- goal at 100 ms, with profile <= 1.15x local: **$(ratio "$p" "$LOCAL_S")x** ($(ge 1.15 "$(ratio "$p" "$LOCAL_S")" && echo met || echo MISSED))"
+        else
+            echo "- goal at 100 ms, with profile <= 1.15x local: not measured (${p:-no profile row})"
+        fi
+        if num "$c"; then
+            echo "- goal at 100 ms, without profile <= 1.5x local: **$(ratio "$c" "$LOCAL_S")x** ($(ge 1.5 "$(ratio "$c" "$LOCAL_S")" && echo met || echo MISSED))"
+        else
+            echo "- goal at 100 ms, without profile <= 1.5x local: not measured (${c:-no row})"
+        fi
+        for x in c p; do
+            v=${!x}
+            lbl=$([ $x = c ] && echo "without profile" || echo "with profile")
+            if num "$v" && num "$n"; then
+                echo "- goal at 100 ms, hloop ($lbl) >= 3x faster than nbdkit-curl: nbdkit / hloop = **$(ratio "$n" "$v")x** ($(ge "$(ratio "$n" "$v")" 3 && echo met || echo MISSED))"
+            elif num "$v" && [ "$n" = timeout ]; then
+                echo "- goal at 100 ms, hloop ($lbl) >= 3x faster than nbdkit-curl: nbdkit timed out after $TMO s: >= $(ratio "$TMO" "$v")x (met)"
+            fi
+        done
+    fi
+    echo
+    echo "All boots (run, row, RTT ms, guest s, wall s, root mounted at, bytes downloaded, MB read by the guest, guest read requests, notes, CPU busy % just before, CPU busy % during the boot (of 2 CPUs; QEMU alone keeps about one busy), % used by other processes than this benchmark's, clean/disturbed (others > $OTHER_MAX %: the row was booted again, up to $RETRY times; medians use the clean boots)):"
+    echo
+    echo '```'
+    cat "$RUNS"
+    echo '```'
+} | tee "$REPORT"
+log "report saved to $REPORT"
