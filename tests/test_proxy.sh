@@ -92,7 +92,8 @@ check_eq "client2: the origin served no chunk again" "$o1" "$(origin_chunk_gets 
 # --- 3. Client 3, the proxy named with --proxy (the environment names a dead
 # proxy: the option wins).
 HAVE_PROXY_OPT=0
-if "$HLOOP" cat --help 2>&1 | grep -q -- '--proxy'; then HAVE_PROXY_OPT=1; fi
+# (grep -q on a pipe would end it early: SIGPIPE and pipefail would fail the test)
+if grep -q -- '--proxy' <<<"$("$HLOOP" cat --help 2>&1)"; then HAVE_PROXY_OPT=1; fi
 check_eq "hloop cat --help documents --proxy" 1 "$HAVE_PROXY_OPT"
 run_cat client3 env http_proxy="$DEAD_PROXY" \
   "$HLOOP" cat "$ORIGIN/disk.idx" -o "$TMP/client3.out" --cache "$TMP/cache3" --proxy "$SQUID_URL"
@@ -105,7 +106,7 @@ check_ge "client3 (--proxy): (nearly) all its chunks were Squid cache hits" "$hi
 check_eq "client3: the origin served no chunk again" "$o1" "$(origin_chunk_gets | wc -l)"
 
 # --- 4. A FUSE mount with --proxy and a cold cache reads the image from Squid.
-if "$HLOOP" mount --help 2>&1 | grep -q -- '--proxy'; then
+if grep -q -- '--proxy' <<<"$("$HLOOP" mount --help 2>&1)"; then
   ok "hloop mount --help documents --proxy"
   mount_image "$ORIGIN/disk.idx" "$TMP/mnt" --cache "$TMP/cache4" --proxy "$SQUID_URL"
   check_eq "mount (--proxy): the image read through the mount is exact" "$SRC_SHA" "$(sha "$MOUNT_FILE")"
