@@ -299,7 +299,7 @@ start_diod() {
 # subcommand, so its help must also mention --export.)
 hloop_9p_available() {
   [[ -x ${HLOOP:-} ]] && "$HLOOP" 9p --help >/dev/null 2>&1 &&
-    "$HLOOP" 9p --help 2>&1 | grep -q -- '--export'
+    grep -q -- '--export' <<<"$("$HLOOP" 9p --help 2>&1)"
 }
 
 # start_hloop_9p EXPORT [ro]: `hloop 9p --listen 127.0.0.1:PORT --export DIR`
@@ -312,7 +312,7 @@ start_hloop_9p() {
     logf=$(_guest_work)/hloop9p.$port.log
     args=(9p --listen "127.0.0.1:$port" --export "$export")
     if [[ $mode == ro ]]; then
-      "$HLOOP" 9p --help 2>&1 | grep -q -- '--read-only' || _guest_fail "hloop 9p has no --read-only option"
+      grep -q -- '--read-only' <<<"$("$HLOOP" 9p --help 2>&1)" || _guest_fail "hloop 9p has no --read-only option"
       args+=(--read-only)
     fi
     "$HLOOP" "${args[@]}" </dev/null >"$logf" 2>&1 &

@@ -228,7 +228,7 @@ for kind in "${SERVERS[@]}"; do
     *) fail "unknown server '$kind' (diod or hloop)" ;;
   esac
   run_rw "$kind"
-  if [[ $kind == hloop ]] && ! "$HLOOP" 9p --help 2>&1 | grep -q -- '--read-only'; then
+  if [[ $kind == hloop ]] && ! grep -q -- '--read-only' <<<"$("$HLOOP" 9p --help 2>&1)"; then
     log "hloop 9p has no --read-only option yet: image battery skipped for hloop"
     continue
   fi
