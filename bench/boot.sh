@@ -10,6 +10,11 @@
 #                  previous boot (--record-profile), see BENCH_PROFILE_FROM
 #   nbdkit         nbdkit's curl plugin with its readahead and cache filters on
 #                  the raw image from the same nginx through the same emulator
+#   nbd-cold       hloop nbd of the packed image on a Unix socket, QEMU's own
+#                  NBD client as the disk (the way a hypervisor uses hloop);
+#                  empty cache dir, through the same emulator
+#   nbd-profile    the same, with --profile FILE recorded by a previous boot
+#                  over hloop nbd
 # Reports each as a ratio to the local boot, plus the bytes that crossed the
 # emulated link (hloop-wanem's bytes_server_to_client, a fresh emulator per
 # boot). It measures; it never fails on a missed goal.
@@ -19,9 +24,10 @@
 # file=DISK,format=raw,if=virtio -snapshot (writes go to a temporary overlay).
 # QEMU is killed if the marker does not appear within BENCH_BOOT_TIMEOUT.
 #
-# Order per repetition: local, local, then for each RTT: hloop-cold,
-# hloop-profile, nbdkit; then local once more (three local boots per
-# repetition, the table shows the median).
+# Order per repetition: local, local, the untimed profile recordings, then for
+# each RTT: hloop-cold, hloop-profile, nbd-cold, nbd-profile, nbdkit; then
+# local once more (three local boots per repetition, the table shows the
+# median).
 #
 # Environment:
 #   HLOOP, BENCH_CACHE, BENCH_KEEP=1, BENCH_WAIT_IDLE, BENCH_REPEAT (see lib.sh
@@ -29,8 +35,11 @@
 #   BENCH_IMAGE        the image (default: bench/make_debian.sh); IMAGE.vmlinuz
 #                      and IMAGE.initrd must be beside it
 #   BENCH_RTTS         RTTs in ms (default "0 50 100 200")
-#   BENCH_ROWS         subset of "local hloop-cold hloop-profile nbdkit"
+#   BENCH_ROWS         subset of "local hloop-cold hloop-profile nbd-cold
+#                      nbd-profile nbdkit" (default: all)
+#   BENCH_NBD_RTTS     RTTs of the nbd-* rows (default: BENCH_RTTS)
 #   BENCH_MOUNT_ARGS   extra hloop mount arguments (default none)
+#   BENCH_NBD_ARGS     extra hloop nbd arguments (default none)
 #   BENCH_PROFILE_FROM where the profile comes from: "0" (default: one
 #                      untimed cold boot at RTT 0 with --record-profile, used
 #                      for every RTT) or "rtt" (a separate untimed cold boot
@@ -59,8 +68,10 @@ IMAGE=${BENCH_IMAGE:-$("$BENCH_DIR/make_debian.sh")}
 [ -f "$IMAGE" ] || die "no image $IMAGE"
 [ -f "$IMAGE.vmlinuz" ] && [ -f "$IMAGE.initrd" ] || die "no $IMAGE.vmlinuz / $IMAGE.initrd (bench/make_debian.sh makes them)"
 RTTS=${BENCH_RTTS:-0 50 100 200}
-ROWS=${BENCH_ROWS:-local hloop-cold hloop-profile nbdkit}
+ROWS=${BENCH_ROWS:-local hloop-cold hloop-profile nbd-cold nbd-profile nbdkit}
+NBD_RTTS=${BENCH_NBD_RTTS:-$RTTS}
 MOUNT_ARGS=${BENCH_MOUNT_ARGS:-}
+NBD_ARGS=${BENCH_NBD_ARGS:-}
 PROFILE_FROM=${BENCH_PROFILE_FROM:-0}
 NBDKIT_ARGS=${BENCH_NBDKIT_ARGS-cache-on-read=true}
 WAN_ARGS=${BENCH_WAN_ARGS:-}
@@ -94,9 +105,14 @@ export TMPDIR=$W/tmp   # QEMU's -snapshot overlay, nbdkit's cache file
 mkdir -p "$TMPDIR"
 
 PROFILE_OK=0
-if "$HLOOP" mount --help 2>/dev/null | grep -q -- '--record-profile' &&
-    "$HLOOP" mount --help 2>/dev/null | grep -q -- '--profile'; then
+MOUNT_HELP=$("$HLOOP" mount --help 2>/dev/null || true)
+if [[ $MOUNT_HELP == *--record-profile* && $MOUNT_HELP == *--profile* ]]; then
     PROFILE_OK=1
+fi
+NBD_OK=0
+"$HLOOP" nbd --help >/dev/null 2>&1 && NBD_OK=1
+if ! [ "$NBD_OK" = 1 ] && { has_row nbd-cold || has_row nbd-profile; }; then
+    log "this hloop has no nbd command: the nbd-* rows are skipped"
 fi
 STATS_OK=0
 "$HLOOP" stats --help >/dev/null 2>&1 && STATS_OK=1
@@ -338,22 +354,73 @@ row_hloop() {
     record "$row" "$rtt" "$WAN_BYTES" "$extra"
 }
 
-# record_profile RTT -> PROFILE: an untimed cold boot with --record-profile
+# start_nbd NAME URL SOCKET ARGS...: hloop nbd in the background on SOCKET,
+# with a fresh cache; sets MOUNT_PID (it plays the mount daemon's part)
+start_nbd() {
+    local name=$1 url=$2 sock=$3 i
+    shift 3
+    rm -f "$sock"
+    # shellcheck disable=SC2086
+    "$HLOOP" nbd "$url" --socket "$sock" --cache "$CACHE" --log "$W/$name.daemon.log" $NBD_ARGS "$@" \
+        >"$W/$name.nbd.out" 2>&1 &
+    MOUNT_PID=$!
+    for ((i = 0; i < 600; i++)); do
+        [ -S "$sock" ] && grep -q '^serving' "$W/$name.nbd.out" 2>/dev/null && break
+        kill -0 "$MOUNT_PID" 2>/dev/null || break
+        sleep 0.02
+    done
+    [ -S "$sock" ] || { cat "$W/$name.nbd.out" "$W/$name.daemon.log" >&2 2>/dev/null; die "$name: hloop nbd did not start"; }
+}
+stop_nbd() {
+    DAEMON_CPU=n/a
+    [ -n "$MOUNT_PID" ] && DAEMON_CPU=$(proc_cpu "$MOUNT_PID")
+    stop_pid "$MOUNT_PID" 30; MOUNT_PID=
+}
+
+# record_profile FRONT RTT -> PROFILE_FRONT: an untimed cold boot with
+# --record-profile, FRONT being mount or nbd
 record_profile() {
-    local rtt=$1 name=record.$1.$REP
-    PROFILE=$W/profile.$rtt
-    rm -f "$PROFILE"
+    local front=$1 rtt=$2 name=record-$1.$2.$REP profile url sock
+    profile=$W/profile-$front.$rtt
+    rm -f "$profile"
     rm -rf "$CACHE"; mkdir -p "$CACHE"
     drop_caches
     start_wan "$name" "$rtt"
     T_START=$(now)
-    mount_hloop "$name" "http://127.0.0.1:$WAN_PORT/$IDX" --no-profile --record-profile "$PROFILE"
-    boot "$name" "file=$MNT/$NAME,format=raw,if=virtio"
-    umount_hloop "$name"
+    url="http://127.0.0.1:$WAN_PORT/$IDX"
+    if [ "$front" = mount ]; then
+        mount_hloop "$name" "$url" --no-profile --record-profile "$profile"
+        boot "$name" "file=$MNT/$NAME,format=raw,if=virtio"
+        umount_hloop "$name"
+    else
+        sock=$W/$name.sock
+        start_nbd "$name" "$url" "$sock" --no-profile --record-profile "$profile"
+        boot "$name" "file=nbd+unix:///?socket=$sock,format=raw,if=virtio"
+        stop_nbd
+    fi
     stop_wan "$name"
-    [ -s "$PROFILE" ] || die "no profile written to $PROFILE"
-    record profile-record "$rtt" "$WAN_BYTES" "hloop CPU s $DAEMON_CPU, $(cache_note)$(stats_note "$name"), profile $(wc -l <"$PROFILE") lines $(stat -c %s "$PROFILE") B"
-    cp "$PROFILE" "$RESULTS/$(basename "$REPORT" .txt).profile.$rtt"
+    [ -s "$profile" ] || die "no profile written to $profile"
+    record "profile-record-$front" "$rtt" "$WAN_BYTES" "hloop CPU s $DAEMON_CPU, $(cache_note)$(stats_note "$name"), profile $(wc -l <"$profile") lines $(stat -c %s "$profile") B"
+    cp "$profile" "$RESULTS/$(basename "$REPORT" .txt).profile-$front.$rtt"
+    printf -v "PROFILE_$front" '%s' "$profile"
+}
+
+# row_nbd ROW RTT [NBD ARGS...]: QEMU's NBD client on hloop nbd
+row_nbd() {
+    local row=$1 rtt=$2 name sock
+    shift 2
+    name=$row.$rtt.$REP
+    sock=$W/$name.sock
+    wait_idle
+    rm -rf "$CACHE"; mkdir -p "$CACHE"
+    drop_caches
+    start_wan "$name" "$rtt"
+    T_START=$(now)
+    start_nbd "$name" "http://127.0.0.1:$WAN_PORT/$IDX" "$sock" "$@"
+    boot "$name" "file=nbd+unix:///?socket=$sock,format=raw,if=virtio"
+    stop_nbd
+    stop_wan "$name"
+    record "$row" "$rtt" "$WAN_BYTES" "hloop CPU s $DAEMON_CPU, $(cache_note)"
 }
 
 row_nbdkit() {
@@ -395,18 +462,29 @@ run_row() {
     return 0
 }
 
+in_list() { [[ " $2 " == *" $1 "* ]]; }
 for ((REP = 1; REP <= REPEAT; REP++)); do
     if has_row local; then run_row row_local a; run_row row_local b; fi
-    if has_row hloop-profile && [ "$PROFILE_OK" = 1 ] && [ "$PROFILE_FROM" != rtt ]; then
-        record_profile "$PROFILE_FROM"
+    if [ "$PROFILE_OK" = 1 ] && [ "$PROFILE_FROM" != rtt ]; then
+        has_row hloop-profile && record_profile mount "$PROFILE_FROM"
+        has_row nbd-profile && [ "$NBD_OK" = 1 ] && record_profile nbd "$PROFILE_FROM"
     fi
-    for rtt in $RTTS; do
-        has_row hloop-cold && run_row row_hloop hloop-cold "$rtt" --no-profile
-        if has_row hloop-profile && [ "$PROFILE_OK" = 1 ]; then
-            [ "$PROFILE_FROM" = rtt ] && record_profile "$rtt"
-            run_row row_hloop hloop-profile "$rtt" --profile "$PROFILE"
+    for rtt in $(echo "$RTTS" "$NBD_RTTS" | tr ' ' '\n' | sort -nu); do
+        if in_list "$rtt" "$RTTS"; then
+            has_row hloop-cold && run_row row_hloop hloop-cold "$rtt" --no-profile
+            if has_row hloop-profile && [ "$PROFILE_OK" = 1 ]; then
+                [ "$PROFILE_FROM" = rtt ] && record_profile mount "$rtt"
+                run_row row_hloop hloop-profile "$rtt" --profile "$PROFILE_mount"
+            fi
         fi
-        has_row nbdkit && run_row row_nbdkit "$rtt"
+        if in_list "$rtt" "$NBD_RTTS" && [ "$NBD_OK" = 1 ]; then
+            has_row nbd-cold && run_row row_nbd nbd-cold "$rtt" --no-profile
+            if has_row nbd-profile && [ "$PROFILE_OK" = 1 ]; then
+                [ "$PROFILE_FROM" = rtt ] && record_profile nbd "$rtt"
+                run_row row_nbd nbd-profile "$rtt" --profile "$PROFILE_nbd"
+            fi
+        fi
+        in_list "$rtt" "$RTTS" && has_row nbdkit && run_row row_nbdkit "$rtt"
     done
     if has_row local; then run_row row_local c; fi
 done
@@ -441,11 +519,13 @@ declare -A G
     echo "    boot: qemu-system-x86_64 -accel tcg -m 1024 -kernel IMG.vmlinuz -initrd IMG.initrd -append '$APPEND' -drive DISK,format=raw,if=virtio -snapshot ${BENCH_QEMU_ARGS:-}"
     echo "    server: nginx $(nginx -v 2>&1 | sed 's|.*/||') on 127.0.0.1, through hloop-wanem --rtt RTT ${WAN_ARGS} (a fresh one per boot)"
     echo "    hloop: hloop mount http://WAN/$IDX MNT --cache EMPTYDIR --daemon $MOUNT_ARGS [--profile FILE]; DISK = file=MNT/$NAME"
+    [ "$NBD_OK" = 1 ] && { has_row nbd-cold || has_row nbd-profile; } &&
+        echo "    hloop nbd: hloop nbd http://WAN/$IDX --socket SOCK --cache EMPTYDIR $NBD_ARGS [--profile FILE]; DISK = file=nbd+unix:///?socket=SOCK"
     if [ "$PROFILE_OK" = 1 ]; then
         if [ "$PROFILE_FROM" = rtt ]; then
             echo "    profile: recorded at each RTT by an untimed cold boot with --record-profile FILE just before the profile row"
         else
-            echo "    profile: recorded once per repetition by an untimed cold boot at RTT $PROFILE_FROM ms with --record-profile FILE"
+            echo "    profile: recorded once per repetition, for each front end (mount, nbd), by an untimed cold boot at RTT $PROFILE_FROM ms with --record-profile FILE"
         fi
     else
         echo "    profile: NOT MEASURED: this hloop has no mount --record-profile/--profile"
@@ -466,32 +546,49 @@ declare -A G
         echo "| $row | $rtt | $gs | $r | $ws | $rs | $(mb "$bytes") | $vmb ($vios) | $bb / $ob | $(runs_of "$row" "$rtt") |"
     }
     print_row local -
-    for rtt in $RTTS; do
-        for row in hloop-cold hloop-profile nbdkit; do print_row "$row" "$rtt"; done
+    for rtt in $(echo "$RTTS" "$NBD_RTTS" | tr ' ' '\n' | sort -nu); do
+        for row in hloop-cold hloop-profile nbd-cold nbd-profile nbdkit; do print_row "$row" "$rtt"; done
     done
-    for rtt in $(echo "$PROFILE_FROM" $RTTS | tr ' ' '\n' | grep -v rtt | sort -nu); do print_row profile-record "$rtt"; done
+    for rtt in $(echo "$PROFILE_FROM" $RTTS | tr ' ' '\n' | grep -v rtt | sort -nu); do
+        print_row profile-record-mount "$rtt"
+        print_row profile-record-nbd "$rtt"
+    done
     echo
     if num "$LOCAL_S"; then
-        c=${G[hloop-cold.100]:-} p=${G[hloop-profile.100]:-} n=${G[nbdkit.100]:-}
-        if num "$p"; then
-            echo "- goal at 100 ms, with profile <= 1.15x local: **$(ratio "$p" "$LOCAL_S")x** ($(ge 1.15 "$(ratio "$p" "$LOCAL_S")" && echo met || echo MISSED))"
-        else
-            echo "- goal at 100 ms, with profile <= 1.15x local: not measured (${p:-no profile row})"
-        fi
-        if num "$c"; then
-            echo "- goal at 100 ms, without profile <= 1.5x local: **$(ratio "$c" "$LOCAL_S")x** ($(ge 1.5 "$(ratio "$c" "$LOCAL_S")" && echo met || echo MISSED))"
-        else
-            echo "- goal at 100 ms, without profile <= 1.5x local: not measured (${c:-no row})"
-        fi
-        for x in c p; do
-            v=${!x}
-            lbl=$([ $x = c ] && echo "without profile" || echo "with profile")
-            if num "$v" && num "$n"; then
-                echo "- goal at 100 ms, hloop ($lbl) >= 3x faster than nbdkit-curl: nbdkit / hloop = **$(ratio "$n" "$v")x** ($(ge "$(ratio "$n" "$v")" 3 && echo met || echo MISSED))"
-            elif num "$v" && [ "$n" = timeout ]; then
-                echo "- goal at 100 ms, hloop ($lbl) >= 3x faster than nbdkit-curl: nbdkit timed out after $TMO s: >= $(ratio "$TMO" "$v")x (met)"
+        # goal LABEL LIMIT VALUE: "VALUE/local <= LIMIT"
+        goal() {
+            if num "$3"; then
+                local r
+                r=$(ratio "$3" "$LOCAL_S")
+                echo "- goal: $1 <= ${2}x local: **${r}x** ($(ge "$2" "$r" && echo met || echo MISSED))"
+            else
+                echo "- goal: $1 <= ${2}x local: not measured (${3:-no row})"
             fi
-        done
+        }
+        # faster LABEL VALUE NBDKIT: nbdkit-curl / VALUE >= 3
+        faster() {
+            if num "$2" && num "$3"; then
+                echo "- goal: $1 >= 3x faster than nbdkit-curl at 100 ms: nbdkit / hloop = **$(ratio "$3" "$2")x** ($(ge "$(ratio "$3" "$2")" 3 && echo met || echo MISSED))"
+            elif num "$2" && [ "$3" = timeout ]; then
+                echo "- goal: $1 >= 3x faster than nbdkit-curl at 100 ms: nbdkit timed out after $TMO s: >= $(ratio "$TMO" "$2")x (met)"
+            fi
+        }
+        n=${G[nbdkit.100]:-}
+        if has_row hloop-cold || has_row hloop-profile; then
+            echo "Issue 3 (hloop mount, FUSE):"
+            goal "mount at 100 ms with profile" 1.15 "${G[hloop-profile.100]:-}"
+            goal "mount at 100 ms without profile" 1.5 "${G[hloop-cold.100]:-}"
+            faster "mount without profile" "${G[hloop-cold.100]:-}" "$n"
+            faster "mount with profile" "${G[hloop-profile.100]:-}" "$n"
+        fi
+        if has_row nbd-cold || has_row nbd-profile; then
+            echo
+            echo "Issue 4 (hloop nbd):"
+            goal "nbd at 0 ms" 1.05 "${G[nbd-cold.0]:-}"
+            goal "nbd at 100 ms with profile" 1.15 "${G[nbd-profile.100]:-}"
+            goal "nbd at 100 ms without profile" 1.5 "${G[nbd-cold.100]:-}"
+            faster "nbd without profile" "${G[nbd-cold.100]:-}" "$n"
+        fi
     fi
     echo
     echo "All boots (run, row, RTT ms, guest s, wall s, root mounted at, bytes downloaded, MB read by the guest, guest read requests, notes, CPU busy % just before, CPU busy % during the boot (of 2 CPUs; QEMU alone keeps about one busy), % used by other processes than this benchmark's, clean/disturbed (others > $OTHER_MAX %: the row was booted again, up to $RETRY times; medians use the clean boots)):"
