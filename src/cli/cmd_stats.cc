@@ -62,6 +62,8 @@ void PrintHuman(const nlohmann::json& j) {
               u(f["max_inflight"]), u(f["waiting"]), u(f["retries"]), u(f["failures"]), u(f["hash_mismatches"]));
   std::printf("read-ahead %lu chunks issued, window %lu chunks (grows to %lu)\n", u(j["readahead"]["issued"]),
               u(j["readahead"]["window"]), u(j["readahead"]["max"]));
+  std::printf("clusters  %lu neighbours of missed chunks fetched, cluster %lu chunks\n",
+              u(j["readahead"]["cluster_issued"]), u(j["readahead"]["cluster"]));
   const auto& p = j["prefetch"];
   if (u(p["total"]))
     std::printf("profile    %lu/%lu chunks prefetched (%lu failed), %lu read after their prefetch\n", u(p["done"]),

@@ -68,6 +68,12 @@ void AddImageOptions(CLI::App* app, ImageCliOptions* o, bool with_cache_default)
                   "bandwidth-delay product of the link, 4 to 256; 0: no read-ahead)")
       ->check(CLI::Range(0, 4096))
       ->group(kCache);
+  app->add_option("--cluster", o->cluster,
+                  "When a read has to wait for the network, also fetch the rest of its aligned cluster "
+                  "of this size in the background, if the link carries it within the round trip "
+                  "(default 1M; smaller on slower links, off on a LAN; 0: never)")
+      ->check(SizeValidator())
+      ->group(kCache);
   app->add_option("--mirror", o->mirrors,
                   "Another server with the same files: base URL (the directory of the index), "
                   "optionally with #http2 and/or #connections=N; repeatable. Mirrors are probed, "
@@ -183,6 +189,9 @@ Result<disk::OpenOptions> MakeOpenOptions(const ImageCliOptions& o, bool with_ca
     opts.image.readahead_chunks = unsigned(o.readahead);
     opts.image.adaptive_readahead = false;
   }
+  auto cluster = ParseSize(o.cluster);
+  if (!cluster.ok()) return cluster.status();
+  opts.image.cluster_max_bytes = *cluster;
   opts.no_profile = !o.profile_options || o.no_profile;
   opts.profile = o.profile;
   opts.record_profile = o.record_profile;

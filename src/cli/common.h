@@ -33,6 +33,7 @@ struct ImageCliOptions {
   std::string cache_size = "4G";
   unsigned workers = 16;
   int readahead = -1;  // -1: adaptive
+  std::string cluster = "1M";
   std::string memory_cache = "64M";
   int retries = 0;
   int io_timeout = 0;

@@ -220,6 +220,44 @@ void ImageDevice::MaybeReadAhead(uint64_t first, uint64_t last) {
   for (uint64_t j : todo) Schedule(j);
 }
 
+unsigned ImageDevice::ClusterChunks() {
+  const uint64_t max_chunks = options_.cluster_max_bytes / index_.chunk_size();
+  if (max_chunks <= 1 || options_.workers == 0) return 1;
+  double rtt, rate;
+  source_->Estimate(&rtt, &rate);
+  if (rtt < 0 || rate <= 0) return 1;  // nothing measured yet: no guessing
+  // Chunks the link moves in one round trip; the cluster takes at most half
+  // of that, so the neighbours never delay the read that waits. On a LAN
+  // this is below two chunks and clusters are off: a miss costs little.
+  double stored = double(index_.summary().stored_bytes) / double(std::max<uint64_t>(1, index_.summary().unique_chunks));
+  double per_rtt = rtt * rate / std::max(stored, 4096.0);
+  uint64_t n = 1;
+  while (n * 2 <= max_chunks && double(n * 2) <= per_rtt / 2) n *= 2;
+  return unsigned(n);
+}
+
+void ImageDevice::MaybeFetchCluster(uint64_t i) {
+  const format::ChunkEntry e = index_.entry(i);
+  if (e.zero() || memory_.Contains(e.hash) || (cache_ && cache_->Contains(e.hash))) return;
+  const unsigned n = ClusterChunks();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.cluster_chunks = n;
+    if (n <= 1 || inflight_.count(e.hash)) return;  // in flight: not a new miss
+  }
+  const uint64_t start = i / n * n, end = std::min<uint64_t>(index_.chunk_count(), start + n);
+  for (uint64_t j = start; j < end; j++) {
+    if (j == i) continue;
+    const format::ChunkEntry n_e = index_.entry(j);
+    if (n_e.zero() || (cache_ && cache_->Contains(n_e.hash))) continue;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.cluster_issued++;
+    }
+    Schedule(j);
+  }
+}
+
 void ImageDevice::Schedule(uint64_t i) {
   const format::ChunkEntry e = index_.entry(i);
   if (e.zero() || memory_.Contains(e.hash)) return;
@@ -384,6 +422,7 @@ Status ImageDevice::Read(uint64_t offset, size_t len, char* buf) {
     stats_.bytes_read += len;
   }
   MaybeReadAhead(first, last);
+  for (uint64_t i = first; i <= last; i++) MaybeFetchCluster(i);
   // A read that spans several chunks fetches them in parallel: the workers
   // take all but the first while this thread fetches the first.
   for (uint64_t i = first + 1; i <= last; i++) Schedule(i);

@@ -37,6 +37,13 @@ struct ImageOptions {
   unsigned readahead_chunks = 16;
   bool adaptive_readahead = true;
   unsigned readahead_max_chunks = 256;
+  // A read that has to go to the network also fetches the other chunks of
+  // its aligned cluster of this many bytes (in the background), when the
+  // link can carry them within the round trip the read waits anyway: a
+  // file system keeps related blocks close, so a scattered reader (a boot)
+  // soon wants the neighbours. The cluster follows the link like the
+  // read-ahead window (ClusterChunks); 0 or one chunk's size: off.
+  uint64_t cluster_max_bytes = uint64_t(1) << 20;
   // Threads fetching a boot profile's chunks (each has one fetch in flight).
   unsigned prefetch_threads = 12;
   uint64_t memory_cache_bytes = uint64_t(64) << 20;
@@ -50,6 +57,8 @@ struct ImageStats {
   uint64_t chunks_fetched = 0, bytes_fetched = 0;
   uint64_t memory_hits = 0, disk_hits = 0, zero_reads = 0;
   uint64_t hash_mismatches = 0, readahead_issued = 0;
+  uint64_t cluster_issued = 0;    // neighbours fetched because a read missed
+  unsigned cluster_chunks = 0;    // the current cluster size (1: off)
   unsigned readahead_window = 0;  // chunks: the current sequential stream's window
   unsigned readahead_max = 0;     // chunks: the most it may grow to (from the link)
   // Readers that had to wait for a chunk from the network: how many, how long.
@@ -119,6 +128,8 @@ class ImageDevice : public BlockDevice {
   Result<cache::ChunkData> GetChunkImpl(uint64_t i, fetch::Priority priority, bool to_memory, bool* network);
   unsigned ReadAheadWindow();
   void MaybeReadAhead(uint64_t first, uint64_t last);
+  unsigned ClusterChunks();
+  void MaybeFetchCluster(uint64_t i);
   void Schedule(uint64_t i);
   void NoteFirstReads(uint64_t first, uint64_t last);
   void WorkerLoop();

@@ -800,6 +800,75 @@ TEST_F(ImageDeviceTest, ReadAheadWindowFollowsTheBandwidthDelayProduct) {
   EXPECT_EQ(dev->stats().readahead_max, 256u);
 }
 
+// The stored size of an average chunk file of `img`, as ClusterChunks sees it.
+double StoredChunk(const TestImage& img) {
+  return std::max(4096.0, double(img.Index().summary().stored_bytes) / double(img.Index().summary().unique_chunks));
+}
+
+TEST_F(ImageDeviceTest, AMissOnALongFatLinkFetchesTheRestOfItsCluster) {
+  TestImage img = BuildImage(RandomBytes(64 * kCs, 11));
+  ImageOptions o;
+  o.workers = 2;
+  o.cluster_max_bytes = 8 * kCs;
+  auto dev = Make(img, o, OpenCache(tmp_.path() + "/cache"));
+  fake_->set_estimate(0.1, 100 * StoredChunk(img) / 0.1);  // 100 chunks per round trip
+  char buf[10];
+  ASSERT_TRUE(dev->Read(21 * kCs + 5, sizeof buf, buf).ok());
+  EXPECT_EQ(std::string(buf, sizeof buf), img.content.substr(21 * kCs + 5, sizeof buf));
+  // The aligned cluster 16..23 arrives in the background, nothing beyond it.
+  ASSERT_TRUE(WaitFor([&] { return dev->stats().chunks_fetched >= 8; })) << dev->stats().chunks_fetched;
+  for (int i = 16; i <= 23; i++) EXPECT_EQ(fake_->gets(img.ChunkRel(i)), 1) << i;
+  EXPECT_EQ(fake_->gets(img.ChunkRel(15)), 0);
+  EXPECT_EQ(fake_->gets(img.ChunkRel(24)), 0);
+  EXPECT_EQ(dev->stats().cluster_issued, 7u);
+  EXPECT_EQ(dev->stats().cluster_chunks, 8u);
+  for (const auto& [rel, priority] : fake_->requests()) {
+    if (rel == img.ChunkRel(21)) continue;
+    EXPECT_EQ(priority, fetch::Priority::kReadAhead) << rel;
+  }
+  // A neighbour read now is a hit and starts no cluster of its own.
+  ASSERT_TRUE(dev->Read(17 * kCs, sizeof buf, buf).ok());
+  EXPECT_EQ(dev->stats().cluster_issued, 7u);
+  EXPECT_EQ(fake_->total_gets(), 8);
+}
+
+TEST_F(ImageDeviceTest, TheClusterShrinksWithTheLinkAndIsOffOnALan) {
+  TestImage img = BuildImage(RandomBytes(64 * kCs, 12));
+  ImageOptions o;
+  o.workers = 2;
+  o.cluster_max_bytes = 8 * kCs;
+  auto dev = Make(img, o, OpenCache(tmp_.path() + "/cache"));
+  char buf[10];
+  // Nothing measured yet: no guessing.
+  ASSERT_TRUE(dev->Read(3 * kCs, sizeof buf, buf).ok());
+  EXPECT_EQ(dev->stats().cluster_chunks, 1u);
+  // A LAN: half a chunk per round trip.
+  fake_->set_estimate(0.0002, 0.5 * StoredChunk(img) / 0.0002);
+  for (uint64_t i : {40, 9, 30}) ASSERT_TRUE(dev->Read(i * kCs, sizeof buf, buf).ok());
+  EXPECT_EQ(dev->stats().cluster_chunks, 1u);
+  EXPECT_EQ(dev->stats().cluster_issued, 0u);
+  EXPECT_EQ(fake_->total_gets(), 4);
+  // Six chunks per round trip: half of it holds a cluster of 2.
+  fake_->set_estimate(0.05, 6 * StoredChunk(img) / 0.05);
+  ASSERT_TRUE(dev->Read(51 * kCs, sizeof buf, buf).ok());
+  EXPECT_EQ(dev->stats().cluster_chunks, 2u);
+  ASSERT_TRUE(WaitFor([&] { return fake_->gets(img.ChunkRel(50)) == 1; }));
+  EXPECT_EQ(fake_->gets(img.ChunkRel(52)), 0);
+}
+
+TEST_F(ImageDeviceTest, ClustersCanBeTurnedOff) {
+  TestImage img = BuildImage(RandomBytes(32 * kCs, 13));
+  ImageOptions o;
+  o.workers = 2;
+  o.cluster_max_bytes = 0;
+  auto dev = Make(img, o, OpenCache(tmp_.path() + "/cache"));
+  fake_->set_estimate(0.1, 1e9);
+  char buf[10];
+  for (uint64_t i : {20, 3, 11}) ASSERT_TRUE(dev->Read(i * kCs, sizeof buf, buf).ok());
+  EXPECT_EQ(dev->stats().cluster_issued, 0u);
+  EXPECT_EQ(fake_->total_gets(), 3);
+}
+
 TEST_F(ImageDeviceTest, AFixedReadAheadWindowIgnoresTheLink) {
   TestImage img = BuildImage(RandomBytes(8 * kCs, 9));
   ImageOptions o;

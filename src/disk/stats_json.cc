@@ -33,7 +33,11 @@ nlohmann::json ImageStatsJson(ImageDevice& device, const std::string& url, doubl
     f["waiting"] = e->waiting;
   }
   j["fetch"] = f;
-  j["readahead"] = {{"issued", s.readahead_issued}, {"window", s.readahead_window}, {"max", s.readahead_max}};
+  j["readahead"] = {{"issued", s.readahead_issued},
+                    {"window", s.readahead_window},
+                    {"max", s.readahead_max},
+                    {"cluster_issued", s.cluster_issued},
+                    {"cluster", s.cluster_chunks}};
   j["prefetch"] = {{"total", s.prefetch_total},
                    {"done", s.prefetch_done},
                    {"failed", s.prefetch_failed},
