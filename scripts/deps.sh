@@ -8,6 +8,7 @@ packages=(
   g++ cmake ninja-build pkg-config
   libcurl4-openssl-dev libfuse3-dev libzstd-dev zlib1g-dev libssl-dev
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libxxhash-dev
+  libext2fs-dev  # `hloop 9p --image`: ext2/3/4 file systems inside images
   # unit tests, sanitizers, fuzzing
   libgtest-dev libgmock-dev clang libclang-rt-14-dev
   # integration tests: real servers and clients

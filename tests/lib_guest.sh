@@ -330,6 +330,38 @@ start_hloop_9p() {
   _guest_fail "could not start hloop 9p"
 }
 
+# hloop_9p_has_image: `hloop 9p` can export an image's file system (--image).
+hloop_9p_has_image() {
+  hloop_9p_available && grep -q -- '--image' <<<"$("$HLOOP" 9p --help 2>&1)"
+}
+
+# start_hloop_9p_image URL CACHE_DIR: `hloop 9p --listen 127.0.0.1:PORT
+# --image URL --cache CACHE_DIR`: the ext2/3/4 file system inside the image,
+# read-only. With one export any aname reaches it (P9_ANAME is "image").
+start_hloop_9p_image() {
+  local url=$1 cache=$2 attempt port pid logf
+  for attempt in 1 2 3 4 5; do
+    port=$(free_port)
+    logf=$(_guest_work)/hloop9p-image.$port.log
+    "$HLOOP" 9p --listen "127.0.0.1:$port" --image "$url" --cache "$cache" </dev/null >"$logf" 2>&1 &
+    pid=$!
+    _guest_on_exit _p9_stop "$pid"
+    # The port opens only once the index and the file system's superblock
+    # are read: allow for that.
+    if _p9_wait_port "$port" "$pid"; then
+      P9_PORT=$port P9_PID=$pid P9_LOG=$logf P9_ANAME=image
+      log "hloop 9p exporting the file system of $url on 127.0.0.1:$port (pid $pid)"
+      return 0
+    fi
+    echo "hloop 9p --image on port $port did not come up:" >&2
+    cat "$logf" >&2 2>/dev/null || true
+    _p9_stop "$pid"
+    # Only a port taken meanwhile is worth another try.
+    grep -q "in use" "$logf" 2>/dev/null || break
+  done
+  _guest_fail "could not start hloop 9p --image $url"
+}
+
 # start_9p_server KIND EXPORT [ro]: KIND is diod or hloop.
 start_9p_server() {
   case $1 in

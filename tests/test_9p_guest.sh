@@ -9,15 +9,21 @@
 #      create, a 5000-entry directory, a 40 MiB read with sha256, a 48 MiB
 #      write read back, 1500 small files created, read and deleted; then this
 #      script checks from the host what the guest left in the export;
-#   2. the image battery (tests/p9_guest/image.sh) on a read-only export: the
-#      sha256 of every file under etc/ and usr/bin/ against the host's list,
-#      and every kind of write refused with EROFS.
+#   2. the image battery (tests/p9_guest/image.sh) on a read-only file tree
+#      (copies of the host's /etc and /usr/bin files): the sha256 of every
+#      file under etc/ and usr/bin/ against the host's list, and every kind
+#      of write refused with EROFS. For hloop the tree is an ext4 image
+#      (mke2fs -d, plus 32 MiB the guest never reads), packed, served by
+#      nginx and exported with `hloop 9p --image URL`; the host then checks
+#      that hloop fetched only what the guest read. diod cannot read an image:
+#      it exports the tree as a read-only directory instead.
 #
 # Servers: the arguments, else $HLOOP_9P_SERVERS, else "diod hloop":
 #   diod   Debian's 9P2000.L server (the reference: the batteries must pass)
-#   hloop  `hloop 9p --listen 127.0.0.1:PORT --export DIR` (skipped, with a
-#          note, while $HLOOP has no 9p subcommand; the image battery needs
-#          `hloop 9p --read-only`)
+#   hloop  `hloop 9p --listen 127.0.0.1:PORT --export DIR` and `... --image
+#          URL` (skipped, with a note, while $HLOOP has no 9p subcommand;
+#          without --image the image battery falls back to `--export DIR
+#          --read-only`)
 # e.g. `bash tests/test_9p_guest.sh diod`, `HLOOP_9P_SERVERS=hloop ...`.
 # HLOOP_9P_TRACE=1: diod logs every 9P message, and the guest marks each step
 # in that log with a failing lookup of ".p9-step-NAME".
@@ -182,12 +188,54 @@ make_image_export() {
   guest_initrd "$TMP/initrd-image.img" "$TMP/image-extra"
 }
 
-run_image() {
-  local kind=$1 logf=$TMP/console-image.$1.log
+# make_image_store: the image export's tree as an ext4 image with
+# IMAGE_UNREAD_MB of random data added (unread.bin, outside etc/ and usr/bin/:
+# the guest never reads it), packed into a store that nginx serves. Sets
+# IMAGE_URL, IMAGE_SHA, IMAGE_ACCESS_LOG and IMAGE_STORE_BYTES.
+IMAGE_UNREAD_MB=32
+IMAGE_URL=''
+make_image_store() {
+  [[ -n $IMAGE_URL ]] && return 0
   make_image_export
-  start_9p_server "$kind" "$IMAGE_EX" ro
+  requires mke2fs debugfs nginx
+  local img=$TMP/image.img bytes
+  bytes=$(du -sb "$IMAGE_EX" | cut -f1)
+  truncate -s $((bytes * 3 / 2 + (IMAGE_UNREAD_MB + 64) * 1024 * 1024)) "$img"
+  mke2fs -q -F -t ext4 -d "$IMAGE_EX" "$img" || fail "mke2fs -t ext4 -d $IMAGE_EX failed"
+  head -c $((IMAGE_UNREAD_MB * 1024 * 1024)) /dev/urandom >"$TMP/unread.bin"
+  debugfs -w -R "write $TMP/unread.bin unread.bin" "$img" >/dev/null 2>&1
+  debugfs -R "stat unread.bin" "$img" 2>/dev/null | grep -q "Size: $((IMAGE_UNREAD_MB * 1024 * 1024))" ||
+    fail "debugfs could not add unread.bin to the image"
+  rm -f "$TMP/unread.bin"
+  "$HLOOP" pack "$img" "$TMP/image-store" >/dev/null || fail "hloop pack $img failed"
+  IMAGE_SHA=$(sha "$img")
+  start_nginx "$TMP/image-store"
+  IMAGE_URL=$URL/image.idx
+  IMAGE_ACCESS_LOG=$TMP/nginx.$PORT/access.log
+  IMAGE_STORE_BYTES=$(du -sb "$TMP/image-store/chunks" | cut -f1)
+  log "image: $(fsize "$img") bytes, stored in $IMAGE_STORE_BYTES, at $IMAGE_URL"
+}
+
+# image_bytes_sent: body bytes nginx has sent from the image store so far.
+image_bytes_sent() { awk '{ s += $10 } END { print s + 0 }' "$IMAGE_ACCESS_LOG"; }
+
+run_image() {
+  local kind=$1 logf=$TMP/console-image.$1.log from image=0 sent=0
+  make_image_export
+  if [[ $kind == hloop ]] && hloop_9p_has_image; then
+    make_image_store
+    image=1
+    sent=$(image_bytes_sent)
+    start_hloop_9p_image "$IMAGE_URL" "$TMP/image-cache"
+    from="the ext4 image at $IMAGE_URL (hloop 9p --image)"
+  else
+    [[ $kind == diod ]] && log "[diod] diod cannot read an hloop image: its image battery uses a read-only directory export of the same tree"
+    [[ $kind == hloop ]] && log "[hloop] hloop 9p has no --image option: the image battery uses a read-only directory export"
+    start_9p_server "$kind" "$IMAGE_EX" ro
+    from="a read-only directory export"
+  fi
   local pid=$P9_PID
-  log "[$kind] guest: image battery on a read-only export (console: $logf)"
+  log "[$kind] guest: image battery on $from (console: $logf)"
   p9_battery_words image
   if ! guest_run "$logf" "$TMP/initrd-image.img" "${P9_WORDS[@]}"; then
     soft_fail "[$kind] image battery: the guest did not finish (see above)"
@@ -199,6 +247,17 @@ run_image() {
   stop_pid "$pid"
   if check_guest_steps "$kind" "$logf" "$IMAGE_STEPS"; then
     check_eq "[$kind] image battery exit status" 0 "${GUEST_RC:-none}"
+  fi
+  if ((image)); then
+    # The guest read every file under etc/ and usr/bin/, never unread.bin:
+    # its chunks (random data, stored as is) must not have been fetched.
+    sent=$(($(image_bytes_sent) - sent))
+    log "[$kind] host: hloop fetched $sent bytes of a store of $IMAGE_STORE_BYTES"
+    check_le "[$kind] host: hloop fetched only what the guest read (not the $IMAGE_UNREAD_MB MiB it never read)" \
+      "$sent" $((IMAGE_STORE_BYTES - IMAGE_UNREAD_MB * 1024 * 1024 / 2))
+    check_ge "[$kind] host: hloop fetched what the guest read" "$sent" \
+      $(($(du -sb "$IMAGE_EX" | cut -f1) / 8))
+    check_eq "[$kind] host: the image is unchanged" "$IMAGE_SHA" "$(q sha "$TMP/image.img")"
   fi
   tree_manifest "$IMAGE_EX" >"$TMP/image.after.$kind"
   if diff -u "$TMP/image.before" "$TMP/image.after.$kind" >"$TMP/image.diff.$kind"; then
@@ -228,8 +287,8 @@ for kind in "${SERVERS[@]}"; do
     *) fail "unknown server '$kind' (diod or hloop)" ;;
   esac
   run_rw "$kind"
-  if [[ $kind == hloop ]] && ! grep -q -- '--read-only' <<<"$("$HLOOP" 9p --help 2>&1)"; then
-    log "hloop 9p has no --read-only option yet: image battery skipped for hloop"
+  if [[ $kind == hloop ]] && ! hloop_9p_has_image && ! grep -q -- '--read-only' <<<"$("$HLOOP" 9p --help 2>&1)"; then
+    log "hloop 9p has neither --image nor --read-only yet: image battery skipped for hloop"
     continue
   fi
   run_image "$kind"

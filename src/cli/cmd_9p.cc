@@ -1,5 +1,6 @@
-// hloop 9p: export host directories over 9P2000.L (for QEMU guests and other
-// v9fs clients).
+// hloop 9p: export host directories (--export) and the ext2/3/4 file systems
+// of hloop images (--image, read-only, fetched lazily) over 9P2000.L, for QEMU
+// guests and other v9fs clients.
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -7,10 +8,13 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "cli/common.h"
 #include "frontends/p9/p9_dirfs.h"
+#include "frontends/p9/p9_extfs.h"
 #include "frontends/p9/p9_server.h"
 #include "util/daemon.h"
 #include "util/log.h"
@@ -19,21 +23,119 @@ namespace hloop::cli {
 
 namespace {
 struct NinePArgs {
-  std::string listen, socket, log_file;
-  std::vector<std::string> exports;
-  bool read_only = false, daemon = false, verbose = false;
+  std::string listen, socket;
+  std::vector<std::string> exports, images;
+  bool read_only = false, daemon = false;
   unsigned threads = 16;
+  ImageCliOptions image;  // how --image URLs are fetched and cached; -v and --log for all
 };
 
-// "NAME=DIR" or "DIR" (then named by its absolute path, as diod's anames are).
-std::pair<std::string, std::string> SplitExport(const std::string& spec) {
+// "NAME=THING" or "THING" (then *name is left empty). A name has no '/' or
+// ':', so a path or URL with an '=' of its own is never split.
+std::string SplitName(const std::string& spec, std::string* name) {
   size_t eq = spec.find('=');
-  if (eq != std::string::npos && eq > 0 && spec.substr(0, eq).find('/') == std::string::npos)
-    return {spec.substr(0, eq), spec.substr(eq + 1)};
-  std::error_code ec;
-  std::string abs = std::filesystem::absolute(spec, ec).lexically_normal().string();
-  return {ec ? spec : abs, spec};
+  if (eq == std::string::npos || eq == 0 || spec.find_first_of("/:") < eq) return spec;
+  *name = spec.substr(0, eq);
+  return spec.substr(eq + 1);
 }
+
+// One --export DIR: named by its absolute path unless NAME= is given (as
+// diod's anames are).
+Result<p9::Export> OpenDirExport(const std::string& spec, bool read_only, std::string* shown) {
+  std::string name;
+  std::string dir = SplitName(spec, &name);
+  if (name.empty()) {
+    std::error_code ec;
+    name = std::filesystem::absolute(dir, ec).lexically_normal().string();
+    if (ec) name = dir;
+  }
+  auto fs = p9::DirFs::Open(dir, p9::DirFsOptions{read_only});
+  if (!fs.ok()) return fs.status();
+  *shown = dir;
+  return p9::Export{name, *fs};
+}
+
+// One --image URL: the image, read lazily through the cache, and the file
+// system in it. Named by the image's name unless NAME= is given.
+Result<p9::Export> OpenImageExport(const std::string& spec, const disk::OpenOptions& opts, std::string* shown) {
+  std::string name;
+  std::string url = SplitName(spec, &name);
+  auto image = disk::OpenImage(url, opts);
+  if (!image.ok()) return image.status();
+  if (name.empty()) name = disk::ImageName((*image)->index(), url);
+  std::shared_ptr<disk::BlockDevice> device(std::move(image.value()));
+  auto fs = p9::ExtFs::Open(std::move(device), url);
+  if (!fs.ok()) return fs.status();
+  *shown = url;
+  return p9::Export{name, *fs};
+}
+
+// Every export, in the order given (--export first); `shown` gets what the
+// "serving" lines name.
+Status OpenExports(const NinePArgs& a, const disk::OpenOptions& opts, std::vector<p9::Export>* exports,
+                   std::vector<std::string>* shown) {
+  std::set<std::string> names;
+  for (size_t i = 0; i < a.exports.size() + a.images.size(); i++) {
+    std::string what;
+    auto e = i < a.exports.size() ? OpenDirExport(a.exports[i], a.read_only, &what)
+                                   : OpenImageExport(a.images[i - a.exports.size()], opts, &what);
+    if (!e.ok()) return e.status();
+    if (!names.insert(e->name).second)
+      return Status::InvalidArgument("two exports are named " + e->name + ": name them with NAME=");
+    shown->push_back(a.exports.size() + a.images.size() == 1 ? what : e->name + "=" + what);
+    exports->push_back(std::move(e.value()));
+  }
+  return Status::Ok();
+}
+
+// SIGINT and SIGTERM stop the server. They are blocked in every thread (an
+// image's fetch threads and the server's workers inherit the mask) and taken
+// by one thread with sigwait. Until there is a server to stop, a signal ends
+// the process as it would unblocked: opening an image may wait long for its
+// index.
+class SignalStop {
+ public:
+  // REQUIRES: no other thread exists yet.
+  static std::shared_ptr<SignalStop> Start() {
+    auto s = std::shared_ptr<SignalStop>(new SignalStop);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::thread([s, set] {
+      for (;;) {
+        int sig = 0;
+        sigwait(&set, &sig);
+        std::lock_guard<std::mutex> lock(s->mu_);
+        if (s->server_) {
+          s->server_->Stop();
+          return;
+        }
+        // Delivered here, unblocked: the process ends (unless the signal
+        // is ignored, as SIGINT is in a shell's background job).
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, sig);
+        pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+        ::raise(sig);
+        pthread_sigmask(SIG_BLOCK, &one, nullptr);
+      }
+    }).detach();
+    return s;
+  }
+  // The server a signal stops from now on; null (before the server goes
+  // away) waits for a Stop under way.
+  void Serve(p9::Server* server) {
+    std::lock_guard<std::mutex> lock(mu_);
+    server_ = server;
+  }
+
+ private:
+  SignalStop() = default;
+  std::mutex mu_;
+  p9::Server* server_ = nullptr;  // GUARDED_BY(mu_)
+};
 
 int Run9P(const NinePArgs& a) {
   if (a.listen.empty() == a.socket.empty()) {
@@ -60,8 +162,13 @@ int Run9P(const NinePArgs& a) {
       return kExitUsage;
     }
   }
-  if (a.verbose) SetLogLevel(LogLevel::kDebug);
-  if (!a.log_file.empty() && !SetLogFile(a.log_file)) return Fail(Status::FromErrno(errno, "log file " + a.log_file));
+  if (a.exports.empty() && a.images.empty()) {
+    Fail("give at least one --export DIR or --image URL");
+    return kExitUsage;
+  }
+  auto opts = MakeOpenOptions(a.image, /*with_cache_default=*/true);  // also opens --log
+  if (!opts.ok()) return Fail(opts.status());
+  if (a.image.verbose) SetLogLevel(LogLevel::kDebug);
 
   Daemonizer daemon;
   if (a.daemon) daemon.Start();  // before any thread exists
@@ -69,28 +176,17 @@ int Run9P(const NinePArgs& a) {
     daemon.Failed(st.message());
     return Fail(st);
   };
+  std::shared_ptr<SignalStop> signals = SignalStop::Start();  // the first thread
   std::vector<p9::Export> exports;
   std::vector<std::string> shown;
-  for (const std::string& spec : a.exports) {
-    auto [name, dir] = SplitExport(spec);
-    auto fs = p9::DirFs::Open(dir, p9::DirFsOptions{a.read_only});
-    if (!fs.ok()) return fail(fs.status());
-    exports.push_back({name, *fs});
-    shown.push_back(a.exports.size() == 1 ? dir : name + "=" + dir);
-  }
+  Status opened = OpenExports(a, *opts, &exports, &shown);
+  if (!opened.ok()) return fail(opened);
   // Each fid holds a descriptor: allow as many as the hard limit does.
   rlimit rl;
   if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &rl);
   }
-  // Signals are taken by one thread with sigwait; every other thread
-  // (started below) inherits the blocked mask.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
   p9::ServerOptions o;
   o.workers = a.threads;
@@ -109,44 +205,51 @@ int Run9P(const NinePArgs& a) {
   ::umask(0);
   for (const std::string& s : shown) std::printf("serving %s on %s\n", s.c_str(), where.c_str());
   std::fflush(stdout);
-  std::thread waiter([set, &server] {
-    int sig = 0;
-    sigwait(&set, &sig);
-    server.Stop();
-  });
-  waiter.detach();
+  signals->Serve(&server);
   daemon.Ready();
   Status st = server.Run();
+  signals->Serve(nullptr);
   if (!st.ok()) return Fail(st);
   return kExitOk;
 }
 }  // namespace
 
 Command NinePCommand() {
-  return {"9p", "Export host directories over 9P2000.L (for QEMU guests and other v9fs clients)",
+  return {"9p", "Export host directories and hloop images' ext2/3/4 files over 9P2000.L (QEMU guests, v9fs)",
           [](CLI::App* app) -> std::function<int()> {
             auto a = std::make_shared<NinePArgs>();
             app->add_option("--listen", a->listen, "HOST:PORT to listen on (port 0 picks one; 564 is 9P's)");
             app->add_option("--socket", a->socket, "Unix socket to listen on instead (mode 0600)");
             app->add_option("--export", a->exports,
                             "Directory to export: DIR, or NAME=DIR to be chosen by aname=NAME; repeatable. "
-                            "With one export every aname reaches it")
-                ->required();
-            app->add_flag("--read-only", a->read_only, "Refuse every change with EROFS");
+                            "With one export (of either kind) every aname reaches it");
+            app->add_option("--image", a->images,
+                            "hloop image whose ext2/3/4 file system to export read-only: URL of its index "
+                            "(http(s)://, file:// or a path), or NAME=URL; repeatable, mixes with --export. "
+                            "Named by the image's name unless NAME= is given");
+            app->add_flag("--read-only", a->read_only,
+                          "Refuse every change to --export directories with EROFS (an --image always does)");
             app->add_flag("--daemon", a->daemon, "Detach once listening");
             app->add_option("--threads", a->threads, "Threads running requests, for all clients (default 16)")
                 ->check(CLI::Range(1, 256));
-            app->add_flag("-v,--verbose", a->verbose, "Log connections and refused messages");
-            app->add_option("--log", a->log_file, "Append log lines to this file instead of stderr");
+            AddImageOptions(app, &a->image, /*with_cache_default=*/true);
             app->footer(
                 "In a guest (QEMU user networking reaches the host's 127.0.0.1 as 10.0.2.2):\n"
                 "  mount -t 9p -o trans=tcp,port=PORT,version=9p2000.L,aname=NAME HOST /mnt\n"
-                "Nothing outside an export is reachable: not by '..', not by names with '/', not\n"
-                "through symbolic links (they are never followed on the server). Running as root,\n"
-                "new files belong to the attaching user (the client's uid) and the group the\n"
-                "client asks for; otherwise to the server's user. Permissions are checked by the\n"
-                "client; anyone who can connect can change what the server's user can in the\n"
-                "export: bind to 127.0.0.1 or use --read-only. Stops on SIGINT or SIGTERM.");
+                "Directories: nothing outside an export is reachable: not by '..', not by names\n"
+                "with '/', not through symbolic links (they are never followed on the server).\n"
+                "Running as root, new files belong to the attaching user (the client's uid) and\n"
+                "the group the client asks for; otherwise to the server's user. Permissions are\n"
+                "checked by the client; anyone who can connect can change what the server's user\n"
+                "can in the export: bind to 127.0.0.1 or use --read-only.\n"
+                "Images: the files of the ext2/3/4 file system inside the image, read-only, with\n"
+                "their owners, modes, times, links, device nodes and xattrs as stored. Only the\n"
+                "chunks holding what clients read are fetched (verified, and kept in --cache as\n"
+                "`hloop mount` does). The journal is not replayed: an image taken from a file\n"
+                "system that was not cleanly unmounted is refused (run e2fsck on it first).\n"
+                "  hloop 9p --listen 127.0.0.1:5640 --image http://server/debian.idx\n"
+                "  hloop 9p --listen 127.0.0.1:5640 --image root=http://server/debian.idx --export work=/srv/w\n"
+                "Stops on SIGINT or SIGTERM.");
             return [a] { return Run9P(*a); };
           }};
 }

@@ -1,6 +1,6 @@
 // The file-system side of the 9P server: what a backend implements so that
-// the server can export it. DirFs (a host directory) is one; a read-only view
-// of an ext2/3/4 image over a BlockDevice is meant to be another.
+// the server can export it. DirFs (a host directory, p9_dirfs.h) is one; ExtFs
+// (the ext2/3/4 file system inside an image, read-only, p9_extfs.h) another.
 //
 // Every operation returns 0 or a Linux errno value, which the server sends
 // back in Rlerror unchanged (ENOENT, EEXIST, EROFS...). A Status-based backend
