@@ -1,16 +1,19 @@
 // hloop nbd URL (--socket PATH | --listen HOST:PORT): serve the image over
 // NBD, fetched lazily, to qemu, nbdcopy, nbdinfo or nbd-client.
+#include <chrono>
 #include <cstdio>
 
 #include "cli/common.h"
+#include "disk/stats_json.h"
 #include "frontends/nbd/nbd_server.h"
 #include "util/daemon.h"
+#include "util/file.h"
 
 namespace hloop::cli {
 
 namespace {
 struct NbdArgs {
-  std::string url, socket_path, listen;
+  std::string url, socket_path, listen, stats_file;
   bool read_only = false, daemon = false;
   unsigned threads = 16;
   ImageCliOptions image;
@@ -37,6 +40,7 @@ int RunNbd(NbdArgs& a) {
   n.export_name = disk::ImageName((*device)->index(), a.url);
   n.read_only = a.read_only;
   n.threads = a.threads;
+  const auto started = std::chrono::steady_clock::now();
   Status st = nbd::ServeNbd(served, n, [&](const std::string& uri) {
     std::printf("serving %s on %s\n", n.export_name.c_str(), uri.c_str());
     std::fflush(stdout);
@@ -47,6 +51,12 @@ int RunNbd(NbdArgs& a) {
   if (*overlay) {
     st = (*overlay)->Flush();
     if (!st.ok()) return Fail(st);
+  }
+  if (!a.stats_file.empty()) {
+    double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::string json = disk::ImageStatsJson(**device, a.url, up).dump(2) + "\n";
+    st = WriteFileAtomic(a.stats_file, json.data(), json.size(), Sync::kNone);
+    if (!st.ok()) return Fail(st.Annotate("--stats-file"));
   }
   return kExitOk;
 }
@@ -69,6 +79,8 @@ Command NbdCommand() {
             app->add_flag("--daemon", a->daemon, "Detach once the server is listening");
             app->add_option("--threads", a->threads, "Requests executed at once, over all connections (default 16)")
                 ->check(CLI::Range(1, 1024));
+            app->add_option("--stats-file", a->stats_file,
+                            "When the server stops, write its statistics there (the JSON of `hloop stats --json`)");
             app->footer(
                 "Serves one export, under any name, until SIGINT or SIGTERM (which finish the\n"
                 "requests in flight, close the connections and remove the socket file). Prints\n"

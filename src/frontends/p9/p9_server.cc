@@ -19,6 +19,7 @@
 #include <deque>
 #include <functional>
 #include <list>
+#include <string_view>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -47,7 +48,7 @@ bool ReadFull(int fd, void* buf, size_t len) {
   return true;
 }
 
-bool SendFull(int fd, const std::string& data) {
+bool SendFull(int fd, std::string_view data) {
   const char* p = data.data();
   size_t len = data.size();
   while (len > 0) {
@@ -160,6 +161,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   struct Out {
     std::string frame;
     size_t release = 1;  // outstanding requests this frame completes
+    size_t sent = 0;     // bytes of it already on the wire
   };
 
   void ReadLoop() {
@@ -263,13 +265,49 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::string frame = Frame(tag, session_.Handle(req.msg));
     uint32_t msize = session_.msize();
     if (msize && frame.size() > msize) frame = Frame(tag, Rlerror{EMSGSIZE});
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     // Under one lock: the reply goes out before any Rflush for it, and a
     // Tflush that finds the tag gone answers after it.
     tags_.erase(tag);
     out_.push_back({std::move(frame)});
     for (uint16_t f : req.flushes) out_.push_back({Frame(f, Rflush{})});
+    SendQueued(lock);
     cv_.notify_all();
+  }
+
+  // Sends queued replies from this thread as far as the socket takes them
+  // without blocking, and leaves the rest to the writer thread. A client
+  // that waits for each reply (most do: one file operation at a time) then
+  // pays no hand-off to the writer; a client that does not read never
+  // blocks a worker. One thread sends at a time (sending_), in queue order.
+  void SendQueued(std::unique_lock<std::mutex>& lock) {
+    if (sending_) return;
+    sending_ = true;
+    while (!out_.empty()) {
+      Out o = std::move(out_.front());
+      out_.pop_front();
+      ssize_t n = -1;
+      int err = EPIPE;
+      if (!write_failed_) {
+        lock.unlock();
+        do {
+          n = ::send(fd_.get(), o.frame.data() + o.sent, o.frame.size() - o.sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } while (n < 0 && errno == EINTR);
+        err = errno;
+        lock.lock();
+      }
+      if (n > 0) o.sent += size_t(n);
+      if (o.sent < o.frame.size() && (n > 0 || err == EAGAIN || err == EWOULDBLOCK)) {
+        out_.push_front(std::move(o));  // the socket is full: the writer waits for room
+        break;
+      }
+      if (o.sent < o.frame.size() && !write_failed_) {
+        write_failed_ = true;
+        ::shutdown(fd_.get(), SHUT_RDWR);
+      }
+      outstanding_ -= o.release;
+    }
+    sending_ = false;
   }
 
   void Flush(uint16_t tag, uint16_t oldtag) {
@@ -307,13 +345,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
       Out o;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return !out_.empty() || closing_; });
+        cv_.wait(lock, [&] { return !sending_ && (!out_.empty() || closing_); });
         if (out_.empty()) return;
         o = std::move(out_.front());
         out_.pop_front();
+        sending_ = true;
       }
-      bool sent = !write_failed_ && SendFull(fd_.get(), o.frame);
+      bool sent = !write_failed_ && SendFull(fd_.get(), std::string_view(o.frame).substr(o.sent));
       std::lock_guard<std::mutex> lock(mu_);
+      sending_ = false;
       if (!sent && !write_failed_) {
         write_failed_ = true;
         ::shutdown(fd_.get(), SHUT_RDWR);
@@ -337,6 +377,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::deque<Out> out_;         // GUARDED_BY(mu_): replies to send, in order
   size_t outstanding_ = 0;      // GUARDED_BY(mu_): requests read and not yet answered on the wire
   bool closing_ = false;        // GUARDED_BY(mu_): the writer ends once out_ is empty
+  bool sending_ = false;        // GUARDED_BY(mu_): a thread is writing out_'s front frame
   std::atomic<bool> write_failed_{false};
 };
 

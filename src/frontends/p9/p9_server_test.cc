@@ -320,6 +320,34 @@ TEST_F(P9ServerTest, ManyRequestsInFlightOnOneConnection) {
   EXPECT_EQ(seen.size(), 500u);
 }
 
+// A client that sends many large reads and does not read the replies fills
+// its socket: the workers must not wait on it (another client is served
+// meanwhile), and every reply arrives whole and in one piece later.
+TEST_F(P9ServerTest, AClientThatDoesNotReadBlocksNoWorker) {
+  Start(ServerOptions{.workers = 2});
+  auto slow = Client();
+  const uint32_t msize = 256 * 1024;
+  ASSERT_EQ(slow->Connect(0, "", 0, msize), 0);
+  ASSERT_EQ(slow->Err(Tlopen{0, 0}), 0);
+  const int kReads = 64;  // 16 MiB of replies, far more than a socket holds
+  for (uint16_t tag = 1; tag <= kReads; tag++) ASSERT_TRUE(slow->Send(tag, Tread{0, 0, msize}));
+  auto other = Client();
+  ASSERT_EQ(other->Connect(0), 0);
+  for (uint32_t f = 1; f <= 20; f++) {
+    ASSERT_EQ(other->Err(Twalk{0, f, {"a"}}), 0) << f;
+    ASSERT_EQ(other->Err(Tclunk{f}), 0) << f;
+  }
+  std::set<uint16_t> seen;
+  for (int i = 0; i < kReads; i++) {
+    auto r = slow->Receive();
+    ASSERT_TRUE(r) << i;
+    auto* rr = std::get_if<Rread>(&r->body);
+    ASSERT_TRUE(rr) << i;
+    EXPECT_EQ(rr->data, std::string(msize - 24, 'x'));
+    EXPECT_TRUE(seen.insert(r->tag).second);
+  }
+}
+
 TEST_F(P9ServerTest, ManyClientsAtOnce) {
   Start(ServerOptions{.workers = 4});
   std::vector<std::thread> threads;
