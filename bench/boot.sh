@@ -361,7 +361,7 @@ start_nbd() {
     shift 3
     rm -f "$sock"
     # shellcheck disable=SC2086
-    "$HLOOP" nbd "$url" --socket "$sock" --cache "$CACHE" --log "$W/$name.daemon.log" $NBD_ARGS "$@" \
+    "$HLOOP" nbd "$url" --socket "$sock" --cache "$CACHE" --log "$W/$name.daemon.log" ${NBD_STATS:+--stats-file "$W/$name.stats.json"} $NBD_ARGS "$@" \
         >"$W/$name.nbd.out" 2>&1 &
     MOUNT_PID=$!
     for ((i = 0; i < 600; i++)); do
@@ -376,6 +376,8 @@ stop_nbd() {
     [ -n "$MOUNT_PID" ] && DAEMON_CPU=$(proc_cpu "$MOUNT_PID")
     stop_pid "$MOUNT_PID" 30; MOUNT_PID=
 }
+NBD_STATS=''
+[[ $("$HLOOP" nbd --help 2>/dev/null || true) == *--stats-file* ]] && NBD_STATS=1
 
 # record_profile FRONT RTT -> PROFILE_FRONT: an untimed cold boot with
 # --record-profile, FRONT being mount or nbd
@@ -420,7 +422,7 @@ row_nbd() {
     boot "$name" "file=nbd+unix:///?socket=$sock,format=raw,if=virtio"
     stop_nbd
     stop_wan "$name"
-    record "$row" "$rtt" "$WAN_BYTES" "hloop CPU s $DAEMON_CPU, $(cache_note)"
+    record "$row" "$rtt" "$WAN_BYTES" "hloop CPU s $DAEMON_CPU, $(cache_note)$(stats_note "$name")"
 }
 
 row_nbdkit() {
