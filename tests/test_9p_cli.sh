@@ -13,46 +13,11 @@ echo "hello from the export" >"$EXPORT/hello.txt"
 echo "TOP-SECRET-$RANDOM" >"$TMP/outside/secret"
 ln -s ../outside "$EXPORT/escape"
 
-# A raw client: `client.py ADDR SCENARIO`, ADDR = HOST:PORT or a socket path.
+# Scenarios for the raw client (tests/p9_raw_client.py): `client.py ADDR
+# SCENARIO`, ADDR = HOST:PORT or a socket path.
 cat >"$TMP/client.py" <<'EOF'
-import socket, struct, sys
-NOFID = 0xffffffff
-def s(x): x = x.encode(); return struct.pack('<H', len(x)) + x
-class C:
-    def __init__(self, addr):
-        if addr.startswith('/'):
-            self.k = socket.socket(socket.AF_UNIX); self.k.connect(addr)
-        else:
-            h, p = addr.rsplit(':', 1); self.k = socket.create_connection((h, int(p)))
-        self.tag = 1
-    def call(self, t, body):
-        tag = 0xffff if t == 100 else self.tag; self.tag += 1
-        self.k.sendall(struct.pack('<IBH', 7 + len(body), t, tag) + body)
-        hdr = self.recv(7); size, rt, rtag = struct.unpack('<IBH', hdr)
-        data = self.recv(size - 7)
-        assert rtag == tag, (rtag, tag)
-        if rt == 7: return ('err', struct.unpack('<I', data)[0])
-        assert rt == t + 1, (rt, t)
-        return ('ok', data)
-    def recv(self, n):
-        b = b''
-        while len(b) < n:
-            c = self.k.recv(n - len(b))
-            if not c: raise EOFError
-            b += c
-        return b
-    def version(self):
-        st, d = self.call(100, struct.pack('<I', 65536) + s('9P2000.L'))
-        assert d[4:] == s('9P2000.L'), d
-    def attach(self, fid, aname=''):
-        return self.call(104, struct.pack('<II', fid, NOFID) + s('root') + s(aname) + struct.pack('<I', 0))
-    def walk(self, fid, newfid, names):
-        return self.call(110, struct.pack('<IIH', fid, newfid, len(names)) + b''.join(s(n) for n in names))
-    def lopen(self, fid, flags): return self.call(12, struct.pack('<II', fid, flags))
-    def read(self, fid, off, n): return self.call(116, struct.pack('<IQI', fid, off, n))
-    def lcreate(self, fid, name): return self.call(14, struct.pack('<I', fid) + s(name) + struct.pack('<III', 0o1102, 0o644, 0))
-    def write(self, fid, data): return self.call(118, struct.pack('<IQI', fid, 0, len(data)) + data)
-    def clunk(self, fid): return self.call(120, struct.pack('<I', fid))
+import struct, sys
+from p9_raw_client import C
 
 addr, scenario = sys.argv[1], sys.argv[2]
 c = C(addr); c.version()
@@ -77,7 +42,7 @@ elif scenario == 'ro':
 elif scenario == 'names':
     print(c.attach(0, 'a')[0], c.attach(1, '/b')[0], c.attach(2, 'c')[1])
 EOF
-client() { python3 "$TMP/client.py" "$@"; }
+client() { PYTHONPATH="$HLOOP_SRC/tests" python3 "$TMP/client.py" "$@"; }
 
 # start_9p LOG ARGS...: runs hloop 9p in the background; sets P9_PID and
 # P9_WHERE (what follows "on " in its "serving" line).

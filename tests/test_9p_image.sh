@@ -29,60 +29,14 @@ start_nginx "$TMP/store"
 ACCESS_LOG=$TMP/nginx.$PORT/access.log
 IMG=$URL/fs.idx
 
-# A raw client: `client.py ADDR SCENARIO [ARGS]`.
+# Scenarios for the raw client (tests/p9_raw_client.py): `client.py ADDR
+# SCENARIO [ARGS]`.
 cat >"$TMP/client.py" <<'EOF'
-import hashlib, socket, struct, sys
-NOFID = 0xffffffff
-def s(x): x = x.encode(); return struct.pack('<H', len(x)) + x
-class C:
-    def __init__(self, addr):
-        h, p = addr.rsplit(':', 1); self.k = socket.create_connection((h, int(p)))
-        self.tag = 1
-        st, d = self.call(100, struct.pack('<I', 65536) + s('9P2000.L'))
-        assert d[4:] == s('9P2000.L'), d
-    def call(self, t, body):
-        tag = 0xffff if t == 100 else self.tag; self.tag += 1
-        self.k.sendall(struct.pack('<IBH', 7 + len(body), t, tag) + body)
-        size, rt, rtag = struct.unpack('<IBH', self.recv(7))
-        data = self.recv(size - 7)
-        assert rtag == tag, (rtag, tag)
-        if rt == 7: return ('err', struct.unpack('<I', data)[0])
-        assert rt == t + 1, (rt, t)
-        return ('ok', data)
-    def recv(self, n):
-        b = b''
-        while len(b) < n:
-            c = self.k.recv(n - len(b))
-            if not c: raise EOFError
-            b += c
-        return b
-    def attach(self, fid, aname=''):
-        return self.call(104, struct.pack('<II', fid, NOFID) + s('root') + s(aname) + struct.pack('<I', 0))
-    def walk(self, fid, newfid, names):
-        return self.call(110, struct.pack('<IIH', fid, newfid, len(names)) + b''.join(s(n) for n in names))
-    def lopen(self, fid, flags): return self.call(12, struct.pack('<II', fid, flags))
-    def read_all(self, fid):
-        out = b''
-        while True:
-            st, d = self.call(116, struct.pack('<IQI', fid, len(out), 60000))
-            assert st == 'ok', d
-            n = struct.unpack('<I', d[:4])[0]
-            if n == 0: return out
-            out += d[4:4 + n]
-    def names(self, fid, count):
-        names, off = [], 0
-        while True:
-            st, d = self.call(40, struct.pack('<IQI', fid, off, count))
-            assert st == 'ok', d
-            d = d[4:]
-            if not d: return names
-            while d:
-                off = struct.unpack('<Q', d[13:21])[0]
-                n = struct.unpack('<H', d[22:24])[0]
-                names.append(d[24:24 + n].decode()); d = d[24 + n:]
+import hashlib, struct, sys
+from p9_raw_client import C, s
 
 addr, scenario = sys.argv[1], sys.argv[2]
-c = C(addr)
+c = C(addr); c.version()
 if scenario == 'sha':                      # sha PATH: sha256 of a file
     assert c.attach(0)[0] == 'ok'
     assert c.walk(0, 1, sys.argv[3].split('/'))[0] == 'ok'
@@ -115,7 +69,7 @@ elif scenario == 'anames':                 # which export each aname reaches
         out.append('img' if c.walk(fid, 100 + fid, ['hello.txt'])[0] == 'ok' else 'dir')
     print(' '.join(out))
 EOF
-client() { python3 "$TMP/client.py" "$@"; }
+client() { PYTHONPATH="$HLOOP_SRC/tests" python3 "$TMP/client.py" "$@"; }
 
 # start_9p LOG ARGS...: hloop 9p in the background; sets P9_PID and P9_ADDR.
 start_9p() {
