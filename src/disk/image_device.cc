@@ -90,6 +90,8 @@ Result<cache::ChunkData> ImageDevice::Load(uint64_t i, const format::ChunkEntry&
     }
   }
   if (fetched) *fetched = true;
+  // A reader waits for the network: its neighbours are likely next.
+  if (priority == fetch::Priority::kDemand) FetchClusterOf(i);
   auto data = FetchVerified(i, e, priority);
   if (data.ok() && cache_) {
     Status st = cache_->Put(e.hash, **data);
@@ -236,20 +238,18 @@ unsigned ImageDevice::ClusterChunks() {
   return unsigned(n);
 }
 
-void ImageDevice::MaybeFetchCluster(uint64_t i) {
-  const format::ChunkEntry e = index_.entry(i);
-  if (e.zero() || memory_.Contains(e.hash) || (cache_ && cache_->Contains(e.hash))) return;
+void ImageDevice::FetchClusterOf(uint64_t i) {
   const unsigned n = ClusterChunks();
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.cluster_chunks = n;
-    if (n <= 1 || inflight_.count(e.hash)) return;  // in flight: not a new miss
   }
+  if (n <= 1) return;
   const uint64_t start = i / n * n, end = std::min<uint64_t>(index_.chunk_count(), start + n);
   for (uint64_t j = start; j < end; j++) {
     if (j == i) continue;
-    const format::ChunkEntry n_e = index_.entry(j);
-    if (n_e.zero() || (cache_ && cache_->Contains(n_e.hash))) continue;
+    const format::ChunkEntry e = index_.entry(j);
+    if (e.zero() || (cache_ && cache_->Contains(e.hash))) continue;
     {
       std::lock_guard<std::mutex> lock(mu_);
       stats_.cluster_issued++;
@@ -422,7 +422,6 @@ Status ImageDevice::Read(uint64_t offset, size_t len, char* buf) {
     stats_.bytes_read += len;
   }
   MaybeReadAhead(first, last);
-  for (uint64_t i = first; i <= last; i++) MaybeFetchCluster(i);
   // A read that spans several chunks fetches them in parallel: the workers
   // take all but the first while this thread fetches the first.
   for (uint64_t i = first + 1; i <= last; i++) Schedule(i);

@@ -129,7 +129,9 @@ class ImageDevice : public BlockDevice {
   unsigned ReadAheadWindow();
   void MaybeReadAhead(uint64_t first, uint64_t last);
   unsigned ClusterChunks();
-  void MaybeFetchCluster(uint64_t i);
+  // Schedules the rest of chunk i's cluster. Called when a reader's chunk
+  // is about to be fetched (neither cached nor in flight).
+  void FetchClusterOf(uint64_t i);
   void Schedule(uint64_t i);
   void NoteFirstReads(uint64_t first, uint64_t last);
   void WorkerLoop();
