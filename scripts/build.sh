@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds hloop. Usage: scripts/build.sh [release|asan|fuzz] [TARGET...]
+# Builds hloop. Usage: scripts/build.sh [release|asan|tsa|fuzz] [TARGET...]
 # (default: release, every target).
 # Prints the build directory.
 set -euo pipefail
@@ -10,8 +10,10 @@ jobs=$(nproc)
 case "$kind" in
   release) dir=$src/build; args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DHLOOP_TESTS=ON) ;;
   asan) dir=$src/build-asan; args=(-DCMAKE_BUILD_TYPE=Debug -DHLOOP_SANITIZE=ON -DHLOOP_TESTS=ON) ;;
+  # clang's thread-safety analysis over every target, warnings as errors.
+  tsa) dir=$src/build-tsa; args=(-DCMAKE_CXX_COMPILER=clang++ -DHLOOP_TSA=ON -DHLOOP_TESTS=ON) ;;
   fuzz) dir=$src/build-fuzz; args=(-DCMAKE_CXX_COMPILER=clang++ -DHLOOP_FUZZ=ON -DHLOOP_TESTS=OFF) ;;
-  *) echo "usage: $0 [release|asan|fuzz]" >&2; exit 2 ;;
+  *) echo "usage: $0 [release|asan|tsa|fuzz]" >&2; exit 2 ;;
 esac
 cmake -S "$src" -B "$dir" -G Ninja "${args[@]}" >/dev/null
 if [ "$kind" = fuzz ]; then

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -14,6 +15,7 @@
 #include "testing/temp_dir.h"
 #include "util/bytes.h"
 #include "util/file.h"
+#include "util/mutex.h"
 #include "util/size.h"
 #include "util/status.h"
 
@@ -305,4 +307,45 @@ TEST(FileTest, PreadFullReadsAtOffsetAndStopsAtEof) {
 }
 
 }  // namespace
+TEST(MutexTest, CondVarWakesAWaiterAndTimesOut) {
+  Mutex mu;
+  CondVar cv;
+  bool ready = false;
+  std::thread setter([&] {
+    MutexLock lock(&mu);
+    ready = true;
+    cv.SignalAll();
+  });
+  {
+    MutexLock lock(&mu);
+    while (!ready) cv.Wait(&mu);
+    EXPECT_TRUE(ready);
+    EXPECT_FALSE(cv.WaitFor(&mu, std::chrono::milliseconds(10)));
+  }
+  setter.join();
+  EXPECT_TRUE(mu.TryLock());
+  mu.Unlock();
+}
+
+TEST(MutexTest, MutexLockCanReleaseAndRetake) {
+  Mutex mu;
+  // Asks from another thread: try_lock on a mutex the caller holds is undefined.
+  auto free_elsewhere = [&mu] {
+    bool got = false;
+    std::thread([&] {
+      if (mu.TryLock()) {
+        got = true;
+        mu.Unlock();
+      }
+    }).join();
+    return got;
+  };
+  MutexLock lock(&mu);
+  EXPECT_FALSE(free_elsewhere());
+  lock.Unlock();
+  EXPECT_TRUE(free_elsewhere());
+  lock.Lock();
+  EXPECT_FALSE(free_elsewhere());
+}
+
 }  // namespace hloop
