@@ -3,7 +3,8 @@
 #   1. the sanitizer build (ASan+UBSan): unit tests and the integration tests
 #      that feed hloop bad input;
 #   2. the fuzz targets, each for a bounded time;
-#   3. the release build: unit tests and every integration test (real nginx,
+#   3. the clang build with -Wthread-safety -Werror (checks the lock annotations);
+#   4. the release build: unit tests and every integration test (real nginx,
 #      lighttpd, FUSE, loop devices, the kernel's ext4).
 # Run as root on Debian 12. Exits non-zero if anything fails.
 set -euo pipefail
@@ -49,6 +50,15 @@ for target in index chunk lists nbd 9p; do
   fi
   rm -rf "$corpus"
 done
+
+echo "== clang thread-safety build (-Wthread-safety -Werror)"
+if bash scripts/build.sh tsa > "$log/tsa.txt" 2>&1; then
+  echo "tsa build: passed"
+  passed=$((passed + 1))
+else
+  echo "tsa build: FAILED"; grep -E 'error|warning' "$log/tsa.txt" | head -40
+  failed=$((failed + 1))
+fi
 
 echo "== release build: unit and integration tests"
 release=$(bash scripts/build.sh release)
