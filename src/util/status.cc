@@ -1,6 +1,8 @@
 #include "util/status.h"
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace hloop {
@@ -31,5 +33,12 @@ Status Status::Annotate(const std::string& context) const {
   if (ok()) return *this;
   return Status(code_, context + ": " + message_);
 }
+
+namespace internal {
+void DieOnBadResultAccess(const Status& status) {
+  std::fprintf(stderr, "hloop: Result::value() on an error: %s\n", status.ToString().c_str());
+  std::abort();
+}
+}  // namespace internal
 
 }  // namespace hloop

@@ -9,7 +9,7 @@
 
 namespace hloop {
 
-class Status {
+class [[nodiscard]] Status {
  public:
   enum class Code {
     kOk = 0,
@@ -54,9 +54,16 @@ class Status {
   std::string message_;
 };
 
-// A value or the Status that explains why there is none.
+namespace internal {
+// Prints "Result::value() on an error: STATUS" and aborts: reading the value of
+// a failed Result is a programming error, never undefined behaviour.
+[[noreturn]] void DieOnBadResultAccess(const Status& status);
+}  // namespace internal
+
+// A value or the Status that explains why there is none. Reading the value of a
+// failed Result aborts with the status (check ok() first).
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT
@@ -64,14 +71,18 @@ class Result {
   }
   bool ok() const { return status_.ok(); }
   const Status& status() const { return status_; }
-  T& value() & { return *value_; }
-  const T& value() const& { return *value_; }
-  T&& value() && { return std::move(*value_); }
-  T* operator->() { return &*value_; }
-  const T* operator->() const { return &*value_; }
-  T& operator*() & { return *value_; }
+  T& value() & { return Checked(), *value_; }
+  const T& value() const& { return Checked(), *value_; }
+  T&& value() && { return Checked(), std::move(*value_); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
 
  private:
+  void Checked() const {
+    if (!value_) internal::DieOnBadResultAccess(status_);
+  }
   Status status_;
   std::optional<T> value_;
 };

@@ -307,6 +307,14 @@ TEST(FileTest, PreadFullReadsAtOffsetAndStopsAtEof) {
 }
 
 }  // namespace
+TEST(ResultDeathTest, ReadingTheValueOfAFailedResultAbortsWithItsStatus) {
+  Result<int> failed = Status::NotFound("chunk 7");
+  EXPECT_DEATH((void)failed.value(), "Result::value\\(\\) on an error: .*chunk 7");
+  EXPECT_DEATH((void)*failed, "on an error");
+  Result<std::string> good = std::string("x");
+  EXPECT_EQ(good->size(), 1u);
+}
+
 TEST(MutexTest, CondVarWakesAWaiterAndTimesOut) {
   Mutex mu;
   CondVar cv;
