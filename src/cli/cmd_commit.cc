@@ -3,9 +3,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
-#include "overlay/commit.h"
 #include "store/local_store.h"
 #include "util/size.h"
+#include "writer/commit.h"
+#include "writer/image_bytes.h"
 
 namespace hloop::cli {
 
@@ -28,13 +29,15 @@ int RunCommit(CommitArgs& a) {
   auto store = store::LocalStore::Open(a.store, /*create=*/true);
   if (!store.ok()) return Fail(store.status());
   const format::Index& base = (*device)->index();
-  overlay::CommitOptions o;
+  writer::CommitOptions o;
   o.name = a.name;
   o.parent_name = disk::ImageName(base, a.url);
   o.threads = a.threads;
   Progress bar("commit");
   if (!a.json) o.progress = [&](uint64_t d, uint64_t t) { bar.Update(d, t); };
-  auto sum = overlay::Commit(base, **ov, store.value(), o);
+  // Chunks the overlay does not touch read as the base's: their entries are reused.
+  writer::DeviceBytes image(**ov, [&](uint64_t off, uint64_t len) { return (*ov)->Touches(off, len); });
+  auto sum = writer::Commit(base, image, store.value(), o);
   bar.Done();
   if (!sum.ok()) return Fail(sum.status());
   if (a.json) {

@@ -28,7 +28,7 @@ int RunPack(const PackArgs& a) {
   auto codec = format::ParseCodec(a.codec);
   if (!codec.ok()) return Fail(codec.status());
   o.codec = *codec;
-  o.level = a.level >= 0 ? a.level : format::DefaultLevel(o.codec);
+  o.level = a.level;
   o.threads = a.threads;
   Progress bar("packing");
   if (!a.quiet && !a.json) o.progress = [&](uint64_t d, uint64_t t) { bar.Update(d, t); };
@@ -77,7 +77,7 @@ Command PackCommand() {
                 ->check(CLI::IsMember({"zstd", "zlib", "none"}));
             app->add_option("--level", a->level, "Compression level (default: zstd 3, zlib 6)")
                 ->check(CLI::Range(0, 22));
-            app->add_option("--threads", a->threads, "Worker threads (default: one per core)")
+            app->add_option("--threads", a->threads, "Worker threads (default: one per core, at most 16)")
                 ->check(CLI::Range(0, 1024));
             app->add_flag("--json", a->json, "Print the summary as JSON");
             app->add_flag("-q,--quiet", a->quiet, "Print nothing on success");

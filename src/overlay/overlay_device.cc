@@ -10,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "util/bytes.h"
 #include "util/log.h"
 
 namespace hloop::overlay {
@@ -29,8 +30,6 @@ Status PwriteFull(int fd, const char* buf, size_t len, uint64_t offset) {
   return Status::Ok();
 }
 
-bool AllZero(const char* p, size_t n) { return n == 0 || (p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0); }
-
 }  // namespace
 
 // Stripe locks of the groups of blocks [first, last], in ascending stripe
@@ -38,7 +37,8 @@ bool AllZero(const char* p, size_t n) { return n == 0 || (p[0] == 0 && std::memc
 // big write does not hold every stripe.
 class OverlayDevice::RangeLock {
  public:
-  RangeLock(OverlayDevice& d, uint64_t first, uint64_t last) {
+  // The analysis cannot follow a set of locks chosen at run time.
+  RangeLock(OverlayDevice& d, uint64_t first, uint64_t last) NO_THREAD_SAFETY_ANALYSIS {
     const uint64_t g0 = first >> kGroupShift, g1 = last >> kGroupShift;
     if (g1 - g0 + 1 >= kStripes) {
       for (unsigned s = 0; s < kStripes; s++) held_.push_back(&d.stripes_[s]);
@@ -49,16 +49,16 @@ class OverlayDevice::RangeLock {
       idx.erase(std::unique(idx.begin(), idx.end()), idx.end());
       for (unsigned s : idx) held_.push_back(&d.stripes_[s]);
     }
-    for (std::mutex* m : held_) m->lock();
+    for (Mutex* m : held_) m->Lock();
   }
-  ~RangeLock() {
-    for (auto it = held_.rbegin(); it != held_.rend(); ++it) (*it)->unlock();
+  ~RangeLock() NO_THREAD_SAFETY_ANALYSIS {
+    for (auto it = held_.rbegin(); it != held_.rend(); ++it) (*it)->Unlock();
   }
   RangeLock(const RangeLock&) = delete;
   RangeLock& operator=(const RangeLock&) = delete;
 
  private:
-  std::vector<std::mutex*> held_;
+  std::vector<Mutex*> held_;
 };
 
 Result<std::unique_ptr<OverlayDevice>> OverlayDevice::Open(const std::string& path, disk::BlockDevice& base,
@@ -130,19 +130,19 @@ OverlayDevice::~OverlayDevice() {
 }
 
 OverlayStats OverlayDevice::stats() {
-  std::lock_guard<std::mutex> lock(map_mu_);
+  MutexLock lock(&map_mu_);
   return OverlayStats{counts_.data_blocks, counts_.zero_blocks};
 }
 
 BlockState OverlayDevice::state(uint64_t b) {
-  std::lock_guard<std::mutex> lock(map_mu_);
+  MutexLock lock(&map_mu_);
   return GetState(map_.data(), b);
 }
 
 bool OverlayDevice::Touches(uint64_t offset, uint64_t len) {
   if (len == 0 || offset >= size()) return false;
   const uint64_t first = offset / kBlockSize, last = (std::min(offset + len, size()) - 1) / kBlockSize;
-  std::lock_guard<std::mutex> lock(map_mu_);
+  MutexLock lock(&map_mu_);
   for (uint64_t b = first; b <= last; b++)
     if (GetState(map_.data(), b) != BlockState::kBase) return true;
   return false;
@@ -150,7 +150,7 @@ bool OverlayDevice::Touches(uint64_t offset, uint64_t len) {
 
 void OverlayDevice::SetStates(uint64_t first, uint64_t last, BlockState s) {
   {
-    std::lock_guard<std::mutex> lock(map_mu_);
+    MutexLock lock(&map_mu_);
     for (uint64_t b = first; b <= last; b++) {
       BlockState old = GetState(map_.data(), b);
       if (old == s) continue;
@@ -182,7 +182,7 @@ Status OverlayDevice::Read(uint64_t offset, size_t len, char* buf) {
   const uint64_t first = offset / kBlockSize, last = (end - 1) / kBlockSize;
   std::vector<Run> runs;
   {
-    std::lock_guard<std::mutex> lock(map_mu_);
+    MutexLock lock(&map_mu_);
     for (uint64_t b = first; b <= last; b++) {
       BlockState s = GetState(map_.data(), b);
       uint64_t to = std::min(end, BlockEnd(b));
@@ -225,7 +225,7 @@ Result<std::vector<disk::Extent>> OverlayDevice::Extents(uint64_t offset, uint64
   const uint64_t end = offset + len;
   std::vector<Run> runs;
   {
-    std::lock_guard<std::mutex> lock(map_mu_);
+    MutexLock lock(&map_mu_);
     for (uint64_t b = offset / kBlockSize; b <= (end - 1) / kBlockSize; b++) {
       BlockState s = GetState(map_.data(), b);
       uint64_t to = std::min(end, BlockEnd(b));
@@ -274,7 +274,7 @@ Status OverlayDevice::WritePartialLocked(uint64_t b, uint64_t offset, size_t len
   if (s == BlockState::kBase) HLOOP_RETURN_IF_ERROR(base_.Read(start, block.size(), block.data()));
   if (buf) std::memcpy(block.data() + (offset - start), buf, len);
   else std::memset(block.data() + (offset - start), 0, len);
-  if (AllZero(block.data(), block.size())) {
+  if (IsAllZero(block)) {
     SetStates(b, b, BlockState::kZero);
     return Status::Ok();
   }
@@ -319,14 +319,14 @@ Status OverlayDevice::WriteRange(uint64_t offset, uint64_t len, const char* buf)
   uint64_t body_first = first, body_last = last;
   // Unaligned head.
   if (!whole(first)) {
-    std::lock_guard<std::mutex> lock(stripes_[(first >> kGroupShift) % kStripes]);
+    MutexLock lock(&stripes_[(first >> kGroupShift) % kStripes]);
     HLOOP_RETURN_IF_ERROR(WritePartialLocked(first, offset, size_t(std::min(end, BlockEnd(first)) - offset), src(offset)));
     if (first == last) return Status::Ok();
     body_first = first + 1;
   }
   // Unaligned tail.
   if (!whole(last)) {
-    std::lock_guard<std::mutex> lock(stripes_[(last >> kGroupShift) % kStripes]);
+    MutexLock lock(&stripes_[(last >> kGroupShift) % kStripes]);
     const uint64_t at = last * kBlockSize;
     HLOOP_RETURN_IF_ERROR(WritePartialLocked(last, at, size_t(end - at), src(at)));
     if (last == body_first) return Status::Ok();
@@ -355,12 +355,12 @@ Status OverlayDevice::WriteZeroes(uint64_t offset, uint64_t len, bool fua) {
 // map on disk never names a block whose data is not on disk, and an
 // acknowledged flush has both.
 Status OverlayDevice::Flush() {
-  std::lock_guard<std::mutex> flush_lock(flush_mu_);
+  MutexLock flush_lock(&flush_mu_);
   if (broken_) return Status::IOError("overlay " + path_ + ": an earlier sync failed; writes since may be lost");
   const uint64_t writes = writes_.load();
   std::vector<std::pair<uint64_t, std::string>> pages;  // (page number, bytes)
   {
-    std::lock_guard<std::mutex> lock(map_mu_);
+    MutexLock lock(&map_mu_);
     for (uint64_t p = 0; p < dirty_pages_.size(); p++) {
       if (!dirty_pages_[p]) continue;
       dirty_pages_[p] = 0;
@@ -370,7 +370,7 @@ Status OverlayDevice::Flush() {
   if (pages.empty() && writes == flushed_writes_) return Status::Ok();
   auto fail = [&](Status st) {
     // The pages were not written: they stay dirty for the next flush.
-    std::lock_guard<std::mutex> lock(map_mu_);
+    MutexLock lock(&map_mu_);
     for (const auto& pg : pages) dirty_pages_[pg.first] = 1;
     return st.Annotate("overlay " + path_);
   };

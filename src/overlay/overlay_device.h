@@ -19,14 +19,14 @@
 // Thread model: every method may be called from many threads at once.
 // Writes to blocks in different 64 KiB groups proceed in parallel (a lock
 // per group, striped); the block map has its own short-held mutex; flushes
-// run one at a time.
+// run one at a time. Lock order: a stripe (several in ascending order), or
+// flush_mu_, before map_mu_; never a stripe and flush_mu_ together.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -34,6 +34,7 @@
 #include "format/hash.h"
 #include "overlay/overlay_file.h"
 #include "util/file.h"
+#include "util/mutex.h"
 #include "util/status.h"
 
 namespace hloop::overlay {
@@ -73,7 +74,7 @@ class OverlayDevice : public disk::BlockDevice {
   bool can_write() const override { return true; }
   Status Read(uint64_t offset, size_t len, char* buf) override;
   Status Write(uint64_t offset, size_t len, const char* buf, bool fua = false) override;
-  Status Flush() override;
+  Status Flush() override EXCLUDES(flush_mu_, map_mu_);
   // Whole blocks become zero blocks (their data, if any, is punched out of
   // the file); partial blocks at either end are written with zeros.
   Status WriteZeroes(uint64_t offset, uint64_t len, bool fua = false) override;
@@ -85,11 +86,11 @@ class OverlayDevice : public disk::BlockDevice {
 
   const Header& header() const { return header_; }
   const std::string& path() const { return path_; }
-  OverlayStats stats();
+  OverlayStats stats() EXCLUDES(map_mu_);
   // The state of block b right now (flushed or not). REQUIRES: b < block count.
-  BlockState state(uint64_t b);
+  BlockState state(uint64_t b) EXCLUDES(map_mu_);
   // Whether any block of [offset, offset+len) differs from the base.
-  bool Touches(uint64_t offset, uint64_t len);
+  bool Touches(uint64_t offset, uint64_t len) EXCLUDES(map_mu_);
 
  private:
   OverlayDevice(std::string path, ScopedFd fd, Header header, std::vector<uint8_t> map, MapCounts counts,
@@ -109,7 +110,7 @@ class OverlayDevice : public disk::BlockDevice {
   Status WriteRange(uint64_t offset, uint64_t len, const char* buf);
   // Records the new state of blocks [first, last] in the map (memory only;
   // Flush writes it). Call after their data is in the file.
-  void SetStates(uint64_t first, uint64_t last, BlockState s);
+  void SetStates(uint64_t first, uint64_t last, BlockState s) EXCLUDES(map_mu_);
   uint64_t BlockEnd(uint64_t b) const { return std::min<uint64_t>((b + 1) * kBlockSize, header_.image_size); }
   uint64_t DataPos(uint64_t image_offset) const { return header_.data_offset + image_offset; }
 
@@ -118,19 +119,20 @@ class OverlayDevice : public disk::BlockDevice {
   const Header header_;
   disk::BlockDevice& base_;
 
-  std::array<std::mutex, kStripes> stripes_;
+  // Taken before map_mu_ (which the analysis cannot see through the array).
+  std::array<Mutex, kStripes> stripes_;
 
-  std::mutex map_mu_;
-  std::vector<uint8_t> map_;            // GUARDED_BY(map_mu_): the current map, in the file's encoding
-  std::vector<uint8_t> dirty_pages_;    // GUARDED_BY(map_mu_): 1 for map pages not yet written
-  MapCounts counts_;                    // GUARDED_BY(map_mu_)
+  Mutex flush_mu_ ACQUIRED_BEFORE(map_mu_);  // one Flush at a time; held for its whole length
+  Mutex map_mu_;
+  std::vector<uint8_t> map_ GUARDED_BY(map_mu_);          // the current map, in the file's encoding
+  std::vector<uint8_t> dirty_pages_ GUARDED_BY(map_mu_);  // 1 for map pages not yet written
+  MapCounts counts_ GUARDED_BY(map_mu_);
 
-  std::mutex flush_mu_;  // one Flush at a time; held for its whole length
   // Bumped after every write that reached the file; a flush with nothing new
   // to sync is free.
   std::atomic<uint64_t> writes_{0};
-  uint64_t flushed_writes_ = 0;  // GUARDED_BY(flush_mu_)
-  bool broken_ = false;          // GUARDED_BY(flush_mu_): a sync failed; no flush can succeed
+  uint64_t flushed_writes_ GUARDED_BY(flush_mu_) = 0;
+  bool broken_ GUARDED_BY(flush_mu_) = false;  // a sync failed; no flush can succeed
 };
 
 }  // namespace hloop::overlay

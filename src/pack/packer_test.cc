@@ -16,12 +16,15 @@
 #include "format/codec.h"
 #include "format/index.h"
 #include "pack/verify.h"
+#include "testing/store_util.h"
 #include "testing/temp_dir.h"
 
 namespace hloop::pack {
 namespace {
 
 using format::Codec;
+using hloop::testing::ChunkNames;
+using hloop::testing::LoadStoreIndex;
 using hloop::testing::RandomBytes;
 using hloop::testing::ReadTestFile;
 using hloop::testing::ScopedTempDir;
@@ -54,24 +57,14 @@ class PackerTest : public ::testing::Test {
     o.threads = 2;
     return o;
   }
-  PackSummary PackOk(const std::string& content, const PackOptions& o) {
+  writer::WriteSummary PackOk(const std::string& content, const PackOptions& o) {
     EXPECT_TRUE(WriteTestFile(image(), content));
     auto r = Pack(image(), store(), o);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? r.value() : PackSummary();
+    return r.ok() ? r.value() : writer::WriteSummary();
   }
-  format::Index LoadIndex(const std::string& name = "disk") {
-    auto bytes = store().ReadIndex(name);
-    EXPECT_TRUE(bytes.ok()) << bytes.status().ToString();
-    auto ix = format::Index::Parse(std::move(bytes.value()), name);
-    EXPECT_TRUE(ix.ok()) << ix.status().ToString();
-    return std::move(ix.value());
-  }
-  size_t ChunkFiles() {
-    auto l = store().ListChunks();
-    EXPECT_TRUE(l.ok());
-    return l.ok() ? l->size() : 0;
-  }
+  format::Index LoadIndex(const std::string& name = "disk") { return LoadStoreIndex(store(), name); }
+  size_t ChunkFiles() { return ChunkNames(store()).size(); }
   // The index describes `content` exactly, and every chunk file decodes.
   void ExpectIndexDescribes(const format::Index& ix, const std::string& content) {
     ASSERT_EQ(ix.image_size(), content.size());
@@ -101,7 +94,7 @@ class PackerTest : public ::testing::Test {
 TEST_F(PackerTest, PacksAnImageThatReadsBack) {
   std::string content = RandomBytes(10 * kCs, 1) + Text(1234, 1);
   const time_t before = std::time(nullptr);
-  PackSummary sum = PackOk(content, Options());
+  writer::WriteSummary sum = PackOk(content, Options());
   EXPECT_EQ(sum.chunks_total, 11u);
   EXPECT_EQ(sum.chunks_unique, 11u);
   EXPECT_EQ(sum.chunks_new, 11u);
@@ -134,7 +127,7 @@ TEST_F(PackerTest, IdenticalChunksAreStoredOnce) {
   std::string chunk = RandomBytes(kCs, 2);
   std::string content;
   for (int i = 0; i < 8; i++) content += chunk;
-  PackSummary sum = PackOk(content, Options());
+  writer::WriteSummary sum = PackOk(content, Options());
   EXPECT_EQ(sum.chunks_total, 8u);
   EXPECT_EQ(sum.chunks_unique, 1u);
   EXPECT_EQ(sum.chunks_new, 1u);
@@ -151,7 +144,7 @@ TEST_F(PackerTest, IdenticalChunksAreStoredOnce) {
 TEST_F(PackerTest, ZeroChunksAreNotStored) {
   std::string content = std::string(3 * kCs, '\0') + RandomBytes(kCs, 3) + std::string(2 * kCs, '\0') +
                         Text(kCs, 3) + std::string(500, '\0');
-  PackSummary sum = PackOk(content, Options());
+  writer::WriteSummary sum = PackOk(content, Options());
   EXPECT_EQ(sum.chunks_total, 8u);
   EXPECT_EQ(sum.chunks_zero, 6u);
   EXPECT_EQ(sum.chunks_unique, 2u);
@@ -179,7 +172,7 @@ TEST_F(PackerTest, SparseAllZeroImageWritesNoChunks) {
 }
 
 TEST_F(PackerTest, EmptyImagePacks) {
-  PackSummary sum = PackOk("", Options());
+  writer::WriteSummary sum = PackOk("", Options());
   EXPECT_EQ(sum.chunks_total, 0u);
   format::Index ix = LoadIndex();
   EXPECT_EQ(ix.image_size(), 0u);
@@ -188,8 +181,8 @@ TEST_F(PackerTest, EmptyImagePacks) {
 
 TEST_F(PackerTest, RepackOfUnchangedImageAddsNothingAndRecordsParent) {
   std::string content = RandomBytes(6 * kCs, 4);
-  PackSummary first = PackOk(content, Options());
-  PackSummary second = PackOk(content, Options());
+  writer::WriteSummary first = PackOk(content, Options());
+  writer::WriteSummary second = PackOk(content, Options());
   EXPECT_EQ(second.chunks_new, 0u);
   EXPECT_EQ(second.chunks_unique, 6u);
   EXPECT_EQ(second.bytes_written, fs::file_size(store().IndexPath("disk")));
@@ -203,13 +196,13 @@ TEST_F(PackerTest, RepackOfUnchangedImageAddsNothingAndRecordsParent) {
 
 TEST_F(PackerTest, IncrementalRepackStoresOnlyChangedChunks) {
   std::string content = RandomBytes(20 * kCs + 100, 5);
-  PackSummary first = PackOk(content, Options());
+  writer::WriteSummary first = PackOk(content, Options());
   EXPECT_EQ(first.chunks_new, 21u);
   // One byte in chunk 3, an unaligned range across chunks 10 and 11, the tail.
   content[3 * kCs + 77] ^= 1;
   for (size_t i = 11 * kCs - 300; i < 11 * kCs + 300; i++) content[i] = char(i * 31);
   content[content.size() - 1] ^= 0x80;
-  PackSummary second = PackOk(content, Options());
+  writer::WriteSummary second = PackOk(content, Options());
   EXPECT_EQ(second.chunks_new, 4u);
   EXPECT_EQ(second.chunks_unique, 21u);
   EXPECT_EQ(ChunkFiles(), 25u);  // the old versions stay for the old index
@@ -224,7 +217,7 @@ TEST_F(PackerTest, ChunksSharedAcrossImagesAreNotRewritten) {
   std::string a = RandomBytes(8 * kCs, 6);
   PackOk(a, Options("a"));
   std::string b = a.substr(0, 4 * kCs) + RandomBytes(4 * kCs, 7);
-  PackSummary sum = PackOk(b, Options("b"));
+  writer::WriteSummary sum = PackOk(b, Options("b"));
   EXPECT_EQ(sum.chunks_new, 4u);
   EXPECT_EQ(ChunkFiles(), 12u);
   // Different names: no parent.
@@ -280,8 +273,8 @@ TEST_F(PackerTest, SingleAndManyThreadsProduceTheSameEntries) {
   one.threads = 1;
   PackOptions many = Options("many");
   many.threads = 8;
-  PackSummary s1 = PackOk(content, one);
-  PackSummary s8 = PackOk(content, many);
+  writer::WriteSummary s1 = PackOk(content, one);
+  writer::WriteSummary s8 = PackOk(content, many);
   EXPECT_EQ(s1.chunks_unique, s8.chunks_unique);
   EXPECT_EQ(s8.chunks_new, 0u);
   format::Index a = LoadIndex("one"), b = LoadIndex("many");

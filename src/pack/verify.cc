@@ -2,11 +2,11 @@
 
 #include <atomic>
 #include <map>
-#include <mutex>
 #include <thread>
 
 #include "format/chunk_file.h"
 #include "format/index.h"
+#include "util/mutex.h"
 
 namespace hloop::pack {
 
@@ -55,7 +55,7 @@ Result<VerifyReport> VerifyStore(const store::LocalStore& store,
   std::vector<std::pair<format::Hash, Want>> work(wanted.begin(), wanted.end());
   std::atomic<size_t> next{0};
   std::atomic<uint64_t> bytes{0};
-  std::mutex mu;
+  Mutex mu;  // guards report.problems while the workers run
   auto worker = [&] {
     std::string raw;
     for (size_t k; (k = next++) < work.size();) {
@@ -79,7 +79,7 @@ Result<VerifyReport> VerifyStore(const store::LocalStore& store,
         p.what = "corrupt";
         p.detail += ": " + store.ChunkFilePath(h) + ": " + st.message();
       }
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(&mu);
       report.problems.push_back(std::move(p));
     }
   };

@@ -50,6 +50,12 @@ bool LocalStore::HasChunk(const format::Hash& h) const {
   return ::access(ChunkFilePath(h).c_str(), F_OK) == 0;
 }
 
+uint32_t LocalStore::ChunkFileSize(const format::Hash& h) const {
+  struct stat sb;
+  if (::stat(ChunkFilePath(h).c_str(), &sb) != 0 || uint64_t(sb.st_size) <= format::kChunkHeaderSize) return 0;
+  return uint32_t(sb.st_size);
+}
+
 Status LocalStore::PutChunk(const format::Hash& h, const std::string& file, bool durable,
                             bool* written) {
   *written = false;
@@ -72,6 +78,12 @@ Status LocalStore::PutChunk(const format::Hash& h, const std::string& file, bool
 
 Result<std::string> LocalStore::ReadChunk(const format::Hash& h) const {
   return ReadFile(ChunkFilePath(h));
+}
+
+Status LocalStore::SyncChunks() {
+  ScopedFd root(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root.valid() || ::syncfs(root.get()) != 0) return Status::FromErrno(errno, "sync " + root_);
+  return Status::Ok();
 }
 
 Status LocalStore::PutIndex(const std::string& name, const std::string& bytes) {

@@ -224,5 +224,28 @@ TEST_F(LocalStoreTest, ConcurrentPutsOfOneChunkWriteItOnce) {
   EXPECT_TRUE(TempFiles(tmp_.Join("store")).empty());
 }
 
+TEST_F(LocalStoreTest, ChunkFileSizeIsZeroForMissingAndEmptyFiles) {
+  std::string raw = "sized";
+  format::Hash h = format::Sha256(raw);
+  EXPECT_EQ(store().ChunkFileSize(h), 0u);
+  std::string file = ChunkFileFor(raw);
+  bool written;
+  ASSERT_TRUE(store().PutChunk(h, file, false, &written).ok());
+  EXPECT_EQ(store().ChunkFileSize(h), file.size());
+  // Debris of a crash before the sync: no file that could be a chunk.
+  ASSERT_TRUE(WriteTestFile(store().ChunkFilePath(h), std::string(format::kChunkHeaderSize, 'x')));
+  EXPECT_EQ(store().ChunkFileSize(h), 0u);
+  ASSERT_TRUE(WriteTestFile(store().ChunkFilePath(h), ""));
+  EXPECT_EQ(store().ChunkFileSize(h), 0u);
+}
+
+TEST_F(LocalStoreTest, SyncChunksFailsWhenTheStoreDirectoryIsGone) {
+  EXPECT_TRUE(store().SyncChunks().ok());
+  fs::remove_all(tmp_.Join("store"));
+  Status st = store().SyncChunks();
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find(tmp_.Join("store")), std::string::npos) << st.ToString();
+}
+
 }  // namespace
 }  // namespace hloop::store

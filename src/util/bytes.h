@@ -1,5 +1,5 @@
 // Little-endian encoding helpers for on-disk formats, big-endian ones for
-// wire protocols (NBD), and hex.
+// wire protocols (NBD), hex, and a test for all-zero bytes.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +46,11 @@ inline uint64_t GetBE64(const uint8_t* p) {
   uint64_t v = 0;
   for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
   return v;
+}
+
+// Whether every byte of `data` is zero (true for an empty one).
+inline bool IsAllZero(std::string_view data) {
+  return data.empty() || (data[0] == 0 && std::memcmp(data.data(), data.data() + 1, data.size() - 1) == 0);
 }
 
 // Lower-case hex of `n` bytes.

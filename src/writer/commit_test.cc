@@ -1,4 +1,4 @@
-#include "overlay/commit.h"
+#include "writer/commit.h"
 
 #include <set>
 #include <string>
@@ -6,35 +6,23 @@
 #include <gtest/gtest.h>
 
 #include "disk/open_image.h"
+#include "overlay/overlay_device.h"
 #include "pack/packer.h"
 #include "store/local_store.h"
+#include "testing/store_util.h"
 #include "testing/temp_dir.h"
 
-namespace hloop::overlay {
+namespace hloop::writer {
 namespace {
 
+using hloop::testing::ChunkNames;
 using hloop::testing::FirstDifference;
+using hloop::testing::LoadStoreIndex;
 using hloop::testing::RandomBytes;
 using hloop::testing::ScopedTempDir;
 using hloop::testing::WriteTestFile;
 
 constexpr uint32_t kCs = 16384;  // 4 overlay blocks per chunk
-
-std::set<std::string> ChunkNames(store::LocalStore& s) {
-  std::set<std::string> out;
-  auto list = s.ListChunks();
-  EXPECT_TRUE(list.ok());
-  for (const auto& h : *list) out.insert(format::ToHex(h));
-  return out;
-}
-
-format::Index LoadIndex(store::LocalStore& s, const std::string& name) {
-  auto bytes = s.ReadIndex(name);
-  EXPECT_TRUE(bytes.ok()) << name;
-  auto ix = format::Index::Parse(std::move(bytes.value()), name);
-  EXPECT_TRUE(ix.ok()) << ix.status().ToString();
-  return std::move(ix.value());
-}
 
 class CommitTest : public ::testing::Test {
  protected:
@@ -55,8 +43,8 @@ class CommitTest : public ::testing::Test {
     auto dev = disk::OpenImage(store_->IndexPath("base"), oo);
     ASSERT_TRUE(dev.ok()) << dev.status().ToString();
     image_ = std::move(dev.value());
-    auto ov = OverlayDevice::Open(tmp_.Join("disk.overlay"), *image_,
-                                  BaseIdentity{image_->index().digest(), "base"}, {});
+    auto ov = overlay::OverlayDevice::Open(tmp_.Join("disk.overlay"), *image_,
+                                           overlay::BaseIdentity{image_->index().digest(), "base"}, {});
     ASSERT_TRUE(ov.ok()) << ov.status().ToString();
     overlay_ = std::move(ov.value());
   }
@@ -75,19 +63,20 @@ class CommitTest : public ::testing::Test {
     ASSERT_TRUE(overlay_->WriteZeroes(off, len).ok());
     content_.replace(off, len, std::string(len, '\0'));
   }
-  Result<CommitSummary> CommitTo(store::LocalStore& s, const std::string& name) {
+  Result<WriteSummary> CommitTo(store::LocalStore& s, const std::string& name) {
     CommitOptions o;
     o.name = name;
     o.parent_name = "base";
     o.threads = 3;
-    return Commit(image_->index(), *overlay_, s, o);
+    DeviceBytes bytes(*overlay_, [this](uint64_t off, uint64_t len) { return overlay_->Touches(off, len); });
+    return Commit(image_->index(), bytes, s, o);
   }
 
   ScopedTempDir tmp_;
   std::string content_;  // the expected image: base + overlay
   std::unique_ptr<store::LocalStore> store_;
   std::unique_ptr<disk::ImageDevice> image_;
-  std::unique_ptr<OverlayDevice> overlay_;
+  std::unique_ptr<overlay::OverlayDevice> overlay_;
 };
 
 // The acceptance test: the committed index is the one the packer makes of
@@ -124,8 +113,8 @@ TEST_F(CommitTest, EqualsPackingBasePlusOverlay) {
   auto s2 = store::LocalStore::Open(tmp_.Join("packed"), true);
   ASSERT_TRUE(s2.ok());
   ASSERT_TRUE(pack::Pack(tmp_.Join("expected.img"), *s2, PackOpts("expected")).ok());
-  format::Index got = LoadIndex(*store_, "new");
-  format::Index want = LoadIndex(*s2, "expected");
+  format::Index got = LoadStoreIndex(*store_, "new");
+  format::Index want = LoadStoreIndex(*s2, "expected");
   EXPECT_EQ(got.image_size(), want.image_size());
   EXPECT_EQ(got.chunk_size(), want.chunk_size());
   EXPECT_EQ(got.codec(), want.codec());
@@ -152,7 +141,7 @@ TEST_F(CommitTest, EqualsPackingBasePlusOverlay) {
   ASSERT_TRUE((*fresh)->Read(0, out.size(), out.data()).ok());
   EXPECT_EQ(FirstDifference(out, content_), "");
   // The base is untouched.
-  EXPECT_EQ(LoadIndex(*store_, "base").digest(), image_->index().digest());
+  EXPECT_EQ(LoadStoreIndex(*store_, "base").digest(), image_->index().digest());
 }
 
 TEST_F(CommitTest, EmptyOverlayReproducesTheBase) {
@@ -161,7 +150,7 @@ TEST_F(CommitTest, EmptyOverlayReproducesTheBase) {
   EXPECT_EQ(sum->chunks_changed, 0u);
   EXPECT_EQ(sum->chunks_new, 0u);
   EXPECT_EQ(sum->bytes_new, 0u);
-  format::Index got = LoadIndex(*store_, "same"), base = LoadIndex(*store_, "base");
+  format::Index got = LoadStoreIndex(*store_, "same"), base = LoadStoreIndex(*store_, "base");
   for (uint64_t i = 0; i < got.chunk_count(); i++) {
     EXPECT_EQ(got.entry(i).hash, base.entry(i).hash);
     EXPECT_EQ(got.entry(i).stored_size, base.entry(i).stored_size);
@@ -203,10 +192,10 @@ TEST_F(CommitTest, RefusesToReplaceAnotherImage) {
   const format::Hash base_digest = image_->index().digest();
   auto same = CommitTo(*store_, "base");
   ASSERT_TRUE(same.ok()) << same.status().ToString();
-  format::Index now = LoadIndex(*store_, "base");
+  format::Index now = LoadStoreIndex(*store_, "base");
   ASSERT_TRUE(now.meta().parent_digest.has_value());
   EXPECT_EQ(*now.meta().parent_digest, base_digest);
 }
 
 }  // namespace
-}  // namespace hloop::overlay
+}  // namespace hloop::writer
