@@ -568,9 +568,12 @@ class DirNode : public Node {
       }
     }
     auto node = std::static_pointer_cast<DirNode>(Clone());
-    node->xattr_ = Xattr::kReader;
     *size = value.size();
-    node->xattr_value_ = std::move(value);
+    {
+      MutexLock lock(&node->mu_);  // nobody else has it yet; for the GUARDED_BY rule
+      node->xattr_ = Xattr::kReader;
+      node->xattr_value_ = std::move(value);
+    }
     *out = std::move(node);
     return 0;
   }
