@@ -30,9 +30,9 @@ TEST(StatusErrnoTest, EveryCodeHasItsErrno) {
 TEST(StatusErrnoTest, NoStatusBecomesEnoent) {
   // ENOENT is what a view says of a missing name, never what a failed read
   // of the image says.
-  for (Status st : {Status::NotFound("x"), Status::FromErrno(ENOENT, "chunk file"), Status::IOError("x"),
-                    Status::Corruption("x"), Status::Unavailable("x"), Status::InvalidArgument("x"),
-                    Status::Unsupported("x"), Status::NoSpace("x")})
+  for (Status st : {Status::NotFound("x"), Status::FromErrno(ENOENT, "chunk file"),
+                    Status::IOError("x"), Status::Corruption("x"), Status::Unavailable("x"),
+                    Status::InvalidArgument("x"), Status::Unsupported("x"), Status::NoSpace("x")})
     EXPECT_NE(ErrnoFromStatus(st), ENOENT) << st.ToString();
 }
 

@@ -662,7 +662,8 @@ class ExtNode : public Node {
           [](char* key, char*, size_t, void* arg) {
             auto* n = static_cast<Names*>(arg);
             n->failed = CallNoThrow("ext2 xattr names", true, [&] {
-              if (std::strcmp(key, kInlineDataXattr) != 0) n->out->append(key, std::strlen(key) + 1);  // with its NUL
+              if (std::strcmp(key, kInlineDataXattr) != 0)
+                n->out->append(key, std::strlen(key) + 1);  // with its NUL
               return false;
             });
             return n->failed ? XATTR_ABORT : 0;

@@ -106,7 +106,8 @@ errcode_t Read64Unguarded(io_channel ch, unsigned long long block, int count, vo
 }
 
 errcode_t Read64(io_channel ch, unsigned long long block, int count, void* data) {
-  return CallNoThrow("ext2 I/O read", errcode_t(EIO), [&] { return Read64Unguarded(ch, block, count, data); });
+  return CallNoThrow("ext2 I/O read", errcode_t(EIO),
+                     [&] { return Read64Unguarded(ch, block, count, data); });
 }
 
 errcode_t Read(io_channel ch, unsigned long block, int count, void* data) { return Read64(ch, block, count, data); }
@@ -183,7 +184,8 @@ errcode_t OpenUnguarded(const char* name, int flags, io_channel* out) {
 }
 
 errcode_t Open(const char* name, int flags, io_channel* out) {
-  return CallNoThrow("ext2 I/O open", errcode_t(EIO), [&] { return OpenUnguarded(name, flags, out); });
+  return CallNoThrow("ext2 I/O open", errcode_t(EIO),
+                     [&] { return OpenUnguarded(name, flags, out); });
 }
 
 }  // namespace
