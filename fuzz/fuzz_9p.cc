@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "frontends/p9/p9_dirfs.h"
 #include "frontends/p9/p9_proto.h"
 #include "frontends/p9/p9_session.h"
+#include "frontends/p9fs/p9_dirfs.h"
 #include "util/bytes.h"
 
 namespace {

@@ -13,9 +13,9 @@
 #include <thread>
 
 #include "cli/common.h"
-#include "frontends/p9/p9_dirfs.h"
-#include "frontends/p9/p9_extfs.h"
 #include "frontends/p9/p9_server.h"
+#include "frontends/p9fs/p9_dirfs.h"
+#include "frontends/p9fs/p9_extfs.h"
 #include "util/daemon.h"
 #include "util/log.h"
 

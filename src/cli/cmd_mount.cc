@@ -49,7 +49,9 @@ int RunMount(MountArgs& a) {
       overlay::OverlayStats os = (*overlay)->stats();
       j["overlay"] = {{"path", (*overlay)->path()}, {"data_blocks", os.data_blocks}, {"zero_blocks", os.zero_blocks}};
     }
-    return j.dump();
+    // Paths are bytes, JSON text is UTF-8: replace what is not (dump would
+    // throw inside the FUSE callback).
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   };
   Status st = frontends::ServeFuse(served, f);
   if (!st.ok()) return fail(st);

@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "util/log.h"
+#include "util/no_throw.h"
+#include "util/status_errno.h"
 
 namespace hloop::frontends {
 
@@ -32,16 +34,11 @@ struct Context {
 
 Context* Ctx() { return static_cast<Context*>(fuse_get_context()->private_data); }
 
-// The one place a Status becomes an errno for FUSE.
-int ToErrno(const Status& st) {
-  switch (st.code()) {
-    case Status::Code::kOk: return 0;
-    case Status::Code::kNotFound: return EIO;  // a chunk missing on the server
-    case Status::Code::kInvalidArgument: return EINVAL;
-    case Status::Code::kUnsupported: return EROFS;
-    case Status::Code::kNoSpace: return ENOSPC;
-    default: return EIO;
-  }
+// libfuse is C: no exception may unwind through it. Every operation is
+// registered as Guarded<Op>, which turns one into EIO (Init cannot throw).
+template <auto Op, class... Args>
+int Guarded(Args... args) {
+  return CallNoThrow("fuse", -EIO, [&] { return Op(args...); });
 }
 
 void* Init(fuse_conn_info* conn, fuse_config* cfg) {
@@ -104,7 +101,7 @@ int Read(const char* path, char* buf, size_t size, off_t off, fuse_file_info*) {
   Status st = c->device->Read(uint64_t(off), size, buf);
   if (!st.ok()) {
     LogError("read of " + std::to_string(size) + " bytes at " + std::to_string(off) + ": " + st.ToString());
-    return -ToErrno(st);
+    return -ErrnoFromStatus(st);
   }
   return int(size);
 }
@@ -121,7 +118,7 @@ int Write(const char* path, const char* buf, size_t size, off_t off, fuse_file_i
   Status st = c->device->Write(uint64_t(off), size, buf);
   if (!st.ok()) {
     LogError("write of " + std::to_string(size) + " bytes at " + std::to_string(off) + ": " + st.ToString());
-    return -ToErrno(st);
+    return -ErrnoFromStatus(st);
   }
   return int(size);
 }
@@ -132,7 +129,7 @@ int Fsync(const char* path, int /*datasync*/, fuse_file_info*) {
   Status st = c->device->Flush();
   if (!st.ok()) {
     LogError("fsync: " + st.ToString());
-    return -ToErrno(st);
+    return -ErrnoFromStatus(st);
   }
   return 0;
 }
@@ -172,7 +169,7 @@ int Fallocate(const char* path, int mode, off_t off, off_t len, fuse_file_info*)
   }
   if (!st.ok()) {
     LogError("fallocate mode " + std::to_string(mode) + " at " + std::to_string(off) + ": " + st.ToString());
-    return -ToErrno(st);
+    return -ErrnoFromStatus(st);
   }
   return 0;
 }
@@ -249,20 +246,20 @@ Status ServeFuse(disk::BlockDevice& device, const FuseOptions& options) {
   Context ctx{&device, "/" + options.file_name, std::time(nullptr), options.stats};
   fuse_operations ops{};
   ops.init = Init;
-  ops.getattr = GetAttr;
-  ops.readdir = ReadDir;
-  ops.open = Open;
-  ops.read = Read;
-  ops.statfs = StatFs;
+  ops.getattr = Guarded<GetAttr>;
+  ops.readdir = Guarded<ReadDir>;
+  ops.open = Guarded<Open>;
+  ops.read = Guarded<Read>;
+  ops.statfs = Guarded<StatFs>;
   if (device.can_write()) {
-    ops.write = Write;
-    ops.fsync = Fsync;
-    ops.flush = FlushOnClose;
-    ops.truncate = Truncate;
-    ops.fallocate = Fallocate;
+    ops.write = Guarded<Write>;
+    ops.fsync = Guarded<Fsync>;
+    ops.flush = Guarded<FlushOnClose>;
+    ops.truncate = Guarded<Truncate>;
+    ops.fallocate = Guarded<Fallocate>;
   }
-  ops.getxattr = GetXattr;
-  ops.listxattr = ListXattr;
+  ops.getxattr = Guarded<GetXattr>;
+  ops.listxattr = Guarded<ListXattr>;
 
   std::string mount_opts = "default_permissions,fsname=hloop,subtype=hloop";
   if (!device.can_write()) mount_opts = "ro," + mount_opts;

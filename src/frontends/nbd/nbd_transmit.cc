@@ -1,6 +1,9 @@
 #include "frontends/nbd/nbd_transmit.h"
 
 #include <algorithm>
+#include <cerrno>
+
+#include "util/status_errno.h"
 
 namespace hloop::nbd {
 
@@ -151,19 +154,20 @@ size_t Reply::size() const {
 }
 
 uint32_t ToNbdError(const Status& st) {
-  switch (st.code()) {
-    case Status::Code::kOk: return 0;
-    case Status::Code::kInvalidArgument: return kEinval;
-    // The device refuses to write: the client asked a read-only export.
-    case Status::Code::kUnsupported: return kEperm;
-    case Status::Code::kNoSpace: return kEnospc;
-    // A chunk missing on the server, corrupt after every retry, or the
-    // network away past --io-timeout: the data cannot be had.
-    case Status::Code::kNotFound:
-    case Status::Code::kCorruption:
-    case Status::Code::kUnavailable:
-    case Status::Code::kIOError:
-    default: return kEio;
+  // The errno every front end gives (util/status_errno.h), narrowed to the
+  // values NBD carries. NBD's one exception: a write to a read-only export
+  // is EPERM (the spec's word for it), where FUSE and 9P say EROFS.
+  switch (ErrnoFromStatus(st)) {
+    case 0: return 0;
+    case EROFS:
+    case EPERM: return kEperm;
+    case EINVAL: return kEinval;
+    case ENOSPC: return kEnospc;
+    case ENOMEM: return kEnomem;
+    case EOVERFLOW: return kEoverflow;
+    case EOPNOTSUPP: return kEnotsup;
+    case ESHUTDOWN: return kEshutdown;
+    default: return kEio;  // EIO, and any errno NBD does not know
   }
 }
 

@@ -53,8 +53,8 @@ class Reply {
   std::vector<Segment> segments_;
 };
 
-// The NBD error value for a Status from the device: the one place where one
-// becomes the other.
+// The NBD error value for a Status from the device: util's one Status->errno
+// table (util/status_errno.h), narrowed to the errno values NBD knows.
 uint32_t ToNbdError(const Status& st);
 
 // Reads requests until the client sends DISC or closes the connection at a

@@ -1,10 +1,14 @@
-// The file-system side of the 9P server: what a backend implements so that
-// the server can export it. DirFs (a host directory, p9_dirfs.h) is one; ExtFs
-// (the ext2/3/4 file system inside an image, read-only, p9_extfs.h) another.
+// The file-system side of the 9P server: what a view implements so that the
+// server can export it. The views live in their own module (p9fs): DirFs (a
+// host directory, frontends/p9fs/p9_dirfs.h) and ExtFs (the ext2/3/4 file
+// system inside an image, read-only, frontends/p9fs/p9_extfs.h). This module
+// (p9: protocol, sessions, server) knows them only through this interface.
 //
 // Every operation returns 0 or a Linux errno value, which the server sends
-// back in Rlerror unchanged (ENOENT, EEXIST, EROFS...). A Status-based backend
-// converts with ErrnoFromStatus.
+// back in Rlerror unchanged (ENOENT, EEXIST, EROFS...). ENOENT means a name
+// that does not exist in the view, and a view returns it directly; a Status
+// from a view's storage (a BlockDevice read) becomes an errno through
+// util/status_errno.h, where a missing chunk (kNotFound) is EIO, as in FUSE.
 //
 // A Node is what one fid refers to: a file, plus what the fid has done with it
 // (opened it, made it an xattr reader or writer). The server keeps a Node per
@@ -19,7 +23,6 @@
 #include <vector>
 
 #include "frontends/p9/p9_proto.h"
-#include "util/status.h"
 
 namespace hloop::p9 {
 
@@ -102,9 +105,5 @@ class FileSystem {
   // Whether every change is refused with EROFS.
   virtual bool read_only() const = 0;
 };
-
-// The one place a Status becomes an errno for 9P (for backends built on
-// library calls that return Status).
-int ErrnoFromStatus(const Status& st);
 
 }  // namespace hloop::p9

@@ -9,43 +9,42 @@
 
 #include <gtest/gtest.h>
 
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
 #include <set>
 #include <thread>
 
-#include "frontends/p9/p9_test_client.h"
+#include "testing/p9_client.h"
 #include "testing/temp_dir.h"
 #include "util/bytes.h"
+#include "util/mutex.h"
 
 namespace hloop::p9 {
 namespace {
 
-using testing::RawClient;
+using hloop::testing::P9Client;
 
 // Reads at offset kSlowOffset wait until the gate opens.
 constexpr uint64_t kSlowOffset = 999;
 
 struct Gate {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool open = false;
-  int waiting = 0;
+  Mutex mu;
+  CondVar cv;
+  bool open GUARDED_BY(mu) = false;
+  int waiting GUARDED_BY(mu) = 0;
   void Wait() {
-    std::unique_lock<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     waiting++;
-    cv.notify_all();
-    cv.wait(lock, [&] { return open; });
+    cv.SignalAll();
+    while (!open) cv.Wait(&mu);
   }
   void WaitForWaiters(int n) {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return waiting >= n; });
+    MutexLock lock(&mu);
+    while (waiting < n) cv.Wait(&mu);
   }
   void Open() {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     open = true;
-    cv.notify_all();
+    cv.SignalAll();
   }
 };
 
@@ -125,11 +124,11 @@ class P9ServerTest : public ::testing::Test {
       e.push_back({"e" + std::to_string(i), std::make_shared<FakeFs>(&gate_, 100 + i)});
     server_ = std::make_unique<Server>(std::move(e), o);
   }
-  std::unique_ptr<RawClient> Client() {
+  std::unique_ptr<P9Client> Client() {
     int sv[2];
     EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     server_->Adopt(sv[0]);
-    return std::make_unique<RawClient>(sv[1]);
+    return std::make_unique<P9Client>(sv[1]);
   }
   void TearDown() override {
     gate_.Open();
@@ -381,7 +380,7 @@ TEST_F(P9ServerTest, MalformedBodiesGetEinvalAndTheConnectionGoesOn) {
   auto r = c->Receive();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->tag, 7);
-  EXPECT_EQ(RawClient::Errno(*r), EINVAL);
+  EXPECT_EQ(P9Client::Errno(*r), EINVAL);
   // A legacy 9P2000 Topen: unknown here.
   ASSERT_TRUE(Encode(Message{8, Tclunk{0}}, &frame));
   frame[4] = 112;
@@ -391,7 +390,7 @@ TEST_F(P9ServerTest, MalformedBodiesGetEinvalAndTheConnectionGoesOn) {
   r = c->Receive();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->tag, 8);
-  EXPECT_EQ(RawClient::Errno(*r), EOPNOTSUPP);
+  EXPECT_EQ(P9Client::Errno(*r), EOPNOTSUPP);
   EXPECT_EQ(c->Err(Tgetattr{0, kGetattrBasic}), 0);
 }
 
@@ -445,7 +444,7 @@ TEST_F(P9ServerTest, ServesTcpAndUnixSocketsUntilStopped) {
   sin.sin_port = htons(uint16_t(port));
   sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ASSERT_EQ(::connect(t, reinterpret_cast<sockaddr*>(&sin), sizeof sin), 0);
-  RawClient tcp(t);
+  P9Client tcp(t);
   EXPECT_EQ(tcp.Connect(0), 0);
 
   int u = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -453,7 +452,7 @@ TEST_F(P9ServerTest, ServesTcpAndUnixSocketsUntilStopped) {
   sun.sun_family = AF_UNIX;
   std::strcpy(sun.sun_path, sock.c_str());
   ASSERT_EQ(::connect(u, reinterpret_cast<sockaddr*>(&sun), sizeof sun), 0);
-  RawClient unix_client(u);
+  P9Client unix_client(u);
   EXPECT_EQ(unix_client.Connect(0), 0);
 
   server_->Stop();

@@ -50,32 +50,32 @@ Rversion Session::Version(const Tversion& t) {
   r.msize = std::min(t.msize, limits_.max_msize);
   bool ok = t.version.rfind(kVersion, 0) == 0 && r.msize >= kMinMsize;
   r.version = ok ? kVersion : "unknown";
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   msize_ = ok ? r.msize : 0;
   return r;
 }
 
 uint32_t Session::msize() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return msize_;
 }
 
 void Session::ClunkAll() {
   std::unordered_map<uint32_t, Fid> fids;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     fids.swap(fids_);
   }
   for (auto& [id, f] : fids) f.node->Clunk();
 }
 
 size_t Session::fid_count() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return fids_.size();
 }
 
 int Session::Get(uint32_t fid, Fid* out) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = fids_.find(fid);
   if (it == fids_.end()) return EBADF;
   *out = it->second;
@@ -84,7 +84,7 @@ int Session::Get(uint32_t fid, Fid* out) {
 
 int Session::Put(uint32_t fid, Fid f, bool replace) {
   if (fid == kNoFid) return EBADF;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = fids_.find(fid);
   if (it != fids_.end()) {
     if (!replace) return EEXIST;
@@ -97,7 +97,7 @@ int Session::Put(uint32_t fid, Fid f, bool replace) {
 }
 
 bool Session::Take(uint32_t fid, Fid* out) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = fids_.find(fid);
   if (it == fids_.end()) return false;
   *out = std::move(it->second);

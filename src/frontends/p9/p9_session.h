@@ -11,13 +11,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "frontends/p9/p9_fs.h"
 #include "frontends/p9/p9_proto.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace hloop::p9 {
 
@@ -41,17 +42,17 @@ class Session {
 
   // Tversion: drops every fid and agrees on msize. The reply says "unknown"
   // for anything but 9P2000.L or an msize below kMinMsize.
-  Rversion Version(const Tversion& t);
+  Rversion Version(const Tversion& t) EXCLUDES(mu_);
   // 0 until a version is agreed.
-  uint32_t msize() const;
+  uint32_t msize() const EXCLUDES(mu_);
 
   // Any request but Tversion and Tflush. Returns the reply body: the R message,
   // or Rlerror with the errno.
   Body Handle(const Message& request);
 
   // Clunks every fid (on a closed connection or a new version).
-  void ClunkAll();
-  size_t fid_count();
+  void ClunkAll() EXCLUDES(mu_);
+  size_t fid_count() EXCLUDES(mu_);
 
   // How many exports there are matters to Find: with one, any aname is it.
   static const Export* Find(const std::vector<Export>& exports, const std::string& aname);
@@ -64,17 +65,17 @@ class Session {
   template <class M>
   Body Do(const M& m);
 
-  int Get(uint32_t fid, Fid* out);
+  int Get(uint32_t fid, Fid* out) EXCLUDES(mu_);
   // Binds `fid`; EEXIST if it is taken (unless `replace`), EMFILE at the limit.
-  int Put(uint32_t fid, Fid f, bool replace);
-  bool Take(uint32_t fid, Fid* out);
+  int Put(uint32_t fid, Fid f, bool replace) EXCLUDES(mu_);
+  bool Take(uint32_t fid, Fid* out) EXCLUDES(mu_);
   uint32_t iounit() const { return msize() - kIoHeaderSize; }
 
   const std::vector<Export>* exports_;
   const SessionLimits limits_;
-  mutable std::mutex mu_;
-  uint32_t msize_ = 0;                        // GUARDED_BY(mu_)
-  std::unordered_map<uint32_t, Fid> fids_;    // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  uint32_t msize_ GUARDED_BY(mu_) = 0;
+  std::unordered_map<uint32_t, Fid> fids_ GUARDED_BY(mu_);
 };
 
 }  // namespace hloop::p9

@@ -1,6 +1,6 @@
 // DirFs through the whole server, with a raw client on a socket pair: every
 // operation, and the confinement rules (the client is treated as hostile).
-#include "frontends/p9/p9_dirfs.h"
+#include "frontends/p9fs/p9_dirfs.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -15,7 +15,7 @@
 #include <set>
 
 #include "frontends/p9/p9_server.h"
-#include "frontends/p9/p9_test_client.h"
+#include "testing/p9_client.h"
 #include "testing/temp_dir.h"
 
 namespace hloop::p9 {
@@ -24,7 +24,7 @@ namespace {
 using hloop::testing::ReadTestFile;
 using hloop::testing::ScopedTempDir;
 using hloop::testing::WriteTestFile;
-using testing::RawClient;
+using hloop::testing::P9Client;
 
 constexpr uint32_t kRoot = 0;
 
@@ -62,7 +62,7 @@ class P9DirFsTest : public ::testing::Test {
     int sv[2];
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     server_->Adopt(sv[0]);
-    c_ = std::make_unique<RawClient>(sv[1]);
+    c_ = std::make_unique<P9Client>(sv[1]);
     ASSERT_EQ(c_->Connect(kRoot, "", ::geteuid()), 0);
   }
   void TearDown() override {
@@ -97,7 +97,7 @@ class P9DirFsTest : public ::testing::Test {
   ScopedTempDir tmp_;
   std::string export_, outside_;
   std::unique_ptr<Server> server_;
-  std::unique_ptr<RawClient> c_;
+  std::unique_ptr<P9Client> c_;
 };
 
 TEST_F(P9DirFsTest, QidPathsAreInodeNumbers) {

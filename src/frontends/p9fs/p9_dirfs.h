@@ -28,6 +28,10 @@
 // (`hloop 9p` sets it to 0: the client has already applied its own).
 // Extended attributes can be set only in the user. and system.posix_acl_
 // namespaces (not security.capability, for instance).
+//
+// Thread safety: as p9_fs.h says; each node guards its state with its own
+// mutex. Lock order: the export's device table mutex (qid paths) is a leaf,
+// taken with a node's mutex held or not, and nothing is taken under it.
 #pragma once
 
 #include <memory>

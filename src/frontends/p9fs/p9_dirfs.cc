@@ -1,4 +1,4 @@
-#include "frontends/p9/p9_dirfs.h"
+#include "frontends/p9fs/p9_dirfs.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -16,9 +16,9 @@
 #include <climits>
 #include <cstring>
 #include <map>
-#include <mutex>
 
 #include "util/file.h"
+#include "util/mutex.h"
 
 namespace hloop::p9 {
 
@@ -122,7 +122,7 @@ struct DirFs::Shared {
   uint64_t QidPath(dev_t dev, ino_t ino) {
     uint64_t idx;
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(&mu);
       idx = devs.try_emplace(dev, devs.size()).first->second;
     }
     return idx == 0 ? uint64_t(ino) : (idx << 48) ^ uint64_t(ino);
@@ -143,8 +143,8 @@ struct DirFs::Shared {
   }
   bool IsRoot(const PathFd& p) const { return p.dev == root->dev && p.ino == root->ino; }
 
-  std::mutex mu;
-  std::map<dev_t, uint64_t> devs;  // GUARDED_BY(mu)
+  Mutex mu;
+  std::map<dev_t, uint64_t> devs GUARDED_BY(mu);
 };
 
 namespace {
@@ -186,12 +186,12 @@ class DirNode : public Node {
   }
 
   std::shared_ptr<Node> Clone() override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return std::make_shared<DirNode>(fs_, uid_, path_, parent_, name_);
   }
 
   int Open(uint32_t flags) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (open_.valid() || xattr_ != Xattr::kNone) return EINVAL;
     if (fs_->read_only && Changes(flags)) return EROFS;
     if (path_->is_link()) return ELOOP;
@@ -209,7 +209,7 @@ class DirNode : public Node {
   int Create(const std::string& name, uint32_t flags, uint32_t mode, uint32_t gid, Qid* qid) override {
     if (fs_->read_only) return EROFS;
     if (int e = CheckName(name)) return e;
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (open_.valid() || xattr_ != Xattr::kNone) return EINVAL;
     if (!path_->is_dir()) return ENOTDIR;
     int host = HostOpenFlags(flags & ~kDotlDirectory);
@@ -243,7 +243,7 @@ class DirNode : public Node {
   int Read(uint64_t offset, uint32_t count, std::string* data) override {
     int fd;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (xattr_ == Xattr::kReader) {
         if (offset < xattr_value_.size())
           *data = xattr_value_.substr(size_t(offset), count);
@@ -271,7 +271,7 @@ class DirNode : public Node {
   int Write(uint64_t offset, const std::string& data, uint32_t* written) override {
     int fd;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (xattr_ == Xattr::kWriter) {
         if (offset > xattr_size_ || data.size() > xattr_size_ - offset) return ENOSPC;
         if (xattr_value_.size() < offset + data.size()) xattr_value_.resize(size_t(offset + data.size()));
@@ -292,7 +292,7 @@ class DirNode : public Node {
   }
 
   int ReadDir(uint64_t offset, uint32_t budget, std::vector<Dirent>* out) override {
-    std::lock_guard<std::mutex> lock(mu_);  // the seek and the reads go together
+    MutexLock lock(&mu_);  // the seek and the reads go together
     if (!open_.valid()) return EBADF;
     if (!path_->is_dir()) return ENOTDIR;
     int fd = open_.get();
@@ -466,7 +466,7 @@ class DirNode : public Node {
     std::string old;
     if (int e = Located(&parent, &old)) return e;
     if (::renameat(parent->fd.get(), old.c_str(), to->fd.get(), name.c_str()) != 0) return errno;
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     parent_ = to;
     name_ = name;
     return 0;
@@ -568,9 +568,12 @@ class DirNode : public Node {
       }
     }
     auto node = std::static_pointer_cast<DirNode>(Clone());
-    node->xattr_ = Xattr::kReader;
     *size = value.size();
-    node->xattr_value_ = std::move(value);
+    {
+      MutexLock lock(&node->mu_);  // nobody else has it yet; for the GUARDED_BY rule
+      node->xattr_ = Xattr::kReader;
+      node->xattr_value_ = std::move(value);
+    }
     *out = std::move(node);
     return 0;
   }
@@ -584,7 +587,7 @@ class DirNode : public Node {
       return EOPNOTSUPP;
     if (size > kMaxXattrSize) return E2BIG;
     if (flags & ~(kXattrCreate | kXattrReplace)) return EINVAL;
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (path_->is_link()) return EPERM;
     if (open_.valid() || xattr_ != Xattr::kNone) return EINVAL;
     xattr_ = Xattr::kWriter;
@@ -595,7 +598,7 @@ class DirNode : public Node {
   }
 
   int Clunk() override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (xattr_ != Xattr::kWriter) return 0;
     xattr_ = Xattr::kNone;
     if (xattr_value_.size() != xattr_size_) return EINVAL;  // the client wrote less than it announced
@@ -611,11 +614,11 @@ class DirNode : public Node {
   enum class Xattr { kNone, kReader, kWriter };
 
   PathRef Path() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return path_;
   }
   int OpenFd() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return open_.valid() ? open_.get() : -1;
   }
   // For an entry to be made or changed in this directory.
@@ -628,7 +631,7 @@ class DirNode : public Node {
   // This node's parent and name, checked to still lead to this file (another
   // client may have renamed it). The root and nodes reached by ".." have none.
   int Located(PathRef* parent, std::string* name) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!parent_) return EBUSY;
     struct stat st;
     if (::fstatat(parent_->fd.get(), name_.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return errno;
@@ -664,16 +667,16 @@ class DirNode : public Node {
 
   const std::shared_ptr<Shared> fs_;
   const uint32_t uid_;  // the attaching user: owner of what this fid creates
-  std::mutex mu_;
-  PathRef path_;           // GUARDED_BY(mu_)
-  PathRef parent_;         // GUARDED_BY(mu_); null: root, or reached by ".."
-  std::string name_;       // GUARDED_BY(mu_); the name in parent_
-  ScopedFd open_;          // GUARDED_BY(mu_); set once, closed only by the destructor
-  Xattr xattr_ = Xattr::kNone;  // GUARDED_BY(mu_)
-  std::string xattr_value_;     // GUARDED_BY(mu_)
-  std::string xattr_name_;      // GUARDED_BY(mu_)
-  uint64_t xattr_size_ = 0;     // GUARDED_BY(mu_)
-  int xattr_flags_ = 0;         // GUARDED_BY(mu_)
+  Mutex mu_;
+  PathRef path_ GUARDED_BY(mu_);
+  PathRef parent_ GUARDED_BY(mu_);  // null: root, or reached by ".."
+  std::string name_ GUARDED_BY(mu_);  // the name in parent_
+  ScopedFd open_ GUARDED_BY(mu_);  // set once, closed only by the destructor
+  Xattr xattr_ GUARDED_BY(mu_) = Xattr::kNone;
+  std::string xattr_value_ GUARDED_BY(mu_);
+  std::string xattr_name_ GUARDED_BY(mu_);
+  uint64_t xattr_size_ GUARDED_BY(mu_) = 0;
+  int xattr_flags_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace

@@ -13,6 +13,8 @@
 // block by block with ext2fs_bmap2), then reads the device WITHOUT the mutex,
 // so reads on many fids fetch their chunks in parallel. Metadata reads
 // (lookups, directory blocks, xattrs) are serialized.
+// Lock order: a node's own mutex (its open state and extent map) and the file
+// system's mutex are never held together.
 //
 // What is served: the whole file system from its root inode (".." of the root
 // is the root); regular files (holes and unwritten extents read as zeros,

@@ -1,23 +1,25 @@
-#include "frontends/p9/p9_extfs_io.h"
+#include "frontends/p9fs/p9_extfs_io.h"
 
 #include <ext2fs/ext2fs.h>
 
 #include <cerrno>
 #include <cstring>
 #include <map>
-#include <mutex>
+#include <memory>
 
 #include "util/log.h"
+#include "util/mutex.h"
+#include "util/no_throw.h"
 
 namespace hloop::p9 {
 
 struct ExtIoName::Entry {
   std::shared_ptr<disk::BlockDevice> device;
-  std::mutex mu;
-  Status last_error;  // GUARDED_BY(mu)
+  Mutex mu;
+  Status last_error GUARDED_BY(mu);
 
   void Failed(const Status& st) {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     last_error = st;
   }
 };
@@ -30,25 +32,25 @@ using Entry = ExtIoName::Entry;
 class Registry {
  public:
   std::string Add(std::shared_ptr<Entry> entry) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     std::string name = "hloop-dev:" + std::to_string(next_++);
     entries_[name] = std::move(entry);
     return name;
   }
   void Remove(const std::string& name) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     entries_.erase(name);
   }
   std::shared_ptr<Entry> Find(const char* name) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = entries_.find(name);
     return it == entries_.end() ? nullptr : it->second;
   }
 
  private:
-  std::mutex mu_;
-  uint64_t next_ = 0;                                      // GUARDED_BY(mu_)
-  std::map<std::string, std::shared_ptr<Entry>> entries_;  // GUARDED_BY(mu_)
+  Mutex mu_;
+  uint64_t next_ GUARDED_BY(mu_) = 0;
+  std::map<std::string, std::shared_ptr<Entry>> entries_ GUARDED_BY(mu_);
 };
 
 Registry& TheRegistry() {
@@ -66,6 +68,9 @@ Channel* Of(io_channel ch) { return static_cast<Channel*>(ch->private_data); }
 
 errcode_t Open(const char* name, int flags, io_channel* out);
 
+// libext2fs is C: no exception may unwind through it. The operations that
+// allocate or call the device run under CallNoThrow, which turns one into EIO.
+
 errcode_t Close(io_channel ch) {
   if (--ch->refcount > 0) return 0;
   delete Of(ch);
@@ -82,7 +87,7 @@ errcode_t SetBlockSize(io_channel ch, int size) {
 
 // `count` blocks of the channel's block size from `block`, or -count bytes
 // when count is negative (libext2fs reads the superblock that way).
-errcode_t Read64(io_channel ch, unsigned long long block, int count, void* data) {
+errcode_t Read64Unguarded(io_channel ch, unsigned long long block, int count, void* data) {
   Channel* c = Of(ch);
   const uint64_t len = count < 0 ? uint64_t(-int64_t(count)) : uint64_t(count) * uint64_t(ch->block_size);
   const uint64_t bs = uint64_t(ch->block_size);
@@ -98,6 +103,11 @@ errcode_t Read64(io_channel ch, unsigned long long block, int count, void* data)
   }
   c->stats.bytes_read += len;
   return 0;
+}
+
+errcode_t Read64(io_channel ch, unsigned long long block, int count, void* data) {
+  return CallNoThrow("ext2 I/O read", errcode_t(EIO),
+                     [&] { return Read64Unguarded(ch, block, count, data); });
 }
 
 errcode_t Read(io_channel ch, unsigned long block, int count, void* data) { return Read64(ch, block, count, data); }
@@ -120,10 +130,12 @@ errcode_t GetStats(io_channel ch, io_stats* out) {
 // libext2fs announces reads it is about to make (inode table scans): the
 // device may start fetching those chunks.
 errcode_t ReadAhead(io_channel ch, unsigned long long block, unsigned long long count) {
-  const uint64_t bs = uint64_t(ch->block_size);
-  disk::BlockDevice& dev = *Of(ch)->entry->device;
-  if (block < dev.size() / bs) dev.Prefetch(block * bs, count * bs);
-  return 0;
+  return CallNoThrow("ext2 I/O read-ahead", errcode_t(EIO), [&] {
+    const uint64_t bs = uint64_t(ch->block_size);
+    disk::BlockDevice& dev = *Of(ch)->entry->device;
+    if (block < dev.size() / bs) dev.Prefetch(block * bs, count * bs);
+    return errcode_t(0);
+  });
 }
 
 struct_io_manager MakeManager() {
@@ -149,11 +161,12 @@ struct_io_manager MakeManager() {
 
 struct_io_manager the_manager = MakeManager();
 
-errcode_t Open(const char* name, int flags, io_channel* out) {
+errcode_t OpenUnguarded(const char* name, int flags, io_channel* out) {
   if (!name) return EXT2_ET_BAD_DEVICE_NAME;
   if (flags & IO_FLAG_RW) return EXT2_ET_RO_FILSYS;
   std::shared_ptr<Entry> entry = TheRegistry().Find(name);
   if (!entry) return EXT2_ET_BAD_DEVICE_NAME;
+  auto channel = std::make_unique<Channel>(Channel{std::move(entry)});  // before C allocations
   io_channel ch = nullptr;
   if (errcode_t e = ext2fs_get_memzero(sizeof *ch, &ch)) return e;
   if (errcode_t e = ext2fs_get_mem(std::strlen(name) + 1, &ch->name)) {
@@ -165,9 +178,14 @@ errcode_t Open(const char* name, int flags, io_channel* out) {
   ch->manager = &the_manager;
   ch->block_size = 1024;
   ch->refcount = 1;
-  ch->private_data = new Channel{std::move(entry)};
+  ch->private_data = channel.release();
   *out = ch;
   return 0;
+}
+
+errcode_t Open(const char* name, int flags, io_channel* out) {
+  return CallNoThrow("ext2 I/O open", errcode_t(EIO),
+                     [&] { return OpenUnguarded(name, flags, out); });
 }
 
 }  // namespace
@@ -182,7 +200,7 @@ ExtIoName::ExtIoName(std::shared_ptr<disk::BlockDevice> device) : entry_(std::ma
 ExtIoName::~ExtIoName() { TheRegistry().Remove(name_); }
 
 Status ExtIoName::last_error() const {
-  std::lock_guard<std::mutex> lock(entry_->mu);
+  MutexLock lock(&entry_->mu);
   return entry_->last_error;
 }
 

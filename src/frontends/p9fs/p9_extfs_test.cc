@@ -4,7 +4,7 @@
 // attribute through the Node API, directories read across many calls, every
 // change refused, bad images refused, concurrent reads, and the whole 9P
 // server with a raw client.
-#include "frontends/p9/p9_extfs.h"
+#include "frontends/p9fs/p9_extfs.h"
 
 #include <dirent.h>
 #include <sys/socket.h>
@@ -21,19 +21,21 @@
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <thread>
 
 #include "frontends/p9/p9_server.h"
-#include "frontends/p9/p9_test_client.h"
 #include "testing/memory_device.h"
+#include "testing/p9_client.h"
 #include "testing/temp_dir.h"
 
 namespace hloop::p9 {
 namespace {
 
 using hloop::testing::MemoryDevice;
+using hloop::testing::P9Client;
 using hloop::testing::RandomBytes;
 using hloop::testing::ReadTestFile;
 using hloop::testing::ScopedTempDir;
@@ -635,16 +637,29 @@ TEST(P9ExtFsOpenTest, ReportsTheDevicesOwnError) {
 
 // --- The whole server, with a raw 9P client.
 
-TEST(P9ExtFsServerTest, ServesAnImageOverNineP) {
-  ASSERT_EQ(TheImages().error, "");
-  auto fs = ExtFs::Open(std::make_shared<MemoryDevice>(TheImages().image("ext4")), "img");
-  ASSERT_TRUE(fs.ok()) << fs.status().ToString();
-  Server server(std::vector<Export>{{"img", *fs}}, ServerOptions{});
-  int sv[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  server.Adopt(sv[0]);
-  testing::RawClient c(sv[1]);
-  ASSERT_EQ(c.Connect(0, "any name"), 0);
+// The ext4 image served by a whole server; a client attached as fid 0.
+class P9ExtFsServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(TheImages().error, "");
+    device_ = std::make_shared<MemoryDevice>(TheImages().image("ext4"));
+    auto fs = ExtFs::Open(device_, "img");
+    ASSERT_TRUE(fs.ok()) << fs.status().ToString();
+    server_ = std::make_unique<Server>(std::vector<Export>{{"img", *fs}}, ServerOptions{});
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    server_->Adopt(sv[0]);
+    client_ = std::make_unique<P9Client>(sv[1]);
+    ASSERT_EQ(client_->Connect(0, "any name"), 0);
+  }
+
+  std::shared_ptr<MemoryDevice> device_;
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<P9Client> client_;
+};
+
+TEST_F(P9ExtFsServerTest, ServesAnImageOverNineP) {
+  P9Client& c = *client_;
 
   // Read a file whole, as the kernel does: walk, open, read to the end.
   auto w = c.As<Rwalk>(Twalk{0, 1, {"sub", "..", "big.bin"}});
@@ -701,6 +716,23 @@ TEST(P9ExtFsServerTest, ServesAnImageOverNineP) {
   ASSERT_EQ(c.Err(Twalk{0, 6, {"small.txt"}}), 0);
   EXPECT_EQ(c.Err(Tlopen{6, kDotlWronly}), EROFS);
   EXPECT_EQ(c.Err(Tremove{6}), EROFS);
+}
+
+// A name missing from the image is ENOENT; a chunk missing on the server
+// (NotFound from the device) is EIO, as FUSE says, never ENOENT: the file is
+// there, its data cannot be had.
+TEST_F(P9ExtFsServerTest, AMissingChunkIsEioNotEnoent) {
+  P9Client& c = *client_;
+  EXPECT_EQ(c.Err(Twalk{0, 1, {"no-such-file"}}), ENOENT);
+  ASSERT_EQ(c.Err(Twalk{0, 1, {"big.bin"}}), 0);
+  ASSERT_EQ(c.Err(Tlopen{1, 0}), 0);
+  device_->FailReads(Status::NotFound("chunk 7 from http://m1/: 404"));
+  EXPECT_EQ(c.Err(Tread{1, 0, 4096}), EIO);
+  EXPECT_EQ(c.Err(Tread{1, 1 << 20, 4096}), EIO);
+  device_->FailReads(Status::Ok());
+  auto r = c.As<Rread>(Tread{1, 0, 4096});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->data, Data().big.substr(0, 4096));
 }
 
 }  // namespace

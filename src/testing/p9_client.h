@@ -1,6 +1,8 @@
-// Test-only: a raw 9P client over a connected socket. It sends whatever it is
-// given (including malformed bytes) and reads replies one frame at a time, so
-// tests can pipeline requests, flush them and check the exact replies.
+// Test-only: a raw 9P client over a connected socket, for the tests of the 9P
+// server and of its file-system views. It sends whatever it is given
+// (including malformed bytes) and reads replies one frame at a time, so tests
+// can pipeline requests, flush them and check the exact replies.
+// Not thread-safe: one client per thread.
 #pragma once
 
 #include <poll.h>
@@ -15,16 +17,16 @@
 #include "frontends/p9/p9_proto.h"
 #include "util/bytes.h"
 
-namespace hloop::p9::testing {
+namespace hloop::testing {
 
-class RawClient {
+class P9Client {
  public:
-  explicit RawClient(int fd) : fd_(fd) {}
-  ~RawClient() {
+  explicit P9Client(int fd) : fd_(fd) {}
+  ~P9Client() {
     if (fd_ >= 0) ::close(fd_);
   }
-  RawClient(const RawClient&) = delete;
-  RawClient& operator=(const RawClient&) = delete;
+  P9Client(const P9Client&) = delete;
+  P9Client& operator=(const P9Client&) = delete;
 
   bool SendRaw(const std::string& bytes) {
     size_t done = 0;
@@ -35,21 +37,21 @@ class RawClient {
     }
     return true;
   }
-  bool Send(uint16_t tag, Body body) {
+  bool Send(uint16_t tag, p9::Body body) {
     std::string frame;
-    return Encode(Message{tag, std::move(body)}, &frame) && SendRaw(frame);
+    return p9::Encode(p9::Message{tag, std::move(body)}, &frame) && SendRaw(frame);
   }
   // The next reply, or nothing on end of stream, a bad frame or a timeout.
-  std::optional<Message> Receive(int timeout_ms = 10000) {
+  std::optional<p9::Message> Receive(int timeout_ms = 10000) {
     uint8_t size_bytes[4];
     if (!ReadFull(size_bytes, 4, timeout_ms)) return std::nullopt;
     uint32_t size = GetU32(size_bytes);
-    if (size < kHeaderSize || size > (1u << 26)) return std::nullopt;
+    if (size < p9::kHeaderSize || size > (1u << 26)) return std::nullopt;
     std::string frame(size, '\0');
     std::copy(size_bytes, size_bytes + 4, frame.begin());
     if (!ReadFull(frame.data() + 4, size - 4, timeout_ms)) return std::nullopt;
-    Message m;
-    if (Decode(frame, &m) != DecodeError::kNone) return std::nullopt;
+    p9::Message m;
+    if (p9::Decode(frame, &m) != p9::DecodeError::kNone) return std::nullopt;
     return m;
   }
   // True if the server closed the connection within `timeout_ms`.
@@ -61,33 +63,33 @@ class RawClient {
   }
 
   // Sends with a fresh tag and returns the reply (Rlerror{~0u} if none came).
-  Message Call(Body body) {
+  p9::Message Call(p9::Body body) {
     uint16_t tag = next_tag_++;
-    if (next_tag_ == kNoTag) next_tag_ = 1;
-    if (!Send(tag, std::move(body))) return Message{tag, Rlerror{~0u}};
+    if (next_tag_ == p9::kNoTag) next_tag_ = 1;
+    if (!Send(tag, std::move(body))) return p9::Message{tag, p9::Rlerror{~0u}};
     auto r = Receive();
-    if (!r || r->tag != tag) return Message{tag, Rlerror{~0u}};
+    if (!r || r->tag != tag) return p9::Message{tag, p9::Rlerror{~0u}};
     return *r;
   }
   // The reply's errno: 0 for anything but Rlerror.
-  static int Errno(const Message& m) {
-    auto* e = std::get_if<Rlerror>(&m.body);
+  static int Errno(const p9::Message& m) {
+    auto* e = std::get_if<p9::Rlerror>(&m.body);
     return e ? int(e->ecode) : 0;
   }
-  int Err(Body body) { return Errno(Call(std::move(body))); }
+  int Err(p9::Body body) { return Errno(Call(std::move(body))); }
   template <class R>
-  std::optional<R> As(Body body) {
-    Message m = Call(std::move(body));
+  std::optional<R> As(p9::Body body) {
+    p9::Message m = Call(std::move(body));
     if (auto* r = std::get_if<R>(&m.body)) return *r;
     return std::nullopt;
   }
 
   // Tversion (tag NOTAG) + Tattach; the errno of the attach.
   int Connect(uint32_t fid = 0, const std::string& aname = "", uint32_t uid = 0, uint32_t msize = 65536) {
-    if (!Send(kNoTag, Tversion{msize, kVersion})) return EIO;
+    if (!Send(p9::kNoTag, p9::Tversion{msize, p9::kVersion})) return EIO;
     auto v = Receive();
-    if (!v || !std::holds_alternative<Rversion>(v->body)) return EPROTO;
-    return Err(Tattach{fid, kNoFid, "", aname, uid});
+    if (!v || !std::holds_alternative<p9::Rversion>(v->body)) return EPROTO;
+    return Err(p9::Tattach{fid, p9::kNoFid, "", aname, uid});
   }
 
  private:
@@ -108,4 +110,4 @@ class RawClient {
   uint16_t next_tag_ = 1;
 };
 
-}  // namespace hloop::p9::testing
+}  // namespace hloop::testing

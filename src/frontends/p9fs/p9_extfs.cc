@@ -1,4 +1,4 @@
-#include "frontends/p9/p9_extfs.h"
+#include "frontends/p9fs/p9_extfs.h"
 
 #include <dirent.h>
 #include <ext2fs/ext2fs.h>
@@ -9,11 +9,13 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
-#include <mutex>
 #include <vector>
 
-#include "frontends/p9/p9_extfs_io.h"
+#include "frontends/p9fs/p9_extfs_io.h"
 #include "util/log.h"
+#include "util/mutex.h"
+#include "util/no_throw.h"
+#include "util/status_errno.h"
 
 // error_message(): the header has no C++ guards (ext2fs.h includes it inside
 // its own extern "C", so this only matters when it comes first).
@@ -196,8 +198,8 @@ struct ExtFs::Shared {
   InodeRef root;
 
   // Held around every libext2fs call on `fs` (libext2fs is not thread-safe).
-  std::mutex mu;
-  ext2_filsys fs = nullptr;  // GUARDED_BY(mu)
+  Mutex mu;
+  ext2_filsys fs GUARDED_BY(mu) = nullptr;
 
   ~Shared() {
     if (fs) ext2fs_close_free(&fs);  // read-only: writes nothing
@@ -213,8 +215,7 @@ struct ExtFs::Shared {
     return EIO;
   }
 
-  // REQUIRES: mu held.
-  int ReadInode(ext2_ino_t ino, InodeRef* out) {
+  int ReadInode(ext2_ino_t ino, InodeRef* out) REQUIRES(mu) {
     auto inode = std::make_shared<Inode>();
     inode->ino = ino;
     // Copies only the on-disk inode size: the large fields of a 128-byte
@@ -227,8 +228,8 @@ struct ExtFs::Shared {
   }
 
   // The whole inline data of `inode` (ext4 inline_data: up to 60 bytes in
-  // i_block, the rest in the system.data xattr). REQUIRES: mu held.
-  int InlineData(Inode inode, std::string* out) {
+  // i_block, the rest in the system.data xattr).
+  int InlineData(Inode inode, std::string* out) REQUIRES(mu) {
     size_t size = 0;
     errcode_t err = ext2fs_inline_data_size(fs, inode.ino, &size);
     if (!err) {
@@ -261,7 +262,7 @@ class ExtNode : public Node {
       return 0;
     }
     if (int e = CheckName(name)) return e;
-    std::lock_guard<std::mutex> lock(fs_->mu);
+    MutexLock lock(&fs_->mu);
     ext2_ino_t child = 0;
     errcode_t err = ext2fs_lookup(fs_->fs, inode_->ino, name.data(), int(name.size()), nullptr, &child);
     if (err == EXT2_ET_FILE_NOT_FOUND) return ENOENT;
@@ -275,7 +276,7 @@ class ExtNode : public Node {
   std::shared_ptr<Node> Clone() override { return std::make_shared<ExtNode>(fs_, inode_); }
 
   int Open(uint32_t flags) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (open_ || xattr_reader_) return EINVAL;
     if (Changes(flags)) return EROFS;
     const uint16_t mode = inode_->mode();
@@ -327,7 +328,7 @@ class ExtNode : public Node {
     a->blksize = fs_->block_size;
     {
       Inode copy = i;
-      std::lock_guard<std::mutex> lock(fs_->mu);
+      MutexLock lock(&fs_->mu);
       a->blocks = ext2fs_get_stat_i_blocks(fs_->fs, copy.base());  // 512-byte units
     }
     DecodeTime(r.i_atime, HLOOP_HAS_EXTRA(i, i_atime_extra), r.i_atime_extra, &a->atime_sec, &a->atime_nsec);
@@ -342,7 +343,7 @@ class ExtNode : public Node {
   }
 
   int StatFs(Rstatfs* out) override {
-    std::lock_guard<std::mutex> lock(fs_->mu);
+    MutexLock lock(&fs_->mu);
     ext2_super_block* sb = fs_->fs->super;
     out->type = kExtMagic;
     out->bsize = uint32_t(fs_->block_size);
@@ -428,7 +429,7 @@ class ExtNode : public Node {
 
  private:
   bool opened() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return open_;
   }
 
@@ -492,7 +493,7 @@ class ExtNode : public Node {
     // blocks it reads come from the device's memory cache after the first.
     Inode copy = *inode_;
     std::vector<char> scratch(3 * fs_->block_size);
-    std::lock_guard<std::mutex> lock(fs_->mu);
+    MutexLock lock(&fs_->mu);
     for (uint64_t b = first; b < first + count; b++) {
       blk64_t pblk = 0;
       int flags = 0;
@@ -508,7 +509,7 @@ class ExtNode : public Node {
   // later reads map blocks without the lock.
   int Extents(std::shared_ptr<const ExtentMap>* out) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (extents_) {
         *out = extents_;
         return 0;
@@ -517,7 +518,7 @@ class ExtNode : public Node {
     auto map = std::make_shared<ExtentMap>();
     {
       Inode copy = *inode_;
-      std::lock_guard<std::mutex> lock(fs_->mu);
+      MutexLock lock(&fs_->mu);
       ext2_extent_handle_t h = nullptr;
       errcode_t err = ext2fs_extent_open2(fs_->fs, copy.ino, copy.base(), &h);
       if (err) return fs_->Failed(copy.ino, "opening the extent tree", err);
@@ -538,7 +539,7 @@ class ExtNode : public Node {
     for (size_t k = 1; k < map->size(); k++)
       if ((*map)[k].lblk < (*map)[k - 1].lblk + (*map)[k - 1].count)
         return fs_->Corrupt(inode_->ino, "extents out of order");
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!extents_) extents_ = std::move(map);
     *out = extents_;
     return 0;
@@ -549,7 +550,7 @@ class ExtNode : public Node {
   int ReadInline(uint64_t offset, size_t len, std::string* data) {
     std::string all;
     {
-      std::lock_guard<std::mutex> lock(fs_->mu);
+      MutexLock lock(&fs_->mu);
       if (int e = fs_->InlineData(*inode_, &all)) return e;
     }
     data->assign(len, '\0');
@@ -575,7 +576,7 @@ class ExtNode : public Node {
     std::vector<char> block(bs), scratch(3 * bs);
     for (uint64_t lblk = from / bs; lblk < blocks && !sink->full; lblk++) {
       Inode copy = *inode_;
-      std::lock_guard<std::mutex> lock(fs_->mu);
+      MutexLock lock(&fs_->mu);
       blk64_t pblk = 0;
       int flags = 0;
       errcode_t err = ext2fs_bmap2(fs_->fs, copy.ino, copy.base(), scratch.data(), 0, lblk, &flags, &pblk);
@@ -593,7 +594,7 @@ class ExtNode : public Node {
   // entries in i_block, more entries in the system.data xattr. "." and ".."
   // are not stored: they get cookies 1 and 4, below every entry's position.
   int ReadDirInline(uint64_t from, DirentSink* sink) {
-    std::lock_guard<std::mutex> lock(fs_->mu);
+    MutexLock lock(&fs_->mu);
     std::string all;
     if (int e = fs_->InlineData(*inode_, &all)) return e;
     if (all.size() < EXT4_MIN_INLINE_DATA_SIZE) return fs_->Corrupt(inode_->ino, "short inline directory");
@@ -608,9 +609,10 @@ class ExtNode : public Node {
   }
 
   // The entries in buf[0, len), which starts at byte `base` of the
-  // directory, from position `from` on. REQUIRES: fs_->mu held (an entry
-  // without a file type needs its inode read).
-  int ParseEntries(char* buf, size_t len, uint64_t base, uint64_t from, DirentSink* sink) {
+  // directory, from position `from` on. Holds fs_->mu because an entry
+  // without a file type needs its inode read.
+  int ParseEntries(char* buf, size_t len, uint64_t base, uint64_t from, DirentSink* sink)
+      REQUIRES(fs_->mu) {
     for (size_t pos = 0; pos < len && !sink->full;) {
       if (len - pos < 8) return fs_->Corrupt(inode_->ino, "directory entry cut short");
       auto* d = reinterpret_cast<ext2_dir_entry*>(buf + pos);
@@ -644,21 +646,30 @@ class ExtNode : public Node {
   // The value of `name`, or the NUL-terminated names when `name` is empty.
   int XattrValue(const std::string& name, std::string* value) {
     Inode copy = *inode_;
-    std::lock_guard<std::mutex> lock(fs_->mu);
+    MutexLock lock(&fs_->mu);
     ext2_xattr_handle* h = nullptr;
     errcode_t err = ext2fs_xattrs_open(fs_->fs, copy.ino, &h);
     if (err == EXT2_ET_MISSING_EA_FEATURE) return name.empty() ? 0 : ENODATA;  // no xattrs at all
     if (err) return fs_->Failed(copy.ino, "extended attributes", err);
     err = ext2fs_xattrs_read(h);  // reads the whole on-disk inode: in-inode xattrs lie past ext2_inode_large
     if (!err && name.empty()) {
+      struct Names {
+        std::string* out;
+        bool failed = false;  // an exception stopped at the callback
+      } names{value};
       err = ext2fs_xattrs_iterate(
           h,
-          [](char* key, char*, size_t, void* out) {
-            if (std::strcmp(key, kInlineDataXattr) != 0)
-              static_cast<std::string*>(out)->append(key, std::strlen(key) + 1);  // with its NUL
-            return 0;
+          [](char* key, char*, size_t, void* arg) {
+            auto* n = static_cast<Names*>(arg);
+            n->failed = CallNoThrow("ext2 xattr names", true, [&] {
+              if (std::strcmp(key, kInlineDataXattr) != 0)
+                n->out->append(key, std::strlen(key) + 1);  // with its NUL
+              return false;
+            });
+            return n->failed ? XATTR_ABORT : 0;
           },
-          value);
+          &names);
+      if (!err && names.failed) err = EXT2_ET_NO_MEMORY;
     } else if (!err && name == kInlineDataXattr) {
       err = EXT2_ET_EA_KEY_NOT_FOUND;
     } else if (!err) {
@@ -681,9 +692,9 @@ class ExtNode : public Node {
   const InodeRef inode_;
   const bool xattr_reader_ = false;
   const std::string xattr_value_;  // an xattr reader's value
-  std::mutex mu_;
-  bool open_ = false;                          // GUARDED_BY(mu_)
-  std::shared_ptr<const ExtentMap> extents_;   // GUARDED_BY(mu_); loaded at the first read
+  Mutex mu_;
+  bool open_ GUARDED_BY(mu_) = false;
+  std::shared_ptr<const ExtentMap> extents_ GUARDED_BY(mu_);  // loaded at the first read
 };
 
 }  // namespace
@@ -711,7 +722,7 @@ Result<std::shared_ptr<ExtFs>> ExtFs::Open(std::shared_ptr<disk::BlockDevice> de
     return Status::Unsupported(name + ": " + error_message(err) + " (libext2fs " + LibraryVersion() +
                                " cannot read it)");
   if (err) return Status::Corruption(name + ": " + error_message(err));
-  std::lock_guard<std::mutex> lock(shared->mu);  // nobody else has it yet; for the GUARDED_BY rule
+  MutexLock lock(&shared->mu);  // nobody else has it yet; for the GUARDED_BY rule
   shared->fs = fs;  // closed by ~Shared from here on
 
   ext2_super_block* sb = fs->super;
