@@ -83,7 +83,7 @@ class FuseMount {
   CondVar cv_;  // looping_ became false
   bool stop_requested_ GUARDED_BY(mu_) = false;
   bool looping_ GUARDED_BY(mu_) = false;  // Run() is in libfuse's loop
-  pthread_t loop_thread_ GUARDED_BY(mu_){};
+  pthread_t loop_thread_ GUARDED_BY(mu_) = {};
 };
 
 }  // namespace hloop::frontends

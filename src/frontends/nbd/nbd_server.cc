@@ -76,6 +76,8 @@ void SetTimeout(int fd, int option, int seconds) {
 
 }  // namespace
 
+// Lock order: write_mu before fd_mu (a failed reply shuts the socket down
+// while holding write_mu); mu is never held with another.
 struct NbdServer::Connection {
   Connection(uint64_t id_, int fd_) : id(id_), fd(fd_), stream(fd_) {}
   ~Connection() { Close(); }
@@ -103,7 +105,7 @@ struct NbdServer::Connection {
   FdStream stream;
   Transmission t;  // set by the reader before any request runs
 
-  Mutex write_mu;  // one reply on the socket at a time
+  Mutex write_mu ACQUIRED_BEFORE(fd_mu);  // one reply on the socket at a time
   std::atomic<bool> broken{false};  // a write failed: send nothing more
 
   Mutex mu;
