@@ -24,8 +24,8 @@ int RunServe(const ServeArgs& a) {
   Status st = server.Listen();
   if (!st.ok()) return Fail(st);
   signals.OnStop([&] { server.Stop(); });
-  std::string host = where->host.find(':') == std::string::npos ? where->host : "[" + where->host + "]";
-  std::printf("serving %s on http://%s:%d/\n", a.store.c_str(), host.c_str(), server.port());
+  const server::HostPort bound{where->host, uint16_t(server.port())};
+  std::printf("serving %s on http://%s/\n", a.store.c_str(), bound.ToString().c_str());
   std::fflush(stdout);
   st = server.Run();
   signals.Finishing();

@@ -25,8 +25,8 @@ Result<HostPort> ParseHostPort(std::string_view text) {
   } else if (host.find_first_of(":[]") != std::string_view::npos) {
     return bad();  // an IPv6 address without brackets, or stray brackets
   }
-  if (std::any_of(host.begin(), host.end(), [](char c) { return std::isspace(uint8_t(c)) || c == '/'; }))
-    return bad();
+  auto odd = [](char c) { return std::isspace(uint8_t(c)) || c == '/'; };
+  if (std::any_of(host.begin(), host.end(), odd)) return bad();
   if (port.empty() || port.size() > 5 ||
       !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
     return bad();

@@ -49,7 +49,8 @@ Result<HostPort> Listener::ListenTcp(const HostPort& where) {
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* res = nullptr;
   const std::string service = std::to_string(where.port), shown = where.ToString();
-  int rc = ::getaddrinfo(where.host.empty() ? nullptr : where.host.c_str(), service.c_str(), &hints, &res);
+  const char* node = where.host.empty() ? nullptr : where.host.c_str();
+  int rc = ::getaddrinfo(node, service.c_str(), &hints, &res);
   if (rc != 0) return Status::InvalidArgument("listen on " + shown + ": " + ::gai_strerror(rc));
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(res, ::freeaddrinfo);
   Status last = Status::IOError("no address to listen on for " + shown);
@@ -76,8 +77,8 @@ Status Listener::ListenUnix(const std::string& path, mode_t mode) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof addr.sun_path)
-    return Status::InvalidArgument("socket path too long (at most " + std::to_string(sizeof addr.sun_path - 1) +
-                                   " bytes): " + path);
+    return Status::InvalidArgument("socket path too long (at most " +
+                                   std::to_string(sizeof addr.sun_path - 1) + " bytes): " + path);
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   struct stat st;
   if (::lstat(path.c_str(), &st) == 0) {
