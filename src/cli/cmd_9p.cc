@@ -1,21 +1,19 @@
 // hloop 9p: export host directories (--export) and the ext2/3/4 file systems
 // of hloop images (--image, read-only, fetched lazily) over 9P2000.L, for QEMU
 // guests and other v9fs clients.
-#include <pthread.h>
-#include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <cerrno>
 #include <filesystem>
-#include <mutex>
 #include <set>
-#include <thread>
 
 #include "cli/common.h"
 #include "frontends/p9/p9_server.h"
 #include "frontends/p9fs/p9_dirfs.h"
 #include "frontends/p9fs/p9_extfs.h"
+#include "server/host_port.h"
+#include "server/stop_signals.h"
 #include "util/daemon.h"
 #include "util/log.h"
 
@@ -88,79 +86,19 @@ Status OpenExports(const NinePArgs& a, const disk::OpenOptions& opts, std::vecto
   return Status::Ok();
 }
 
-// SIGINT and SIGTERM stop the server. They are blocked in every thread (an
-// image's fetch threads and the server's workers inherit the mask) and taken
-// by one thread with sigwait. Until there is a server to stop, a signal ends
-// the process as it would unblocked: opening an image may wait long for its
-// index.
-class SignalStop {
- public:
-  // REQUIRES: no other thread exists yet.
-  static std::shared_ptr<SignalStop> Start() {
-    auto s = std::shared_ptr<SignalStop>(new SignalStop);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    std::thread([s, set] {
-      for (;;) {
-        int sig = 0;
-        sigwait(&set, &sig);
-        std::lock_guard<std::mutex> lock(s->mu_);
-        if (s->server_) {
-          s->server_->Stop();
-          return;
-        }
-        // Delivered here, unblocked: the process ends (unless the signal
-        // is ignored, as SIGINT is in a shell's background job).
-        sigset_t one;
-        sigemptyset(&one);
-        sigaddset(&one, sig);
-        pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
-        ::raise(sig);
-        pthread_sigmask(SIG_BLOCK, &one, nullptr);
-      }
-    }).detach();
-    return s;
-  }
-  // The server a signal stops from now on; null (before the server goes
-  // away) waits for a Stop under way.
-  void Serve(p9::Server* server) {
-    std::lock_guard<std::mutex> lock(mu_);
-    server_ = server;
-  }
-
- private:
-  SignalStop() = default;
-  std::mutex mu_;
-  p9::Server* server_ = nullptr;  // GUARDED_BY(mu_)
-};
-
 int Run9P(const NinePArgs& a) {
   if (a.listen.empty() == a.socket.empty()) {
     Fail("give one of --listen HOST:PORT and --socket PATH");
     return kExitUsage;
   }
-  std::string host;
-  int port = 0;
+  server::HostPort where;
   if (!a.listen.empty()) {
-    size_t colon = a.listen.rfind(':');
-    if (colon == std::string::npos) {
-      Fail("--listen " + a.listen + ": expected HOST:PORT");
+    auto parsed = server::ParseHostPort(a.listen);
+    if (!parsed.ok()) {
+      Fail(parsed.status().Annotate("--listen"));
       return kExitUsage;
     }
-    host = a.listen.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    try {
-      port = std::stoi(a.listen.substr(colon + 1));
-    } catch (...) {
-      port = -1;
-    }
-    if (port < 0 || port > 65535) {
-      Fail("--listen " + a.listen + ": bad port");
-      return kExitUsage;
-    }
+    where = *parsed;
   }
   if (a.exports.empty() && a.images.empty()) {
     Fail("give at least one --export DIR or --image URL");
@@ -176,7 +114,7 @@ int Run9P(const NinePArgs& a) {
     daemon.Failed(st.message());
     return Fail(st);
   };
-  std::shared_ptr<SignalStop> signals = SignalStop::Start();  // the first thread
+  server::StopSignals signals;  // the first thread
   std::vector<p9::Export> exports;
   std::vector<std::string> shown;
   Status opened = OpenExports(a, *opts, &exports, &shown);
@@ -191,24 +129,24 @@ int Run9P(const NinePArgs& a) {
   p9::ServerOptions o;
   o.workers = a.threads;
   p9::Server server(std::move(exports), o);
-  std::string where;
+  std::string listening;
   if (!a.socket.empty()) {
     Status st = server.ListenUnix(a.socket);
     if (!st.ok()) return fail(st);
-    where = "unix " + a.socket;
+    listening = "unix " + a.socket;
   } else {
-    auto bound = server.ListenTcp(host, port);
+    auto bound = server.ListenTcp(where);
     if (!bound.ok()) return fail(bound.status());
-    where = "tcp " + *bound;
+    listening = "tcp " + bound->ToString();
   }
   // The client applies its own umask; modes arrive as they should be made.
   ::umask(0);
-  for (const std::string& s : shown) std::printf("serving %s on %s\n", s.c_str(), where.c_str());
+  for (const std::string& s : shown) std::printf("serving %s on %s\n", s.c_str(), listening.c_str());
   std::fflush(stdout);
-  signals->Serve(&server);
+  signals.OnStop([&] { server.Stop(); });
   daemon.Ready();
   Status st = server.Run();
-  signals->Serve(nullptr);
+  signals.Finishing();
   if (!st.ok()) return Fail(st);
   return kExitOk;
 }
@@ -249,7 +187,7 @@ Command NinePCommand() {
                 "system that was not cleanly unmounted is refused (run e2fsck on it first).\n"
                 "  hloop 9p --listen 127.0.0.1:5640 --image http://server/debian.idx\n"
                 "  hloop 9p --listen 127.0.0.1:5640 --image root=http://server/debian.idx --export work=/srv/w\n"
-                "Stops on SIGINT or SIGTERM.");
+                "Stops on SIGINT, SIGTERM or SIGHUP.");
             return [a] { return Run9P(*a); };
           }};
 }

@@ -5,6 +5,7 @@
 #include "cli/common.h"
 #include "disk/stats_json.h"
 #include "frontends/fuse/fuse_file.h"
+#include "server/stop_signals.h"
 #include "util/daemon.h"
 #include "util/size.h"
 
@@ -25,6 +26,9 @@ int RunMount(MountArgs& a) {
   if (!opts.ok()) return Fail(opts.status());
   Daemonizer daemon;
   if (a.daemon) daemon.Start();  // before any thread exists
+  // The first thread. Every later one (fetches, FUSE) has the stop signals
+  // blocked, so none can cut the shutdown below short.
+  server::StopSignals signals;
   auto fail = [&](const Status& st) {
     daemon.Failed(st.message());
     return Fail(st);
@@ -53,9 +57,16 @@ int RunMount(MountArgs& a) {
     // throw inside the FUSE callback).
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   };
-  Status st = frontends::ServeFuse(served, f);
+  frontends::FuseMount mount(served, f);
+  Status st = mount.Mount();
   if (!st.ok()) return fail(st);
+  signals.OnStop([&] { mount.Stop(); });
+  st = mount.Run();
+  signals.Finishing();
+  if (!st.ok()) return Fail(st);
   // Unmounted: make every write durable (the kernel has sent them all).
+  // Then the image writes its recorded profile as it closes. A signal now
+  // (a service manager's SIGTERM right after `fusermount -u`) is only logged.
   if (*overlay) {
     st = (*overlay)->Flush();
     if (!st.ok()) return Fail(st);
@@ -85,7 +96,7 @@ Command MountCommand() {
                         "`mount -o loop,ro`. With --overlay it is writable (`losetup`, `mount -o loop`):\n"
                         "writes land in the overlay file, fsync makes them durable, `hloop commit` turns\n"
                         "them into a new image version. Stays in the foreground until unmounted (umount MOUNTPOINT)\n"
-                        "or signalled (SIGINT/SIGTERM unmount cleanly). Every chunk is checked against\n"
+                        "or signalled (SIGINT/SIGTERM/SIGHUP unmount cleanly). Every chunk is checked against\n"
                         "its SHA-256 before use; a chunk that stays wrong fails its reads with EIO.\n"
                         "`hloop stats MOUNTPOINT` shows what the mount is doing.");
             return [a] { return RunMount(*a); };

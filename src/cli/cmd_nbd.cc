@@ -6,6 +6,8 @@
 #include "cli/common.h"
 #include "disk/stats_json.h"
 #include "frontends/nbd/nbd_server.h"
+#include "server/host_port.h"
+#include "server/stop_signals.h"
 #include "util/daemon.h"
 #include "util/file.h"
 
@@ -21,10 +23,18 @@ struct NbdArgs {
 };
 
 int RunNbd(NbdArgs& a) {
+  if (!a.listen.empty()) {
+    auto where = server::ParseHostPort(a.listen);
+    if (!where.ok()) {
+      Fail(where.status().Annotate("--listen"));
+      return kExitUsage;
+    }
+  }
   auto opts = MakeOpenOptions(a.image, /*with_cache_default=*/true);
   if (!opts.ok()) return Fail(opts.status());
   Daemonizer daemon;
   if (a.daemon) daemon.Start();  // before any thread exists
+  server::StopSignals signals;  // the first thread
   auto fail = [&](const Status& st) {
     daemon.Failed(st.message());
     return Fail(st);
@@ -41,13 +51,18 @@ int RunNbd(NbdArgs& a) {
   n.read_only = a.read_only;
   n.threads = a.threads;
   const auto started = std::chrono::steady_clock::now();
-  Status st = nbd::ServeNbd(served, n, [&](const std::string& uri) {
-    std::printf("serving %s on %s\n", n.export_name.c_str(), uri.c_str());
-    std::fflush(stdout);
-    daemon.Ready();
-  });
+  nbd::NbdServer server(served, n);
+  Status st = server.Listen();
   if (!st.ok()) return fail(st);
-  // Stopped: make every acknowledged write durable, flushed or not.
+  signals.OnStop([&] { server.Stop(); });
+  std::printf("serving %s on %s\n", n.export_name.c_str(), server.uri().c_str());
+  std::fflush(stdout);
+  daemon.Ready();
+  server.Run();
+  signals.Finishing();
+  // Stopped: make every acknowledged write durable, flushed or not. Signals
+  // stay blocked: none cuts this (or the recorded profile the image writes
+  // when it closes) short.
   if (*overlay) {
     st = (*overlay)->Flush();
     if (!st.ok()) return Fail(st);
@@ -82,7 +97,7 @@ Command NbdCommand() {
             app->add_option("--stats-file", a->stats_file,
                             "When the server stops, write its statistics there (the JSON of `hloop stats --json`)");
             app->footer(
-                "Serves one export, under any name, until SIGINT or SIGTERM (which finish the\n"
+                "Serves one export, under any name, until SIGINT, SIGTERM or SIGHUP (which finish the\n"
                 "requests in flight, close the connections and remove the socket file). Prints\n"
                 "\"serving NAME on URI\" once clients may connect. Without --overlay the export is\n"
                 "read-only (writes fail with EPERM); with it, writes go to the overlay file and FLUSH\n"

@@ -3,19 +3,19 @@
 #include <httplib.h>
 #include <sys/stat.h>
 
-#include <atomic>
+#include <chrono>
 #include <ctime>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "format/format.h"
 
 namespace hloop::serve {
 
-static std::atomic<httplib::Server*> g_server{nullptr};
-static constexpr size_t kServeThreads = 128;
-
 namespace {
+
+constexpr size_t kServeThreads = 128;
 
 // RFC 9110 IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"). Shared caches
 // (Squid) treat a response without Date as already expired.
@@ -50,15 +50,17 @@ std::optional<Validators> ValidatorsFor(const std::string& root, const std::stri
 
 }  // namespace
 
-void StopServing() {
-  if (auto* s = g_server.load()) s->stop();
-}
+HttpServer::HttpServer(ServeOptions options)
+    : options_(std::move(options)), server_(std::make_unique<httplib::Server>()) {}
 
-Status Serve(const ServeOptions& options) {
+HttpServer::~HttpServer() = default;
+
+Status HttpServer::Listen() {
+  const ServeOptions& options = options_;
+  httplib::Server& server = *server_;
   struct stat sb;
   if (::stat(options.root.c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode))
     return Status::InvalidArgument("store " + options.root + ": not a directory");
-  httplib::Server server;
   // The mount point handler serves files only below root and rejects paths
   // with ".." segments (httplib's is_valid_path).
   if (!server.set_mount_point("/", options.root))
@@ -115,19 +117,33 @@ Status Serve(const ServeOptions& options) {
   server.new_task_queue = [] { return new httplib::ThreadPool(kServeThreads); };
   server.set_keep_alive_max_count(1000);
   server.set_keep_alive_timeout(5);
-  int port = options.port;
-  if (port == 0) {
-    port = server.bind_to_any_port(options.host);
-    if (port < 0) return Status::IOError("cannot listen on " + options.host);
-  } else if (!server.bind_to_port(options.host, port)) {
-    return Status::IOError("cannot listen on " + options.host + ":" + std::to_string(port));
+  const std::string host = options.listen.host.empty() ? "0.0.0.0" : options.listen.host;
+  if (options.listen.port == 0) {
+    port_ = server.bind_to_any_port(host);
+    if (port_ < 0) return Status::IOError("cannot listen on " + options.listen.ToString());
+  } else if (server.bind_to_port(host, options.listen.port)) {
+    port_ = options.listen.port;
+  } else {
+    return Status::IOError("cannot listen on " + options.listen.ToString());
   }
-  g_server = &server;
-  if (options.on_listening) options.on_listening(port);
-  bool ok = server.listen_after_bind();
-  g_server = nullptr;
+  return Status::Ok();
+}
+
+Status HttpServer::Run() {
+  run_entered_ = true;
+  bool ok = stopping_ || server_->listen_after_bind();
+  run_done_ = true;
   if (!ok) return Status::IOError("server stopped with an error");
   return Status::Ok();
+}
+
+void HttpServer::Stop() {
+  stopping_ = true;
+  // httplib's stop() does nothing until its loop runs: a Run() that has
+  // started (and so did not see stopping_) is waited for.
+  while (run_entered_ && !run_done_ && !server_->is_running())
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  server_->stop();
 }
 
 }  // namespace hloop::serve

@@ -5,27 +5,54 @@
 // nothing this server does beyond plain HTTP.
 #pragma once
 
+#include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
 
+#include "server/host_port.h"
 #include "util/status.h"
+
+namespace httplib {
+class Server;
+}
 
 namespace hloop::serve {
 
 struct ServeOptions {
   std::string root;
-  std::string host = "127.0.0.1";
-  int port = 8080;
+  server::HostPort listen{"127.0.0.1", 8080};  // port 0 picks one
   int index_max_age_s = 60;
-  // Called once the socket listens.
-  std::function<void(int port)> on_listening;
 };
 
-// Serves until Stop() is called from another thread (or a signal handler
-// arranges it). Returns when the server has stopped.
-Status Serve(const ServeOptions& options);
-// Makes a running Serve() return. Async-signal-safe enough for our handler:
-// it only flips an atomic and shuts the listening socket down.
-void StopServing();
+// The same Listen / Run / Stop shape as the NBD and 9P servers. cpp-httplib
+// binds and accepts itself (it cannot take a socket made elsewhere), so this
+// server does not use server::Listener; it runs a pool of its own threads,
+// one per open connection.
+class HttpServer {
+ public:
+  explicit HttpServer(ServeOptions options);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Checks the store and binds the socket.
+  Status Listen();
+  // The port bound. REQUIRES: Listen() succeeded.
+  int port() const { return port_; }
+  // Serves until Stop(). REQUIRES: Listen() succeeded.
+  Status Run();
+  // Makes Run() return (at once if it has not started yet). Thread-safe; not
+  // async-signal-safe (call it from server::StopSignals).
+  void Stop();
+
+ private:
+  ServeOptions options_;
+  std::unique_ptr<httplib::Server> server_;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> run_entered_{false};
+  std::atomic<bool> run_done_{false};
+};
 
 }  // namespace hloop::serve

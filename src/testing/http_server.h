@@ -8,10 +8,12 @@
 #include <chrono>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace hloop::testing {
 
@@ -26,7 +28,7 @@ class TestHttpServer {
     server_.set_keep_alive_timeout(1);  // so that stop() does not wait long for idle clients
     server_.Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
         log_.push_back(req.path);
       }
       handler_(req, res);
@@ -48,12 +50,12 @@ class TestHttpServer {
   int port() const { return port_; }
   std::string base() const { return "http://127.0.0.1:" + std::to_string(port_) + "/"; }
   // Paths requested so far, in arrival order.
-  std::vector<std::string> log() {
-    std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> log() EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
     return log_;
   }
-  int count(const std::string& path) {
-    std::lock_guard<std::mutex> lock(mu_);
+  int count(const std::string& path) EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
     int n = 0;
     for (const auto& p : log_) n += p == path;
     return n;
@@ -64,8 +66,8 @@ class TestHttpServer {
   httplib::Server server_;
   int port_ = 0;
   std::thread thread_;
-  std::mutex mu_;
-  std::vector<std::string> log_;
+  Mutex mu_;
+  std::vector<std::string> log_ GUARDED_BY(mu_);
 };
 
 }  // namespace hloop::testing

@@ -19,6 +19,7 @@
 #include <deque>
 
 #include "fault_plan.h"
+#include "server/host_port.h"
 
 namespace hloop::wanem {
 
@@ -35,23 +36,20 @@ std::string ErrnoText(const std::string& what) {
   return what + ": " + std::strerror(errno);
 }
 
-// Resolves "HOST:PORT" (or "[V6]:PORT") to the first address getaddrinfo
-// gives. Returns an error message or "".
+// Resolves "HOST:PORT" (or "[V6]:PORT", hloop::server::ParseHostPort) to
+// the first address getaddrinfo gives. Returns an error message or "".
 std::string Resolve(const std::string& hostport, sockaddr_storage* addr,
                     socklen_t* len) {
-  size_t colon = hostport.rfind(':');
-  if (colon == std::string::npos || colon + 1 == hostport.size())
-    return hostport + ": expected HOST:PORT";
-  std::string host = hostport.substr(0, colon);
-  std::string port = hostport.substr(colon + 1);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
+  auto where = hloop::server::ParseHostPort(hostport);
+  if (!where.ok()) return where.status().message();
+  std::string port = std::to_string(where->port);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV;
   addrinfo* res = nullptr;
-  int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
+  int rc = getaddrinfo(where->host.empty() ? nullptr : where->host.c_str(),
+                       port.c_str(), &hints, &res);
   if (rc != 0) return hostport + ": " + gai_strerror(rc);
   std::memcpy(addr, res->ai_addr, res->ai_addrlen);
   *len = res->ai_addrlen;

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "proxy.h"
+#include "server/host_port.h"
 
 namespace {
 
@@ -108,6 +109,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return kExitUsage;
+  }
+  for (const std::string* address : {&o.listen, &o.connect}) {
+    auto parsed = hloop::server::ParseHostPort(*address);
+    if (!parsed.ok()) return Usage(parsed.status().message());
   }
   if (!ParseSize(rate, &o.rate))
     return Usage("--rate " + rate + ": not a size");

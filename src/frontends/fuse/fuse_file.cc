@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <fuse.h>
+#include <fuse_lowlevel.h>
 #include <linux/falloc.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 #include <sstream>
 #include <cerrno>
 #include <cstring>
+#include <chrono>
 #include <ctime>
 #include <vector>
 
@@ -238,12 +240,32 @@ void RaiseReadAhead(const std::string& mountpoint, unsigned kb) {
     LogInfo("could not set the kernel read-ahead of " + mountpoint + " (" + path + "); reads stay at 128 KiB");
 }
 
+// SIGUSR2 wakes Run()'s thread out of libfuse's loop (see Stop()).
+constexpr int kWakeSignal = SIGUSR2;
+extern "C" void OnWakeSignal(int) {}
+
 }  // namespace
 
-Status ServeFuse(disk::BlockDevice& device, const FuseOptions& options) {
-  if (options.file_name.empty() || options.file_name.find('/') != std::string::npos)
-    return Status::InvalidArgument("bad file name '" + options.file_name + "'");
-  Context ctx{&device, "/" + options.file_name, std::time(nullptr), options.stats};
+struct FuseMount::State {
+  Context ctx;
+  fuse_session* session = nullptr;
+};
+
+FuseMount::FuseMount(disk::BlockDevice& device, FuseOptions options)
+    : device_(device), options_(std::move(options)) {}
+
+FuseMount::~FuseMount() {
+  if (fuse_) {
+    fuse_unmount(fuse_);
+    fuse_destroy(fuse_);
+  }
+}
+
+Status FuseMount::Mount() {
+  if (options_.file_name.empty() || options_.file_name.find('/') != std::string::npos)
+    return Status::InvalidArgument("bad file name '" + options_.file_name + "'");
+  state_ = std::make_unique<State>();
+  state_->ctx = Context{&device_, "/" + options_.file_name, std::time(nullptr), options_.stats};
   fuse_operations ops{};
   ops.init = Init;
   ops.getattr = Guarded<GetAttr>;
@@ -251,7 +273,7 @@ Status ServeFuse(disk::BlockDevice& device, const FuseOptions& options) {
   ops.open = Guarded<Open>;
   ops.read = Guarded<Read>;
   ops.statfs = Guarded<StatFs>;
-  if (device.can_write()) {
+  if (device_.can_write()) {
     ops.write = Guarded<Write>;
     ops.fsync = Guarded<Fsync>;
     ops.flush = Guarded<FlushOnClose>;
@@ -262,10 +284,10 @@ Status ServeFuse(disk::BlockDevice& device, const FuseOptions& options) {
   ops.listxattr = Guarded<ListXattr>;
 
   std::string mount_opts = "default_permissions,fsname=hloop,subtype=hloop";
-  if (!device.can_write()) mount_opts = "ro," + mount_opts;
+  if (!device_.can_write()) mount_opts = "ro," + mount_opts;
   std::vector<std::string> argv_s = {"hloop", "-o", mount_opts};
-  if (options.allow_other) argv_s.insert(argv_s.end(), {"-o", "allow_other"});
-  if (options.debug) argv_s.push_back("-d");
+  if (options_.allow_other) argv_s.insert(argv_s.end(), {"-o", "allow_other"});
+  if (options_.debug) argv_s.push_back("-d");
   std::vector<char*> argv;
   for (auto& s : argv_s) argv.push_back(s.data());
   fuse_args args = FUSE_ARGS_INIT(int(argv.size()), argv.data());
@@ -276,31 +298,67 @@ Status ServeFuse(disk::BlockDevice& device, const FuseOptions& options) {
     ~ArgsFree() { fuse_opt_free_args(a); }
   } args_free{&args};
 
-  fuse* f = fuse_new(&args, &ops, sizeof ops, &ctx);
+  fuse* f = fuse_new(&args, &ops, sizeof ops, &state_->ctx);
   if (!f) return Status::IOError("cannot set up FUSE (is /dev/fuse there?)");
-  if (fuse_mount(f, options.mountpoint.c_str()) != 0) {
+  if (fuse_mount(f, options_.mountpoint.c_str()) != 0) {
     fuse_destroy(f);
-    return Status::IOError("cannot mount FUSE at " + options.mountpoint);
+    return Status::IOError("cannot mount FUSE at " + options_.mountpoint);
   }
-  fuse_session* se = fuse_get_session(f);
-  if (fuse_set_signal_handlers(se) != 0) {
-    fuse_unmount(f);
-    fuse_destroy(f);
-    return Status::IOError("cannot install signal handlers");
-  }
-  if (options.readahead_kb) RaiseReadAhead(options.mountpoint, options.readahead_kb);
-  if (options.on_ready) options.on_ready();
-  fuse_loop_config* cfg = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_max_threads(cfg, options.max_threads);
-  fuse_loop_cfg_set_clone_fd(cfg, 0);
-  int rc = fuse_loop_mt(f, cfg);
-  fuse_loop_cfg_destroy(cfg);
-  fuse_remove_signal_handlers(se);
-  fuse_unmount(f);
-  fuse_destroy(f);
-  if (rc != 0 && rc != SIGINT && rc != SIGTERM && rc != SIGHUP)
-    return Status::IOError("FUSE loop ended with an error (" + std::to_string(rc) + ")");
+  fuse_ = f;
+  state_->session = fuse_get_session(f);
+  if (options_.readahead_kb) RaiseReadAhead(options_.mountpoint, options_.readahead_kb);
+  if (options_.on_ready) options_.on_ready();
   return Status::Ok();
+}
+
+Status FuseMount::Run() {
+  struct sigaction wake{};
+  wake.sa_handler = OnWakeSignal;
+  sigemptyset(&wake.sa_mask);
+  ::sigaction(kWakeSignal, &wake, nullptr);
+  sigset_t wake_set;
+  sigemptyset(&wake_set);
+  sigaddset(&wake_set, kWakeSignal);
+  pthread_sigmask(SIG_UNBLOCK, &wake_set, nullptr);
+  int rc = 0;
+  bool loop;
+  {
+    MutexLock lock(&mu_);
+    loop = !stop_requested_;
+    looping_ = loop;
+    loop_thread_ = pthread_self();
+  }
+  if (loop) {
+    fuse_loop_config* cfg = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_max_threads(cfg, options_.max_threads);
+    fuse_loop_cfg_set_clone_fd(cfg, 0);
+    rc = fuse_loop_mt(fuse_, cfg);
+    fuse_loop_cfg_destroy(cfg);
+    {
+      MutexLock lock(&mu_);
+      looping_ = false;
+    }
+    cv_.SignalAll();
+  }
+  fuse_unmount(fuse_);
+  fuse_destroy(fuse_);
+  fuse_ = nullptr;
+  if (rc != 0) return Status::IOError("FUSE loop ended with an error (" + std::to_string(rc) + ")");
+  return Status::Ok();
+}
+
+void FuseMount::Stop() {
+  MutexLock lock(&mu_);
+  stop_requested_ = true;
+  if (!looping_) return;
+  fuse_session_exit(state_->session);
+  // libfuse's loop checks for the exit between waits; a signal interrupts
+  // its wait. Sent again until the loop has ended: one that arrives just
+  // before the wait begins is lost.
+  while (looping_) {
+    pthread_kill(loop_thread_, kWakeSignal);
+    cv_.WaitUntil(&mu_, std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
+  }
 }
 
 }  // namespace hloop::frontends

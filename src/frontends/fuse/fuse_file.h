@@ -7,13 +7,26 @@
 // Thread model: libfuse's multi-threaded loop calls the device's Read() and
 // Write() from several threads at once; the device is thread-safe, this
 // layer keeps no mutable state after mounting.
+//
+// Signals: the mount takes none itself (libfuse's handlers are not used).
+// The process blocks SIGINT/SIGTERM/SIGHUP with server::StopSignals, whose
+// callback calls FuseMount::Stop(); once Run() has returned, shutdown work
+// (flushing an overlay, writing a recorded profile) cannot be cut short by
+// another signal.
 #pragma once
 
+#include <pthread.h>
+
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "disk/block_device.h"
+#include "util/mutex.h"
 #include "util/status.h"
+#include "util/thread_annotations.h"
+
+struct fuse;
 
 namespace hloop::frontends {
 
@@ -37,8 +50,40 @@ struct FuseOptions {
 // The extended attribute of a mount's root that holds its statistics.
 inline constexpr const char* kStatsXattr = "user.hloop.stats";
 
-// Mounts, serves requests until unmounted or until SIGINT/SIGTERM/SIGHUP
-// (which unmount cleanly), then returns. `device` must outlive the call.
-Status ServeFuse(disk::BlockDevice& device, const FuseOptions& options);
+// One mount, with the Listen / Run / Stop shape of the servers: Mount(),
+// Run() until unmounted (umount, fusermount -u) or Stop(), then it unmounts.
+class FuseMount {
+ public:
+  // `device` must outlive the mount.
+  FuseMount(disk::BlockDevice& device, FuseOptions options);
+  // Unmounts if Run() did not.
+  ~FuseMount();
+  FuseMount(const FuseMount&) = delete;
+  FuseMount& operator=(const FuseMount&) = delete;
+
+  Status Mount() EXCLUDES(mu_);
+  // Serves requests until the file system is unmounted or Stop() is called,
+  // then unmounts. REQUIRES: Mount() succeeded.
+  Status Run() EXCLUDES(mu_);
+  // Ends Run(): at once if it has not started its loop, otherwise once the
+  // loop has noticed (libfuse's loop is woken by SIGUSR2 sent to Run()'s
+  // thread, whose handler does nothing). Returns when Run()'s loop has
+  // ended or will not start. Any thread but Run()'s; more than once.
+  void Stop() EXCLUDES(mu_);
+
+ private:
+  struct State;
+
+  disk::BlockDevice& device_;
+  const FuseOptions options_;
+  std::unique_ptr<State> state_;
+  ::fuse* fuse_ = nullptr;  // from Mount() until unmounted
+
+  Mutex mu_;
+  CondVar cv_;  // looping_ became false
+  bool stop_requested_ GUARDED_BY(mu_) = false;
+  bool looping_ GUARDED_BY(mu_) = false;  // Run() is in libfuse's loop
+  pthread_t loop_thread_ GUARDED_BY(mu_) = {};
+};
 
 }  // namespace hloop::frontends

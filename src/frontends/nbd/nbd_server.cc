@@ -1,28 +1,23 @@
 #include "frontends/nbd/nbd_server.h"
 
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <climits>
-#include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <thread>
 
 #include "frontends/nbd/nbd_negotiate.h"
 #include "frontends/nbd/nbd_transmit.h"
+#include "server/host_port.h"
 #include "util/log.h"
+#include "util/mutex.h"
 
 namespace hloop::nbd {
 
@@ -79,40 +74,44 @@ void SetTimeout(int fd, int option, int seconds) {
   ::setsockopt(fd, SOL_SOCKET, option, &tv, sizeof tv);
 }
 
-std::string ErrnoText(int err) { return std::strerror(err); }
-
 }  // namespace
 
+// Lock order: write_mu before fd_mu (a failed reply shuts the socket down
+// while holding write_mu); mu is never held with another.
 struct NbdServer::Connection {
   Connection(uint64_t id_, int fd_) : id(id_), fd(fd_), stream(fd_) {}
   ~Connection() { Close(); }
 
   // shutdown(2) unless already closed: wakes the reader (SHUT_RD) or fails
   // every later write too (SHUT_RDWR). Any thread.
-  void Shutdown(int how) {
-    std::lock_guard<std::mutex> lock(fd_mu);
+  void Shutdown(int how) EXCLUDES(fd_mu) {
+    MutexLock lock(&fd_mu);
     if (fd >= 0) ::shutdown(fd, how);
   }
-  void Close() {
-    std::lock_guard<std::mutex> lock(fd_mu);
+  void Close() EXCLUDES(fd_mu) {
+    MutexLock lock(&fd_mu);
     if (fd >= 0) ::close(fd);
     fd = -1;
+  }
+  void SetReceiveTimeout(int seconds) EXCLUDES(fd_mu) {
+    MutexLock lock(&fd_mu);
+    if (fd >= 0) SetTimeout(fd, SO_RCVTIMEO, seconds);
   }
   std::string Name() const { return "nbd client " + std::to_string(id); }
 
   const uint64_t id;
-  std::mutex fd_mu;  // guards fd against close racing shutdown (fd reuse)
-  int fd;
+  Mutex fd_mu;  // guards fd against close racing shutdown (fd reuse)
+  int fd GUARDED_BY(fd_mu);
   FdStream stream;
   Transmission t;  // set by the reader before any request runs
 
-  std::mutex write_mu;  // one reply on the socket at a time
+  Mutex write_mu ACQUIRED_BEFORE(fd_mu);  // one reply on the socket at a time
   std::atomic<bool> broken{false};  // a write failed: send nothing more
 
-  std::mutex mu;  // guards the two counts
-  std::condition_variable cv;
-  unsigned inflight = 0;        // requests handed to the pool, not yet answered
-  uint64_t inflight_bytes = 0;  // their Command::cost
+  Mutex mu;
+  CondVar cv;  // a request was answered
+  unsigned inflight GUARDED_BY(mu) = 0;        // requests handed to the pool, not yet answered
+  uint64_t inflight_bytes GUARDED_BY(mu) = 0;  // their Command::cost
 
   std::atomic<bool> done{false};  // the reader thread has finished
   std::thread thread;
@@ -123,175 +122,50 @@ struct NbdServer::Task {
   Command command;
 };
 
-// Worker threads taking tasks from one FIFO queue shared by every
-// connection.
-class NbdServer::WorkerPool {
- public:
-  WorkerPool(unsigned n, std::function<void(Task&)> fn) : fn_(std::move(fn)) {
-    for (unsigned i = 0; i < std::max(1u, n); i++) threads_.emplace_back([this] { Loop(); });
-  }
-  // Runs what is queued, then joins.
-  ~WorkerPool() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    for (std::thread& t : threads_) t.join();
-  }
-  void Submit(Task task) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      queue_.push_back(std::move(task));
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void Loop() {
-    for (;;) {
-      Task task;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-        if (queue_.empty()) return;  // stopping, nothing left
-        task = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      fn_(task);
-    }
-  }
-
-  std::function<void(Task&)> fn_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Task> queue_;
-  bool stopping_ = false;
-  std::vector<std::thread> threads_;
-};
-
 NbdServer::NbdServer(disk::BlockDevice& device, NbdServerOptions options)
     : device_(device), options_(std::move(options)) {}
 
 NbdServer::~NbdServer() {
   ReapConnections(true);
   pool_.reset();
-  if (listen_fd_ >= 0) {  // listened, never ran
-    ::close(listen_fd_);
-    if (!options_.socket_path.empty()) ::unlink(options_.socket_path.c_str());
-  }
-  for (int fd : wake_fd_)
-    if (fd >= 0) ::close(fd);
 }
 
 Status NbdServer::Listen() {
-  if (::pipe2(wake_fd_, O_CLOEXEC | O_NONBLOCK) != 0) return Status::FromErrno(errno, "pipe");
   if (options_.socket_path.empty() == options_.listen.empty())
     return Status::InvalidArgument("give exactly one of a Unix socket path and a TCP address");
-  return options_.socket_path.empty() ? ListenTcp() : ListenUnix();
-}
-
-Status NbdServer::ListenUnix() {
-  const std::string& path = options_.socket_path;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path)
-    return Status::InvalidArgument("socket path too long (at most " + std::to_string(sizeof addr.sun_path - 1) +
-                                   " bytes): " + path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  struct stat st;
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) return Status::InvalidArgument(path + " exists and is not a socket");
-    // A socket file nobody answers on is left over from a server that
-    // died: replace it. One that answers belongs to a live server.
-    int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    bool live = probe >= 0 && ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    if (probe >= 0) ::close(probe);
-    if (live) return Status::InvalidArgument(path + " is in use by another server");
-    ::unlink(path.c_str());
-  }
-  listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) return Status::FromErrno(errno, "socket");
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    return Status::FromErrno(errno, "bind " + path);
-  if (::listen(listen_fd_, 128) != 0) return Status::FromErrno(errno, "listen " + path);
-  std::string abs = path;
-  if (abs[0] != '/') {
-    char cwd[PATH_MAX];
-    if (::getcwd(cwd, sizeof cwd)) abs = std::string(cwd) + "/" + path;
-  }
-  uri_ = "nbd+unix:///?socket=" + abs;
-  return Status::Ok();
-}
-
-Status NbdServer::ListenTcp() {
-  const std::string& spec = options_.listen;
-  size_t colon = spec.rfind(':');
-  if (colon == std::string::npos) return Status::InvalidArgument("--listen wants HOST:PORT, got '" + spec + "'");
-  std::string host = spec.substr(0, colon), port = spec.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &res);
-  if (rc != 0) return Status::InvalidArgument("--listen " + spec + ": " + ::gai_strerror(rc));
-  Status last = Status::IOError("no address to listen on for " + spec);
-  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
-    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) continue;
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, 128) == 0) {
-      listen_fd_ = fd;
-      break;
+  if (!options_.socket_path.empty()) {
+    const std::string& path = options_.socket_path;
+    HLOOP_RETURN_IF_ERROR(listener_.ListenUnix(path));
+    std::string abs = path;
+    if (abs[0] != '/') {
+      char cwd[PATH_MAX];
+      if (::getcwd(cwd, sizeof cwd)) abs = std::string(cwd) + "/" + path;
     }
-    last = Status::FromErrno(errno, "listen on " + spec);
-    ::close(fd);
+    uri_ = "nbd+unix:///?socket=" + abs;
+    return Status::Ok();
   }
-  ::freeaddrinfo(res);
-  if (listen_fd_ < 0) return last;
-  sockaddr_storage bound{};
-  socklen_t len = sizeof bound;
-  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len);
-  uint16_t actual = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-                                                : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  std::string shown = host.empty() ? "0.0.0.0" : host;
-  if (shown.find(':') != std::string::npos) shown = "[" + shown + "]";
-  uri_ = "nbd://" + shown + ":" + std::to_string(actual);
+  auto where = server::ParseHostPort(options_.listen);
+  if (!where.ok()) return where.status();
+  auto bound = listener_.ListenTcp(*where);
+  if (!bound.ok()) return bound.status();
+  uri_ = "nbd://" + bound->ToString();
   return Status::Ok();
 }
 
-void NbdServer::Stop() {
-  char c = 's';
-  ssize_t unused = ::write(wake_fd_[1], &c, 1);  // a full pipe already says it
-  (void)unused;
-}
+void NbdServer::Stop() { listener_.Wake(); }
 
 void NbdServer::Run() {
-  pool_ = std::make_unique<WorkerPool>(options_.threads, [this](Task& t) { RunTask(t); });
+  pool_ = std::make_unique<server::WorkerPool>(options_.threads);
   const bool tcp = options_.socket_path.empty();
   for (;;) {
-    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_[0], POLLIN, 0}};
-    int n = ::poll(fds, 2, 1000);  // wakes now and then to reap finished connections
+    auto accepted = listener_.Accept(1000);  // wakes now and then to reap finished connections
     ReapConnections(false);
-    if (n < 0 && errno != EINTR) {
-      LogError("nbd: poll: " + ErrnoText(errno));
+    if (!accepted.ok()) {
+      if (!accepted.status().IsUnavailable()) LogError("nbd: " + accepted.status().ToString());
       break;
     }
-    if (n <= 0) continue;
-    if (fds[1].revents) break;
-    if (!(fds[0].revents & POLLIN)) continue;
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) {
-      // Out of descriptors and the like: do not spin on it.
-      if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
-        LogWarn("nbd: accept: " + ErrnoText(errno));
-        ::usleep(100 * 1000);
-      }
-      continue;
-    }
+    int fd = *accepted;
+    if (fd < 0) continue;
     if (connections_.size() >= options_.max_connections) {
       LogWarn("nbd: " + std::to_string(connections_.size()) + " connections already; refusing another");
       ::close(fd);
@@ -311,9 +185,7 @@ void NbdServer::Run() {
   // read sees the end of the stream), wait for their requests in flight
   // and close.
   stopping_ = true;
-  ::close(listen_fd_);
-  listen_fd_ = -1;
-  if (!options_.socket_path.empty()) ::unlink(options_.socket_path.c_str());
+  listener_.Close();
   for (auto& conn : connections_) conn->Shutdown(SHUT_RD);
   ReapConnections(true);
   pool_.reset();
@@ -333,12 +205,15 @@ void NbdServer::Serve(const std::shared_ptr<Connection>& conn) {
   Negotiator negotiator(ExportInfo{options_.export_name, device_.size(), writable});
   Status st = RunHandshake(conn->stream, negotiator);
   if (st.ok()) {
-    SetTimeout(conn->fd, SO_RCVTIMEO, 0);  // in transmission a client may idle for ever
+    conn->SetReceiveTimeout(0);  // in transmission a client may idle for ever
     conn->t = negotiator.transmission();
     LogInfo(name + ": connected" + (conn->t.structured ? " (structured replies)" : ""));
     st = ReadRequests(
         conn->stream, conn->t, [&](uint64_t cost) { Admit(*conn, cost); },
-        [&](Command&& c) { pool_->Submit(Task{conn, std::move(c)}); });
+        [&](Command&& c) {
+          auto task = std::make_shared<Task>(Task{conn, std::move(c)});
+          pool_->Submit([this, task] { RunTask(*task); });
+        });
   }
   if (st.ok() || st.IsUnavailable()) {
     LogInfo(name + ": " + (st.ok() ? std::string("disconnected") : st.message()));
@@ -346,8 +221,8 @@ void NbdServer::Serve(const std::shared_ptr<Connection>& conn) {
     LogWarn(name + ": " + st.message() + "; closing the connection");
   }
   {
-    std::unique_lock<std::mutex> lock(conn->mu);
-    conn->cv.wait(lock, [&] { return conn->inflight == 0; });
+    MutexLock lock(&conn->mu);
+    while (conn->inflight != 0) conn->cv.Wait(&conn->mu);
   }
   conn->Close();
   conn->done = true;
@@ -357,11 +232,10 @@ void NbdServer::Serve(const std::shared_ptr<Connection>& conn) {
 // `cost` bytes in flight. A request is always admitted when none is in
 // flight, so one of any size gets through.
 void NbdServer::Admit(Connection& conn, uint64_t cost) {
-  std::unique_lock<std::mutex> lock(conn.mu);
-  conn.cv.wait(lock, [&] {
-    return conn.inflight == 0 ||
-           (conn.inflight < options_.max_inflight && conn.inflight_bytes + cost <= options_.max_inflight_bytes);
-  });
+  MutexLock lock(&conn.mu);
+  while (conn.inflight != 0 &&
+         (conn.inflight >= options_.max_inflight || conn.inflight_bytes + cost > options_.max_inflight_bytes))
+    conn.cv.Wait(&conn.mu);
   conn.inflight++;
   conn.inflight_bytes += cost;
 }
@@ -377,7 +251,7 @@ void NbdServer::RunTask(Task& task) {
     LogInfo(conn.Name() + ": " + c.check.message);
   task.command.payload.reset();  // the write is done: free its buffer before sending
   if (!conn.broken) {
-    std::lock_guard<std::mutex> lock(conn.write_mu);
+    MutexLock lock(&conn.write_mu);
     if (!conn.stream.Write(reply.Pieces())) {
       // The client is gone or stopped reading: drop it, which also ends
       // its reader.
@@ -386,43 +260,11 @@ void NbdServer::RunTask(Task& task) {
     }
   }
   {
-    std::lock_guard<std::mutex> lock(conn.mu);
+    MutexLock lock(&conn.mu);
     conn.inflight--;
     conn.inflight_bytes -= c.cost;
   }
-  conn.cv.notify_all();
-}
-
-namespace {
-std::atomic<NbdServer*> g_server{nullptr};
-extern "C" void OnStopSignal(int) {
-  if (NbdServer* s = g_server.load()) s->Stop();
-}
-}  // namespace
-
-Status ServeNbd(disk::BlockDevice& device, const NbdServerOptions& options,
-                const std::function<void(const std::string& uri)>& on_ready) {
-  NbdServer server(device, options);
-  HLOOP_RETURN_IF_ERROR(server.Listen());
-  g_server = &server;
-  struct sigaction sa{}, old_int{}, old_term{}, old_hup{}, old_pipe{};
-  sa.sa_handler = OnStopSignal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  ::sigaction(SIGINT, &sa, &old_int);
-  ::sigaction(SIGTERM, &sa, &old_term);
-  ::sigaction(SIGHUP, &sa, &old_hup);
-  struct sigaction ignore{};
-  ignore.sa_handler = SIG_IGN;
-  ::sigaction(SIGPIPE, &ignore, &old_pipe);
-  if (on_ready) on_ready(server.uri());
-  server.Run();
-  ::sigaction(SIGINT, &old_int, nullptr);
-  ::sigaction(SIGTERM, &old_term, nullptr);
-  ::sigaction(SIGHUP, &old_hup, nullptr);
-  ::sigaction(SIGPIPE, &old_pipe, nullptr);
-  g_server = nullptr;
-  return Status::Ok();
+  conn.cv.SignalAll();
 }
 
 }  // namespace hloop::nbd

@@ -5,7 +5,9 @@
 // reader thread that runs the handshake and then parses requests; a shared
 // pool of worker threads executes them on the device and sends each reply
 // as soon as it is ready (replies go out of order, one at a time per
-// connection under its write mutex). A connection has at most
+// connection under its write mutex). Listening, accepting and the pool are
+// the shared server helpers (server/listener.h, server/worker_pool.h). A
+// connection has at most
 // `max_inflight` requests (and `max_inflight_bytes` of buffers) in the
 // pool; beyond that its reader stops reading, so a client that floods
 // requests is slowed down, not buffered.
@@ -13,20 +15,20 @@
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "disk/block_device.h"
+#include "server/listener.h"
+#include "server/worker_pool.h"
 #include "util/status.h"
 
 namespace hloop::nbd {
 
 struct NbdServerOptions {
-  // Where to listen: exactly one of a Unix socket path or "HOST:PORT" (TCP;
-  // port 0 picks a free one, see NbdServer::uri()).
+  // Where to listen: exactly one of a Unix socket path or "HOST:PORT" (TCP,
+  // server::ParseHostPort; port 0 picks a free one, see NbdServer::uri()).
   std::string socket_path;
   std::string listen;
   std::string export_name;  // shown by LIST and NBD_INFO_NAME
@@ -59,35 +61,27 @@ class NbdServer {
   // in flight (those not yet started are answered ESHUTDOWN), closes every
   // connection and removes the socket file. REQUIRES: Listen() succeeded.
   void Run();
-  // Makes Run() return. Thread-safe and async-signal-safe (one write(2)).
+  // Makes Run() return (or return at once if it has not started yet).
+  // Thread-safe and async-signal-safe (one write(2)).
   void Stop();
 
  private:
   struct Connection;
   struct Task;
-  class WorkerPool;
 
   void Serve(const std::shared_ptr<Connection>& conn);
   void Admit(Connection& conn, uint64_t cost);
   void RunTask(Task& task);
   void ReapConnections(bool all);
-  Status ListenUnix();
-  Status ListenTcp();
 
   disk::BlockDevice& device_;
   NbdServerOptions options_;
   std::string uri_;
-  int listen_fd_ = -1;
-  int wake_fd_[2] = {-1, -1};  // Stop() writes to [1]; Run() polls [0]
+  server::Listener listener_;  // removes the socket file when closed
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> next_id_{1};
-  std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<server::WorkerPool> pool_;
   std::vector<std::shared_ptr<Connection>> connections_;  // only Run() touches it
 };
-
-// Serves until SIGINT, SIGTERM or SIGHUP, which stop it cleanly. `on_ready`
-// runs once the socket is listening, with its URI.
-Status ServeNbd(disk::BlockDevice& device, const NbdServerOptions& options,
-                const std::function<void(const std::string& uri)>& on_ready);
 
 }  // namespace hloop::nbd

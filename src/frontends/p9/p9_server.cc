@@ -1,32 +1,26 @@
 #include "frontends/p9/p9_server.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
 #include <deque>
-#include <functional>
 #include <list>
 #include <string_view>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
 
+#include "server/listener.h"
+#include "server/worker_pool.h"
 #include "util/bytes.h"
 #include "util/file.h"
 #include "util/log.h"
+#include "util/mutex.h"
 
 namespace hloop::p9 {
 
@@ -86,53 +80,12 @@ std::string Frame(uint16_t tag, Body body) {
   return out;
 }
 
-// A fixed set of threads running queued tasks in order.
-class WorkerPool {
- public:
-  explicit WorkerPool(unsigned n) {
-    for (unsigned i = 0; i < std::max(1u, n); i++) threads_.emplace_back([this] { Loop(); });
-  }
-  ~WorkerPool() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : threads_) t.join();
-  }
-  void Submit(std::function<void()> task) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      tasks_.push_back(std::move(task));
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void Loop() {
-    for (;;) {
-      std::function<void()> task;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || !tasks_.empty(); });
-        if (tasks_.empty()) return;  // stopping, and nothing left
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
-      }
-      task();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;  // GUARDED_BY(mu_)
-  bool stop_ = false;                         // GUARDED_BY(mu_)
-  std::vector<std::thread> threads_;
-};
-
+// Its fields after `msg` are guarded by the mutex of the Connection it
+// belongs to (the analysis cannot name that mutex here).
 struct Request {
   Message msg;
-  bool started = false;             // GUARDED_BY(Connection::mu)
-  bool cancelled = false;           // GUARDED_BY(Connection::mu)
+  bool started = false;
+  bool cancelled = false;
   std::vector<uint16_t> flushes;    // Tflush tags to answer after the reply
 };
 
@@ -140,7 +93,7 @@ struct Request {
 // workers hold it while they run its requests.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(int fd, const std::vector<Export>* exports, const ServerOptions& o, WorkerPool* pool)
+  Connection(int fd, const std::vector<Export>* exports, const ServerOptions& o, server::WorkerPool* pool)
       : fd_(fd), peer_(PeerName(fd)), session_(exports, SessionLimits{o.max_msize, o.max_fids}),
         max_requests_(o.max_requests), pool_(pool) {}
 
@@ -172,7 +125,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       LogDebug("9p: " + peer_ + ": disconnected");
     Shutdown();
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       // Requests not started are dropped; running ones finish (their replies
       // go nowhere) so no worker touches the session after this.
       for (auto it = tags_.begin(); it != tags_.end();) {
@@ -184,10 +137,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
           ++it;
         }
       }
-      cv_.wait(lock, [&] { return tags_.empty(); });
+      while (!tags_.empty()) cv_.Wait(&mu_);
       closing_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     writer_.join();
     session_.ClunkAll();
     finished_ = true;
@@ -198,8 +151,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string Serve() {
     for (;;) {
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return outstanding_ < max_requests_ || write_failed_; });
+        MutexLock lock(&mu_);
+        while (outstanding_ >= max_requests_ && !write_failed_) cv_.Wait(&mu_);
         if (write_failed_) return "";
       }
       uint8_t size_bytes[4];
@@ -233,21 +186,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Answers at once (a request that never reaches a worker). False if the tag
   // is in flight: the reply could not be told apart.
-  bool Reply(uint16_t tag, Body body) {
-    std::lock_guard<std::mutex> lock(mu_);
+  bool Reply(uint16_t tag, Body body) EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
     if (tags_.count(tag)) return false;
     outstanding_++;
     out_.push_back({Frame(tag, std::move(body))});
-    cv_.notify_all();
+    cv_.SignalAll();
     return true;
   }
 
-  bool Dispatch(Message m) {
+  bool Dispatch(Message m) EXCLUDES(mu_) {
     auto req = std::make_shared<Request>();
     uint16_t tag = m.tag;
     req->msg = std::move(m);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (!tags_.emplace(tag, req).second) return false;
       outstanding_++;
     }
@@ -255,9 +208,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     return true;
   }
 
-  void Work(Request& req) {
+  void Work(Request& req) EXCLUDES(mu_) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (req.cancelled) return;
       req.started = true;
     }
@@ -265,14 +218,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::string frame = Frame(tag, session_.Handle(req.msg));
     uint32_t msize = session_.msize();
     if (msize && frame.size() > msize) frame = Frame(tag, Rlerror{EMSGSIZE});
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     // Under one lock: the reply goes out before any Rflush for it, and a
     // Tflush that finds the tag gone answers after it.
     tags_.erase(tag);
     out_.push_back({std::move(frame)});
     for (uint16_t f : req.flushes) out_.push_back({Frame(f, Rflush{})});
-    SendQueued(lock);
-    cv_.notify_all();
+    SendQueued();
+    cv_.SignalAll();
   }
 
   // Sends queued replies from this thread as far as the socket takes them
@@ -280,7 +233,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // that waits for each reply (most do: one file operation at a time) then
   // pays no hand-off to the writer; a client that does not read never
   // blocks a worker. One thread sends at a time (sending_), in queue order.
-  void SendQueued(std::unique_lock<std::mutex>& lock) {
+  // Releases mu_ while it sends.
+  void SendQueued() REQUIRES(mu_) {
     if (sending_) return;
     sending_ = true;
     while (!out_.empty()) {
@@ -289,12 +243,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
       ssize_t n = -1;
       int err = EPIPE;
       if (!write_failed_) {
-        lock.unlock();
+        mu_.Unlock();
         do {
           n = ::send(fd_.get(), o.frame.data() + o.sent, o.frame.size() - o.sent, MSG_NOSIGNAL | MSG_DONTWAIT);
         } while (n < 0 && errno == EINTR);
         err = errno;
-        lock.lock();
+        mu_.Lock();
       }
       if (n > 0) o.sent += size_t(n);
       if (o.sent < o.frame.size() && (n > 0 || err == EAGAIN || err == EWOULDBLOCK)) {
@@ -310,8 +264,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     sending_ = false;
   }
 
-  void Flush(uint16_t tag, uint16_t oldtag) {
-    std::lock_guard<std::mutex> lock(mu_);
+  void Flush(uint16_t tag, uint16_t oldtag) EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
     outstanding_++;
     auto it = tags_.find(oldtag);
     if (it != tags_.end() && it->second->started) {
@@ -324,42 +278,42 @@ class Connection : public std::enable_shared_from_this<Connection> {
       outstanding_--;
     }
     out_.push_back({Frame(tag, Rflush{})});
-    cv_.notify_all();
+    cv_.SignalAll();
   }
 
   // Tversion aborts nothing here: it waits for what is in flight, then resets.
-  void Version(uint16_t tag, const Tversion& v) {
+  void Version(uint16_t tag, const Tversion& v) EXCLUDES(mu_) {
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return outstanding_ == 0 || write_failed_; });
+      MutexLock lock(&mu_);
+      while (outstanding_ != 0 && !write_failed_) cv_.Wait(&mu_);
     }
     Rversion r = session_.Version(v);
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     outstanding_++;
     out_.push_back({Frame(tag, std::move(r))});
-    cv_.notify_all();
+    cv_.SignalAll();
   }
 
-  void WriteLoop() {
+  void WriteLoop() EXCLUDES(mu_) {
     for (;;) {
       Out o;
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return !sending_ && (!out_.empty() || closing_); });
+        MutexLock lock(&mu_);
+        while (sending_ || (out_.empty() && !closing_)) cv_.Wait(&mu_);
         if (out_.empty()) return;
         o = std::move(out_.front());
         out_.pop_front();
         sending_ = true;
       }
       bool sent = !write_failed_ && SendFull(fd_.get(), std::string_view(o.frame).substr(o.sent));
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       sending_ = false;
       if (!sent && !write_failed_) {
         write_failed_ = true;
         ::shutdown(fd_.get(), SHUT_RDWR);
       }
       outstanding_ -= o.release;
-      cv_.notify_all();
+      cv_.SignalAll();
     }
   }
 
@@ -367,17 +321,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const std::string peer_;
   Session session_;
   const size_t max_requests_;
-  WorkerPool* pool_;
+  server::WorkerPool* pool_;
   std::thread reader_, writer_;
   std::atomic<bool> finished_{false};
 
-  std::mutex mu_;
-  std::condition_variable cv_;  // any change below
-  std::unordered_map<uint16_t, std::shared_ptr<Request>> tags_;  // GUARDED_BY(mu_): queued or running
-  std::deque<Out> out_;         // GUARDED_BY(mu_): replies to send, in order
-  size_t outstanding_ = 0;      // GUARDED_BY(mu_): requests read and not yet answered on the wire
-  bool closing_ = false;        // GUARDED_BY(mu_): the writer ends once out_ is empty
-  bool sending_ = false;        // GUARDED_BY(mu_): a thread is writing out_'s front frame
+  Mutex mu_;
+  CondVar cv_;  // any change below
+  // Queued or running.
+  std::unordered_map<uint16_t, std::shared_ptr<Request>> tags_ GUARDED_BY(mu_);
+  std::deque<Out> out_ GUARDED_BY(mu_);       // replies to send, in order
+  size_t outstanding_ GUARDED_BY(mu_) = 0;    // requests read and not yet answered on the wire
+  bool closing_ GUARDED_BY(mu_) = false;      // the writer ends once out_ is empty
+  bool sending_ GUARDED_BY(mu_) = false;      // a thread is writing out_'s front frame
   std::atomic<bool> write_failed_{false};
 };
 
@@ -386,22 +341,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
 struct Server::Impl {
   std::vector<Export> exports;
   ServerOptions options;
-  WorkerPool pool;
-  std::vector<ScopedFd> listeners;
-  std::vector<std::string> unix_paths;
-  ScopedFd wake{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+  server::WorkerPool pool;
+  server::Listener listener;  // removes the Unix socket files when destroyed
   std::atomic<bool> stopping{false};
 
-  std::mutex mu;
-  std::list<std::shared_ptr<Connection>> conns;  // GUARDED_BY(mu)
+  Mutex mu;
+  std::list<std::shared_ptr<Connection>> conns GUARDED_BY(mu);
 
   Impl(std::vector<Export> e, const ServerOptions& o)
       : exports(std::move(e)), options(o), pool(o.workers) {}
 
-  void Reap(bool all) {
+  void Reap(bool all) EXCLUDES(mu) {
     std::list<std::shared_ptr<Connection>> done;
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(&mu);
       for (auto it = conns.begin(); it != conns.end();) {
         if (all || (*it)->finished()) {
           done.push_back(std::move(*it));
@@ -424,62 +377,17 @@ Server::Server(std::vector<Export> exports, const ServerOptions& options)
 Server::~Server() {
   Stop();
   impl_->Reap(/*all=*/true);
-  for (const std::string& p : impl_->unix_paths) ::unlink(p.c_str());
 }
 
-Result<std::string> Server::ListenTcp(const std::string& host, int port) {
-  addrinfo hints{}, *res = nullptr;
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  std::string service = std::to_string(port);
-  int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res);
-  if (rc != 0) return Status::InvalidArgument("9p: " + host + ": " + ::gai_strerror(rc));
-  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(res, ::freeaddrinfo);
-  ScopedFd fd(::socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return Status::FromErrno(errno, "9p: socket");
-  int one = 1;
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  std::string where = host + ":" + service;
-  if (::bind(fd.get(), res->ai_addr, res->ai_addrlen) != 0) return Status::FromErrno(errno, "9p: bind " + where);
-  if (::listen(fd.get(), 64) != 0) return Status::FromErrno(errno, "9p: listen " + where);
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
-  char addr[INET6_ADDRSTRLEN] = "";
-  int bound = 0;
-  if (ss.ss_family == AF_INET6) {
-    auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    ::inet_ntop(AF_INET6, &s6->sin6_addr, addr, sizeof addr);
-    bound = ntohs(s6->sin6_port);
-    impl_->listeners.push_back(std::move(fd));
-    return "[" + std::string(addr) + "]:" + std::to_string(bound);
-  }
-  auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
-  ::inet_ntop(AF_INET, &s4->sin_addr, addr, sizeof addr);
-  bound = ntohs(s4->sin_port);
-  impl_->listeners.push_back(std::move(fd));
-  return std::string(addr) + ":" + std::to_string(bound);
+Result<server::HostPort> Server::ListenTcp(const server::HostPort& where) {
+  auto bound = impl_->listener.ListenTcp(where);
+  if (!bound.ok()) return bound.status().Annotate("9p");
+  return bound;
 }
 
 Status Server::ListenUnix(const std::string& path) {
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  if (path.size() >= sizeof sa.sun_path) return Status::InvalidArgument("9p: socket path too long: " + path);
-  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
-  struct stat st;
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) return Status::InvalidArgument("9p: " + path + " exists and is not a socket");
-    ::unlink(path.c_str());
-  }
-  ScopedFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return Status::FromErrno(errno, "9p: socket");
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return Status::FromErrno(errno, "9p: bind " + path);
-  impl_->unix_paths.push_back(path);
-  if (::chmod(path.c_str(), 0600) != 0) return Status::FromErrno(errno, "9p: chmod " + path);
-  if (::listen(fd.get(), 64) != 0) return Status::FromErrno(errno, "9p: listen " + path);
-  impl_->listeners.push_back(std::move(fd));
-  return Status::Ok();
+  Status st = impl_->listener.ListenUnix(path, 0600);
+  return st.ok() ? st : st.Annotate("9p");
 }
 
 void Server::Adopt(int fd) {
@@ -487,7 +395,7 @@ void Server::Adopt(int fd) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails harmlessly on Unix sockets
   auto c = std::make_shared<Connection>(fd, &impl_->exports, impl_->options, &impl_->pool);
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    MutexLock lock(&impl_->mu);
     if (impl_->stopping) return;  // `c` closes the socket
     impl_->conns.push_back(c);
   }
@@ -495,24 +403,15 @@ void Server::Adopt(int fd) {
 }
 
 Status Server::Run() {
-  if (impl_->listeners.empty()) return Status::InvalidArgument("9p: nothing to listen on");
-  std::vector<pollfd> fds;
-  fds.push_back({impl_->wake.get(), POLLIN, 0});
-  for (const ScopedFd& l : impl_->listeners) fds.push_back({l.get(), POLLIN, 0});
-  while (!impl_->stopping) {
-    int n = ::poll(fds.data(), fds.size(), 1000);
+  if (impl_->listener.empty()) return Status::InvalidArgument("9p: nothing to listen on");
+  for (;;) {
+    auto accepted = impl_->listener.Accept(1000);  // wakes now and then to reap finished connections
     impl_->Reap(/*all=*/false);
-    if (n < 0 && errno != EINTR) return Status::FromErrno(errno, "9p: poll");
-    for (size_t i = 1; n > 0 && i < fds.size(); i++) {
-      if (!(fds[i].revents & POLLIN)) continue;
-      int c = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c >= 0) {
-        Adopt(c);
-      } else if (errno == EMFILE || errno == ENFILE) {
-        LogWarn("9p: accept: out of file descriptors");
-        ::usleep(100000);
-      }
+    if (!accepted.ok()) {
+      if (accepted.status().IsUnavailable()) break;  // Stop()
+      return accepted.status().Annotate("9p");
     }
+    if (*accepted >= 0) Adopt(*accepted);
   }
   impl_->Reap(/*all=*/true);
   return Status::Ok();
@@ -521,17 +420,16 @@ Status Server::Run() {
 void Server::Stop() {
   std::list<std::shared_ptr<Connection>> conns;
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    MutexLock lock(&impl_->mu);
     impl_->stopping = true;
     conns = impl_->conns;
   }
-  uint64_t one = 1;
-  (void)!::write(impl_->wake.get(), &one, sizeof one);
+  impl_->listener.Wake();
   for (auto& c : conns) c->Shutdown();
 }
 
 size_t Server::connections() {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(&impl_->mu);
   return impl_->conns.size();
 }
 

@@ -4,7 +4,9 @@
 // Thread model: per connection one reader thread (reads and decodes frames,
 // answers Tversion and Tflush itself) and one writer thread (sends replies in
 // the order they are queued); a pool of workers shared by all connections runs
-// the other requests, so one connection may have many in flight.
+// the other requests, so one connection may have many in flight. Listening,
+// accepting and the pool are the shared server helpers (server/listener.h,
+// server/worker_pool.h).
 //
 // Flush: a Tflush for a request still waiting for a worker drops that request
 // (it never gets a reply) and is answered at once; for one that is running,
@@ -25,6 +27,7 @@
 #include <vector>
 
 #include "frontends/p9/p9_session.h"
+#include "server/host_port.h"
 #include "util/status.h"
 
 namespace hloop::p9 {
@@ -45,11 +48,12 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Listens on HOST:PORT (port 0 picks one); returns the address bound, as
-  // "HOST:PORT" ("[::1]:PORT" for IPv6).
-  Result<std::string> ListenTcp(const std::string& host, int port);
-  // Listens on a Unix socket at `path` (an old socket there is replaced),
-  // mode 0600; the file is removed when the server stops.
+  // Listens on `where` (port 0 picks one); returns the address bound.
+  // Callable more than once, as ListenUnix, before Run().
+  Result<server::HostPort> ListenTcp(const server::HostPort& where);
+  // Listens on a Unix socket at `path` (a stale socket there is replaced, a
+  // live one is an error), mode 0600; the file is removed when the server
+  // is destroyed.
   Status ListenUnix(const std::string& path);
 
   // Accepts and serves connections until Stop(). REQUIRES: Listen* first.
@@ -57,8 +61,9 @@ class Server {
   // Serves an already connected socket, which the server now owns (tests,
   // socket activation). Works without Run().
   void Adopt(int fd);
-  // Makes Run() return and closes every connection; requests being run finish
-  // first. Callable from any thread, more than once.
+  // Makes Run() return (at once if it has not started) and closes every
+  // connection; requests being run finish first. Callable from any thread,
+  // more than once.
   void Stop();
 
   // Connections open now (closed ones are counted until reaped by Run()).

@@ -432,12 +432,12 @@ TEST_F(P9ServerTest, ServesTcpAndUnixSocketsUntilStopped) {
   Start();
   hloop::testing::ScopedTempDir dir;
   std::string sock = dir.Join("9p.sock");
-  auto bound = server_->ListenTcp("127.0.0.1", 0);
+  auto bound = server_->ListenTcp(server::HostPort{"127.0.0.1", 0});
   ASSERT_TRUE(bound.ok()) << bound.status().ToString();
   ASSERT_TRUE(server_->ListenUnix(sock).ok());
   std::thread runner([&] { EXPECT_TRUE(server_->Run().ok()); });
 
-  int port = std::stoi(bound->substr(bound->rfind(':') + 1));
+  int port = bound->port;
   int t = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in sin{};
   sin.sin_family = AF_INET;
