@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "cli/common.h"
+#include "util/mutex.h"
 #include "util/size.h"
 
 namespace hloop::cli {
@@ -29,15 +30,15 @@ int RunFetch(FetchArgs& a) {
   }
   const uint64_t count = dev.index().chunk_count();
   std::atomic<uint64_t> next{0}, done_bytes{0}, failed{0};
-  std::string first_error;
-  std::mutex mu;
+  Mutex mu;
+  std::string first_error;  // guarded by mu
   auto worker = [&] {
     for (uint64_t i; (i = next++) < count;) {
       Status st = dev.EnsureCached(i);
       done_bytes += dev.index().chunk_length(i);
       if (!st.ok()) {
         failed++;
-        std::lock_guard<std::mutex> lock(mu);
+        MutexLock lock(&mu);
         if (first_error.empty()) first_error = st.ToString();
       }
     }

@@ -4,7 +4,7 @@
 #include <thread>
 
 #include "cli/common.h"
-#include "fetch/http_source.h"
+#include "fetch/mirror_control.h"
 #include "format/chunk_file.h"
 #include "util/size.h"
 
@@ -25,12 +25,12 @@ struct Probe {
 
 // Round trips with HEAD requests, then a few chunk files (checked against
 // their hashes) for throughput. Everything is pinned to mirror `m`.
-Probe ProbeMirror(fetch::FetchEngine& engine, int m, const std::string& index_rel, const format::Index& ix,
-                  int probes, int chunks) {
+Probe ProbeMirror(fetch::Source& source, fetch::MirrorControl& mirrors, int m, const std::string& index_rel,
+                  const format::Index& ix, int probes, int chunks) {
   Probe p;
   for (int i = 0; i < probes; i++) {
     std::string body;
-    Status st = engine.Get(fetch::Request{index_rel, 0, fetch::Priority::kDemand, 1, m, true}, &body);
+    Status st = mirrors.GetFrom(m, index_rel, 0, /*head=*/true, &body);
     if (!st.ok()) {
       p.problem = "unreachable: " + st.message();
       return p;
@@ -43,13 +43,12 @@ Probe ProbeMirror(fetch::FetchEngine& engine, int m, const std::string& index_re
     if (e.zero()) continue;
     done++;
     std::string file;
-    Status st = engine.Get(fetch::Request{format::ChunkPath(e.hash), e.stored_size, fetch::Priority::kDemand, 1, m},
-                           &file);
+    Status st = mirrors.GetFrom(m, format::ChunkPath(e.hash), e.stored_size, /*head=*/false, &file);
     if (st.ok()) {
       std::string raw;
       st = format::DecodeChunk(file, e.hash, ix.chunk_length(i), &raw);
       if (!st.ok()) {
-        engine.ReportCorrupt(m);
+        source.ReportCorrupt(m);
         p.problem = "corrupt: chunk " + std::to_string(i) + " fails its hash check";
         return p;
       }
@@ -70,22 +69,23 @@ int RunMirrors(MirrorsArgs& a) {
   if (loc->kind != fetch::Location::Kind::kHttp) return Fail("hloop mirrors needs an http:// or https:// URL");
   auto device = disk::OpenImage(a.url, *opts);
   if (!device.ok()) return Fail(device.status());
-  auto* http = dynamic_cast<fetch::HttpSource*>(&(*device)->source());
-  if (!http) return Fail("not an HTTP source");
-  fetch::FetchEngine& engine = http->engine();
+  fetch::Source& source = (*device)->source();
+  fetch::MirrorControl* mirrors = source.mirror_control();
+  if (!mirrors) return Fail("not an HTTP source");
   const format::Index& ix = (*device)->index();
-  const int n = int(engine.mirror_stats().size());
+  const int n = int(mirrors->mirror_stats().size());
 
   std::vector<Probe> probes(static_cast<size_t>(n));
   std::vector<std::thread> threads;
   for (int m = 0; m < n; m++) {
-    threads.emplace_back([&, m] { probes[size_t(m)] = ProbeMirror(engine, m, loc->index_name, ix, a.probes, a.chunks); });
+    threads.emplace_back(
+        [&, m] { probes[size_t(m)] = ProbeMirror(source, *mirrors, m, loc->index_name, ix, a.probes, a.chunks); });
   }
   for (auto& t : threads) t.join();
 
   // Rank by the time a typical chunk would take: round trip plus body.
   const double typical = double(ix.summary().stored_bytes) / double(std::max<uint64_t>(1, ix.summary().unique_chunks));
-  auto stats = engine.mirror_stats();
+  auto stats = mirrors->mirror_stats();
   std::vector<int> order(static_cast<size_t>(n));
   for (int m = 0; m < n; m++) order[size_t(m)] = m;
   auto cost = [&](int m) {

@@ -1,5 +1,7 @@
 #include "disk/stats_json.h"
 
+#include "fetch/mirror_control.h"
+
 namespace hloop::disk {
 
 nlohmann::json ImageStatsJson(ImageDevice& device, const std::string& url, double uptime_s) {
@@ -22,15 +24,17 @@ nlohmann::json ImageStatsJson(ImageDevice& device, const std::string& url, doubl
     j["cache"]["disk_chunks"] = cs.entries;
   }
   nlohmann::json f = {{"chunks", s.chunks_fetched}, {"bytes", s.bytes_fetched}, {"hash_mismatches", s.hash_mismatches}};
-  if (auto e = device.source().engine_stats()) {
-    f["requests"] = e->requests;
-    f["collapsed"] = e->collapsed;
-    f["transfers"] = e->transfers;
-    f["retries"] = e->retries;
-    f["failures"] = e->failures;
-    f["inflight"] = e->inflight;
-    f["max_inflight"] = e->max_inflight_seen;
-    f["waiting"] = e->waiting;
+  fetch::MirrorControl* control = device.source().mirror_control();
+  if (control) {
+    const fetch::EngineStats e = control->engine_stats();
+    f["requests"] = e.requests;
+    f["collapsed"] = e.collapsed;
+    f["transfers"] = e.transfers;
+    f["retries"] = e.retries;
+    f["failures"] = e.failures;
+    f["inflight"] = e.inflight;
+    f["max_inflight"] = e.max_inflight_seen;
+    f["waiting"] = e.waiting;
   }
   j["fetch"] = f;
   j["readahead"] = {{"issued", s.readahead_issued},
@@ -44,7 +48,7 @@ nlohmann::json ImageStatsJson(ImageDevice& device, const std::string& url, doubl
                    {"useful", s.prefetch_useful}};
   j["profile_recorded"] = s.profile_recorded;
   nlohmann::json mirrors = nlohmann::json::array();
-  for (const auto& m : device.source().mirror_stats()) {
+  for (const auto& m : control ? control->mirror_stats() : std::vector<fetch::MirrorStats>()) {
     mirrors.push_back({{"url", m.base},
                        {"rtt_ms", m.rtt_s < 0 ? nlohmann::json(nullptr) : nlohmann::json(m.rtt_s * 1000.0)},
                        {"base_rtt_ms", m.base_rtt_s < 0 ? nlohmann::json(nullptr) : nlohmann::json(m.base_rtt_s * 1000.0)},

@@ -1,40 +1,38 @@
-// FetchEngine: every HTTP transfer goes through one libcurl multi handle
-// driven by one I/O thread (CernVM-FS's DownloadManager shape). Callers
-// submit requests with a priority and wait, or get a callback. The engine
+// FetchEngine: the transport. Every HTTP transfer goes through one libcurl
+// multi handle driven by one I/O thread (CernVM-FS's DownloadManager shape).
+// Callers submit requests with a priority and wait, or get a callback. The
+// engine
 //  - keeps many transfers in flight, bounded per mirror, reusing connections;
 //  - starts waiting work in priority order: a read a process is blocked on
-//    (kDemand) before read-ahead, before profile prefetch; prefetch and
-//    read-ahead never take a mirror's last connections;
+//    (kDemand) before read-ahead, before profile prefetch;
 //  - collapses concurrent requests for the same object into one transfer,
 //    raising its priority if a more urgent request joins;
-//  - sends each transfer to the mirror expected to finish it first, from
-//    smoothed measurements of every transfer (round-trip time, throughput)
-//    and the mirror's load: work goes to the best mirror and spills to the
-//    others when that is faster;
-//  - retries transient failures (FetchError) on the next mirror at once if
-//    there is one, else with exponential back-off and jitter, without
-//    holding a transfer slot while it waits;
-//  - sets a failing mirror, or one reported to serve corrupt data, aside
-//    with its own back-off, and probes it again before using it.
+//  - keeps requests that wait for a retry in a back-off queue that holds no
+//    transfer slot, and probes set-aside mirrors before they get work again.
+// What it decides with is policy, kept apart and pure: MirrorSet (which
+// mirror, measurements, set-aside, 404 fan-out) and RetryPolicy (which
+// failures retry, how often, after how long).
 //
 // Thread-safe. Callbacks run on the I/O thread and must be quick.
 #pragma once
 
-#include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "fetch/clock.h"
 #include "fetch/errors.h"
+#include "fetch/mirror_control.h"
+#include "fetch/mirror_set.h"
+#include "fetch/retry_policy.h"
 #include "fetch/source.h"
+#include "util/mutex.h"
 
 namespace hloop::fetch {
 
@@ -59,73 +57,81 @@ class FetchEngine {
   // requests carry whole URLs).
   FetchEngine(std::string base, FetchOptions options);
   // Fails every request still waiting or submitted later with Unavailable.
-  void Shutdown();
+  void Shutdown() EXCLUDES(mu_);
   ~FetchEngine();
   FetchEngine(const FetchEngine&) = delete;
   FetchEngine& operator=(const FetchEngine&) = delete;
 
   // Adds a mirror; returns its number (0 for the first). Safe at any time.
-  int AddMirror(const MirrorSpec& spec);
+  int AddMirror(const MirrorSpec& spec) EXCLUDES(mu_);
   // Sends `count` HEAD requests for `rel` to every mirror to measure its
   // round-trip time; later the same request re-probes set-aside mirrors.
-  void Probe(const std::string& rel, int count);
+  void Probe(const std::string& rel, int count) EXCLUDES(mu_);
   // The mirror that served `rel` sent data that failed its hash: set it aside.
-  void ReportCorrupt(int mirror);
+  void ReportCorrupt(int mirror) EXCLUDES(mu_);
 
   // `done` runs once, on the I/O thread.
-  void Submit(Request request, Callback done);
+  void Submit(Request request, Callback done) EXCLUDES(mu_);
   // Blocking forms. `mirror`, if not null, receives who served it.
   Status Get(Request request, std::string* out, int* mirror = nullptr);
   Status Get(const std::string& rel, uint64_t expected_size, Priority priority, std::string* out) {
     return Get(Request{rel, expected_size, priority}, out);
   }
   // Raises the priority of a pending request for `rel`, if there is one.
-  void Prioritize(const std::string& rel, Priority priority);
+  void Prioritize(const std::string& rel, Priority priority) EXCLUDES(mu_);
 
-  EngineStats stats();
-  std::vector<MirrorStats> mirror_stats();
+  EngineStats stats() EXCLUDES(mu_);
+  std::vector<MirrorStats> mirror_stats() EXCLUDES(mu_);
+  // MirrorSet::Estimate: the best healthy mirror's round trip and rate.
+  void Estimate(double* rtt_s, double* bytes_per_s) EXCLUDES(mu_);
   // The base URL of mirror `m` (of the first mirror if out of range).
-  std::string base(int m = 0);
+  std::string base(int m = 0) EXCLUDES(mu_);
 
  private:
-  using Clock = std::chrono::steady_clock;
   struct Job;
-  struct Mirror;
+  // What the transport saw of a finished transfer.
+  struct Outcome {
+    FetchError error = FetchError::kNone;
+    std::string detail;  // for messages
+    TransferEnd end;     // for the mirror set
+  };
   // Ready jobs, most urgent first: (priority, submission order).
   using ReadyKey = std::pair<int, uint64_t>;
 
-  void Loop();
-  void StartReady();                          // REQUIRES: mu_ held
-  // The mirror for `job`, -1 to wait for a slot, -2 if no mirror is left.
-  int PickMirror(const Job& job);             // REQUIRES: mu_ held
-  double Cost(const Mirror& m, const Job& job) const;  // REQUIRES: mu_ held
-  unsigned SlotsFor(const Mirror& m, Priority p) const;
-  void MakeReady(Job* job);                   // REQUIRES: mu_ held
-  void SetAside(Mirror& m, int initial_ms);   // REQUIRES: mu_ held
-  void EnqueueProbe(int mirror);              // REQUIRES: mu_ held
-  void Finish(void* easy, int curl_code);     // a transfer ended
-  void Complete(Job* job, const Status& st);  // REQUIRES: mu_ not held
-  void RaisePriority(Job* job, Priority priority);  // REQUIRES: mu_ held
-  void* NewEasy(Job* job, const Mirror& m);
-  int PollTimeoutMs();                        // REQUIRES: mu_ held
+  void Loop() EXCLUDES(mu_);
+  void StartReady() REQUIRES(mu_);
+  void MakeReady(Job* job) REQUIRES(mu_);
+  void EnqueueProbe(int mirror) REQUIRES(mu_);
+  // A transfer ended: Outcome from curl, then Settle, then Complete.
+  void Finish(void* easy, int curl_code) EXCLUDES(mu_);
+  Outcome ReadOutcome(void* easy, int curl_code, Job* job);  // I/O thread
+  // Applies the policies to a finished attempt: the Status to complete the
+  // job with, or nullopt if it was queued again (another mirror, back-off).
+  std::optional<Status> Settle(Job* job, Outcome outcome) REQUIRES(mu_);
+  void Complete(Job* job, const Status& st) EXCLUDES(mu_);
+  void RaisePriority(Job* job, Priority priority) REQUIRES(mu_);
+  void* NewEasy(Job* job, const MirrorSpec& mirror) REQUIRES(mu_);
+  int PollTimeoutMs() REQUIRES(mu_);
 
   const FetchOptions options_;
+  const Clock& clock_ = Clock::Steady();
   void* multi_;  // CURLM*, used only on the I/O thread (and wakeup)
   void* headers_ = nullptr;  // curl_slist* of options_.headers
 
-  std::mutex mu_;
-  std::deque<Mirror> mirrors_;                        // GUARDED_BY(mu_); never shrinks
-  std::string probe_rel_;                             // GUARDED_BY(mu_)
-  std::map<std::string, std::unique_ptr<Job>> jobs_;  // by key. GUARDED_BY(mu_)
-  std::map<ReadyKey, Job*> ready_;                    // GUARDED_BY(mu_)
-  std::multimap<Clock::time_point, Job*> backoff_;    // GUARDED_BY(mu_)
-  std::vector<Job*> not_found_;  // every mirror said 404: to complete. GUARDED_BY(mu_)
-  std::vector<void*> idle_easy_;                      // I/O thread only
-  std::set<void*> running_easy_;                      // I/O thread only
-  uint64_t seq_ = 0;                                  // GUARDED_BY(mu_)
-  unsigned active_ = 0;                               // GUARDED_BY(mu_)
-  bool stopping_ = false;                             // GUARDED_BY(mu_)
-  EngineStats stats_;                                 // GUARDED_BY(mu_)
+  Mutex mu_;
+  MirrorSet mirrors_ GUARDED_BY(mu_){clock_};
+  RetryPolicy retry_ GUARDED_BY(mu_){options_, clock_};
+  std::string probe_rel_ GUARDED_BY(mu_);
+  std::map<std::string, std::unique_ptr<Job>> jobs_ GUARDED_BY(mu_);  // by key
+  std::map<ReadyKey, Job*> ready_ GUARDED_BY(mu_);
+  std::multimap<Clock::TimePoint, Job*> backoff_ GUARDED_BY(mu_);
+  std::vector<Job*> not_found_ GUARDED_BY(mu_);  // every mirror said 404: to complete
+  std::vector<void*> idle_easy_;                 // I/O thread only
+  std::set<void*> running_easy_;                 // I/O thread only
+  uint64_t seq_ GUARDED_BY(mu_) = 0;
+  unsigned active_ GUARDED_BY(mu_) = 0;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  EngineStats stats_ GUARDED_BY(mu_);
   std::thread thread_;
 };
 

@@ -1,16 +1,17 @@
 // HTTP(S) source: a Source over the FetchEngine (one curl multi handle, one
-// I/O thread, mirrors, priorities, collapsing, retries). Thread-safe.
+// I/O thread, mirrors, priorities, collapsing, retries), and the
+// MirrorControl of its mirrors. Thread-safe.
 #pragma once
 
 #include <memory>
 
 #include "fetch/engine.h"
-#include "fetch/errors.h"
+#include "fetch/mirror_control.h"
 #include "fetch/source.h"
 
 namespace hloop::fetch {
 
-class HttpSource : public Source {
+class HttpSource : public Source, public MirrorControl {
  public:
   explicit HttpSource(std::unique_ptr<FetchEngine> engine) : engine_(std::move(engine)) {}
   using Source::Get;
@@ -20,13 +21,18 @@ class HttpSource : public Source {
   }
   void Prioritize(const std::string& rel, Priority priority) override { engine_->Prioritize(rel, priority); }
   void ReportCorrupt(int origin) override { engine_->ReportCorrupt(origin); }
-  void Estimate(double* rtt_s, double* bytes_per_s) override;
+  void Estimate(double* rtt_s, double* bytes_per_s) override { engine_->Estimate(rtt_s, bytes_per_s); }
   void Shutdown() override { engine_->Shutdown(); }
-  std::optional<EngineStats> engine_stats() override { return engine_->stats(); }
-  std::vector<MirrorStats> mirror_stats() override { return engine_->mirror_stats(); }
+  MirrorControl* mirror_control() override { return this; }
   std::string Describe(const std::string& rel) const override { return engine_->base() + rel; }
   std::string DescribeFrom(const std::string& rel, int origin) const override { return engine_->base(origin) + rel; }
-  FetchEngine& engine() { return *engine_; }
+
+  // MirrorControl
+  std::vector<MirrorStats> mirror_stats() override { return engine_->mirror_stats(); }
+  EngineStats engine_stats() override { return engine_->stats(); }
+  Status GetFrom(int mirror, const std::string& rel, uint64_t expected_size, bool head, std::string* out) override {
+    return engine_->Get(Request{rel, expected_size, Priority::kDemand, 1, mirror, head}, out);
+  }
 
  private:
   std::unique_ptr<FetchEngine> engine_;

@@ -5,7 +5,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -70,31 +69,7 @@ enum class Priority : int {
   kPrefetch = 2,   // a boot profile says it will be wanted
 };
 
-struct EngineStats {
-  uint64_t requests = 0;       // submitted, including collapsed ones
-  uint64_t collapsed = 0;      // joined a transfer already pending
-  uint64_t transfers = 0;      // attempts started
-  uint64_t retries = 0;
-  uint64_t failures = 0;       // requests completed with an error other than 404
-  uint64_t bytes = 0;          // body bytes received
-  uint64_t inflight = 0;       // transfers running now
-  uint64_t max_inflight_seen = 0;
-  uint64_t waiting = 0;        // requests waiting for a slot or a retry
-};
-
-// What the engine knows about one mirror, for `hloop mirrors` and stats.
-struct MirrorStats {
-  std::string base;
-  bool http2 = false;
-  unsigned connections = 0;
-  double rtt_s = -1;           // smoothed time to first byte; -1: unknown
-  double base_rtt_s = -1;      // the same without queueing (a slowly rising minimum)
-  double bytes_per_s = -1;     // smoothed per-transfer throughput; -1: unknown
-  uint64_t transfers = 0, bytes = 0, errors = 0, corrupt = 0, not_found = 0;
-  unsigned active = 0;
-  bool set_aside = false;      // failing or corrupt: not used until re-probed
-  double aside_s = 0;          // seconds left before the re-probe
-};
+class MirrorControl;
 
 // Thread-safe: Get may be called from many threads at once.
 class Source {
@@ -124,9 +99,9 @@ class Source {
   // Fails every pending and later Get with Unavailable (so that threads
   // blocked on a server that is away can be joined).
   virtual void Shutdown() {}
-  // Transfer statistics, for sources that have them.
-  virtual std::optional<EngineStats> engine_stats() { return std::nullopt; }
-  virtual std::vector<MirrorStats> mirror_stats() { return {}; }
+  // Mirror statistics and control, for sources with HTTP mirrors; nullptr
+  // for the others. Lives as long as the source.
+  virtual MirrorControl* mirror_control() { return nullptr; }
   // The full URL or path of `rel`, for messages.
   virtual std::string Describe(const std::string& rel) const = 0;
   // The same, at the mirror `origin` (from Get).

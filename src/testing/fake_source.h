@@ -9,13 +9,13 @@
 
 #include <chrono>
 #include <map>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "fetch/source.h"
+#include "util/mutex.h"
 #include "util/status.h"
 
 namespace hloop::testing {
@@ -24,67 +24,67 @@ class FakeSource : public fetch::Source {
  public:
   // Adds or replaces the object at `rel`.
   void Set(const std::string& rel, std::string bytes) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     objects_[rel] = std::move(bytes);
   }
   void Erase(const std::string& rel) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     objects_.erase(rel);
   }
   // The next `times` Gets of `rel` (-1: every one) return its bytes with the
   // last byte flipped: same length, wrong content.
   void Corrupt(const std::string& rel, int times = -1) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     corrupt_[rel] = times;
   }
   // The next `times` Gets of `rel` (-1: every one) fail with `status`.
   void Fail(const std::string& rel, Status status, int times = -1) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     fail_[rel] = {std::move(status), times};
   }
   // What Estimate reports (default: unknown).
   void set_estimate(double rtt_s, double bytes_per_s) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     rtt_s_ = rtt_s;
     bytes_per_s_ = bytes_per_s;
   }
   void Estimate(double* rtt_s, double* bytes_per_s) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     *rtt_s = rtt_s_;
     *bytes_per_s = bytes_per_s_;
   }
   void ReportCorrupt(int) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     corrupt_reports_++;
   }
   int corrupt_reports() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return corrupt_reports_;
   }
   // Every Get in arrival order, with its priority.
   std::vector<std::pair<std::string, fetch::Priority>> requests() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return requests_;
   }
   // Every Get sleeps this long before answering (to widen race windows).
   void set_delay(std::chrono::milliseconds d) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     delay_ = d;
   }
 
   int gets(const std::string& rel) const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = gets_.find(rel);
     return it == gets_.end() ? 0 : it->second;
   }
   int total_gets() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     int n = 0;
     for (const auto& [rel, c] : gets_) n += c;
     return n;
   }
   void ResetCounts() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     gets_.clear();
   }
 
@@ -94,13 +94,13 @@ class FakeSource : public fetch::Source {
     if (origin) *origin = 0;
     std::chrono::milliseconds delay;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       gets_[rel]++;
       requests_.emplace_back(rel, priority);
       delay = delay_;
     }
     if (delay.count() > 0) std::this_thread::sleep_for(delay);
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (auto f = fail_.find(rel); f != fail_.end() && f->second.times != 0) {
       if (f->second.times > 0) f->second.times--;
       return f->second.status;
@@ -125,15 +125,16 @@ class FakeSource : public fetch::Source {
     Status status;
     int times;
   };
-  mutable std::mutex mu_;
-  std::map<std::string, std::string> objects_;
-  std::map<std::string, int> corrupt_;
-  std::map<std::string, Failure> fail_;
-  std::map<std::string, int> gets_;
-  std::chrono::milliseconds delay_{0};
-  double rtt_s_ = -1, bytes_per_s_ = -1;
-  int corrupt_reports_ = 0;
-  std::vector<std::pair<std::string, fetch::Priority>> requests_;
+  mutable Mutex mu_;
+  std::map<std::string, std::string> objects_ GUARDED_BY(mu_);
+  std::map<std::string, int> corrupt_ GUARDED_BY(mu_);
+  std::map<std::string, Failure> fail_ GUARDED_BY(mu_);
+  std::map<std::string, int> gets_ GUARDED_BY(mu_);
+  std::chrono::milliseconds delay_ GUARDED_BY(mu_){0};
+  double rtt_s_ GUARDED_BY(mu_) = -1;
+  double bytes_per_s_ GUARDED_BY(mu_) = -1;
+  int corrupt_reports_ GUARDED_BY(mu_) = 0;
+  std::vector<std::pair<std::string, fetch::Priority>> requests_ GUARDED_BY(mu_);
 };
 
 }  // namespace hloop::testing
