@@ -73,13 +73,18 @@ TEST(ReadAheadTest, StartsAtFourAndDoublesWhileTheReaderKeepsUp) {
   EXPECT_LE(scheduled.back(), 119u + 1 + 64);
 }
 
-TEST(ReadAheadTest, TheFirstReadSchedulesTheInitialWindow) {
+TEST(ReadAheadTest, TheFirstReadSchedulesTheInitialWindowThenTopsUpInHalfWindows) {
   ReadAhead ra(Fixed(64), 1000);
-  ReadAheadPlan plan = ra.OnRead(0, 0, -1);
-  EXPECT_EQ(plan.chunks, Range(1, 1 + kInitialReadAhead));
-  // The next read tops up only once half a window is consumed.
-  EXPECT_TRUE(ra.OnRead(1, 1, -1).chunks.empty());
-  EXPECT_EQ(ra.OnRead(2, 2, -1).chunks, Range(5, 11));
+  EXPECT_EQ(ra.OnRead(0, 0, -1).chunks, Range(1, 1 + kInitialReadAhead));
+  // While it grows, each read schedules up to the doubled window.
+  EXPECT_EQ(ra.OnRead(1, 1, -1).chunks, Range(5, 10));
+  // At its limit the window is topped up only once half of it is consumed.
+  ReadAhead full(Fixed(4), 1000);
+  EXPECT_EQ(full.OnRead(0, 0, -1).chunks, Range(1, 5));
+  EXPECT_TRUE(full.OnRead(1, 1, -1).chunks.empty());
+  EXPECT_EQ(full.OnRead(2, 2, -1).chunks, Range(5, 7));
+  EXPECT_TRUE(full.OnRead(3, 3, -1).chunks.empty());
+  EXPECT_EQ(full.OnRead(4, 4, -1).chunks, Range(7, 9));
 }
 
 TEST(ReadAheadTest, ARandomReadStartsOverAndSlightDisorderDoesNot) {
