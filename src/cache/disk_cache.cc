@@ -79,9 +79,9 @@ Status CheckFormatVersion(const std::string& dir) {
     uint64_t version = 0;
     auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), version);
     if (ec == std::errc() && std::string_view(end, size_t(rest.data() + rest.size() - end)) == "\n")
-      return Status::Unsupported("cache " + dir + " has format version " + std::to_string(version) +
-                                 "; this hloop reads version " + std::to_string(kCacheFormatVersion) +
-                                 ": use another cache directory");
+      return Status::Unsupported("cache " + dir + " has format version " +
+                                 std::to_string(version) + "; this hloop reads version " +
+                                 std::to_string(kCacheFormatVersion) + ": use another cache directory");
   }
   return Status::InvalidArgument(path + ": not an hloop cache format file (expected '" +
                                  std::string(kCacheVersionMagic) + " N')");

@@ -100,7 +100,8 @@ class DiskCache {
   const DiskCacheOptions options_;
   Mutex mu_;
   std::list<Entry> lru_ GUARDED_BY(mu_);  // front = most recent
-  std::unordered_map<format::Hash, std::list<Entry>::iterator, format::HashKey> map_ GUARDED_BY(mu_);
+  std::unordered_map<format::Hash, std::list<Entry>::iterator, format::HashKey> map_
+      GUARDED_BY(mu_);
   std::unordered_map<format::Hash, int, format::HashKey> pins_ GUARDED_BY(mu_);  // readers
   std::unordered_set<format::Hash, format::HashKey> writing_ GUARDED_BY(mu_);    // Puts under way
   uint64_t used_ GUARDED_BY(mu_) = 0;

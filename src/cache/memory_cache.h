@@ -34,7 +34,8 @@ class MemoryCache {
   const uint64_t capacity_;
   Mutex mu_;
   std::list<Entry> lru_ GUARDED_BY(mu_);
-  std::unordered_map<format::Hash, std::list<Entry>::iterator, format::HashKey> map_ GUARDED_BY(mu_);
+  std::unordered_map<format::Hash, std::list<Entry>::iterator, format::HashKey> map_
+      GUARDED_BY(mu_);
   uint64_t used_ GUARDED_BY(mu_) = 0;
 };
 

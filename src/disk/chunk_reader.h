@@ -38,7 +38,7 @@ struct ChunkReaderStats {
 // Where a chunk read by GetMissed goes besides the caller.
 enum class Fill {
   kMemoryAndDisk,  // both caches (a reader wants it now or soon)
-  kDiskOnly,       // the disk cache only: leave the memory cache to readers
+  kDiskOnly,       // the disk cache only (nowhere without one): leave the memory cache to readers
 };
 
 class ChunkReader {
@@ -64,7 +64,8 @@ class ChunkReader {
   // way, else reads the disk cache, else fetches. `network`, if not null, is
   // set when the chunk was (or most likely was) fetched rather than found
   // in a cache.
-  Result<cache::ChunkData> GetMissed(uint64_t i, fetch::Priority priority, Fill fill, bool* network);
+  Result<cache::ChunkData> GetMissed(uint64_t i, fetch::Priority priority, Fill fill,
+                                     bool* network);
   // FromMemory, else GetMissed into both caches.
   Result<cache::ChunkData> Get(uint64_t i, fetch::Priority priority);
   // Makes sure chunk i (any chunk) is in the disk cache, or without one

@@ -23,8 +23,9 @@ Clusters::Clusters(ChunkReader& reader, BackgroundFetcher& fetcher, uint64_t max
 
 void Clusters::OnDemandMiss(uint64_t i) {
   // Ask the source only when clusters are on.
-  const unsigned n =
-      max_chunks_ <= 1 ? 1 : ClusterChunks(max_chunks_, ChunksPerRoundTrip(reader_.source(), reader_.index()));
+  unsigned n = 1;
+  if (max_chunks_ > 1)
+    n = ClusterChunks(max_chunks_, ChunksPerRoundTrip(reader_.source(), reader_.index()));
   {
     MutexLock lock(&mu_);
     stats_.chunks = n;

@@ -11,14 +11,16 @@ namespace hloop::disk {
 
 namespace {
 
-ReadAheadOptions ReadAheadOptionsFor(const ImageOptions& o, const format::Index& index, bool disk_cache) {
+ReadAheadOptions ReadAheadOptionsFor(const ImageOptions& o, const format::Index& index,
+                                     bool disk_cache) {
   ReadAheadOptions r;
   r.chunks = o.readahead_chunks;
   r.adaptive = o.adaptive_readahead;
   r.max_chunks = o.readahead_max_chunks;
   // Without a disk cache, read-ahead lives in memory only: never more than
   // a quarter of it.
-  if (!disk_cache) r.cap_chunks = std::max<uint64_t>(1, o.memory_cache_bytes / 4 / index.chunk_size());
+  if (!disk_cache)
+    r.cap_chunks = std::max<uint64_t>(1, o.memory_cache_bytes / 4 / index.chunk_size());
   return r;
 }
 
@@ -37,7 +39,8 @@ ImageDevice::ImageDevice(format::Index index, std::unique_ptr<fetch::Source> sou
       read_ahead_(ReadAheadOptionsFor(options, reader_.index(), reader_.disk_cache() != nullptr),
                   reader_.index().chunk_count()),
       clusters_(reader_, fetcher_,
-                options.workers == 0 ? 0 : options.cluster_max_bytes / reader_.index().chunk_size()),
+                options.workers == 0 ? 0
+                                     : options.cluster_max_bytes / reader_.index().chunk_size()),
       recorder_(reader_.index()),
       prefetcher_(reader_, options.prefetch_threads) {}
 
@@ -85,7 +88,8 @@ ImageStats ImageDevice::stats() {
 
 Result<cache::ChunkData> ImageDevice::GetChunk(uint64_t i, fetch::Priority priority) {
   if (auto data = reader_.FromMemory(i)) return data;
-  if (priority != fetch::Priority::kDemand) return reader_.GetMissed(i, priority, Fill::kMemoryAndDisk, nullptr);
+  if (priority != fetch::Priority::kDemand)
+    return reader_.GetMissed(i, priority, Fill::kMemoryAndDisk, nullptr);
   // A reader may wait for the network: measure for how long.
   const auto start = std::chrono::steady_clock::now();
   bool network = false;
@@ -96,7 +100,9 @@ Result<cache::ChunkData> ImageDevice::GetChunk(uint64_t i, fetch::Priority prior
 
 Status ImageDevice::EnsureCached(uint64_t i) { return reader_.EnsureCached(i); }
 
-void ImageDevice::StartPrefetch(std::vector<uint64_t> chunks) { prefetcher_.Start(std::move(chunks)); }
+void ImageDevice::StartPrefetch(std::vector<uint64_t> chunks) {
+  prefetcher_.Start(std::move(chunks));
+}
 
 void ImageDevice::StartRecording(std::string save_to) { recorder_.Start(std::move(save_to)); }
 
@@ -141,7 +147,8 @@ Status ImageDevice::Read(uint64_t offset, size_t len, char* buf) {
   prefetcher_.OnRead(first, last);
   read_stats_.CountRead(len);
   if (options_.workers > 0 && options_.readahead_chunks > 0) {
-    const double per_rtt = options_.adaptive_readahead ? ChunksPerRoundTrip(reader_.source(), index) : -1;
+    const double per_rtt =
+        options_.adaptive_readahead ? ChunksPerRoundTrip(reader_.source(), index) : -1;
     const ReadAheadPlan plan = read_ahead_.OnRead(first, last, per_rtt);
     fetcher_.set_backlog(BacklogFor(plan.limit));
     for (uint64_t j : plan.chunks) fetcher_.Schedule(j);

@@ -23,7 +23,8 @@ void ProfileRecorder::OnRead(uint64_t first, uint64_t last) {
     if (seen_[i]) continue;
     seen_[i] = true;
     if (index_.entry(i).zero()) continue;
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start_);
     recorded_.push_back(ProfileEntry{uint64_t(ms.count()), i});
   }
 }

@@ -16,7 +16,8 @@ void ReadStats::CountZeroChunk() {
 }
 
 void ReadStats::CountWait(std::chrono::steady_clock::duration waited) {
-  const uint64_t us = uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(waited).count());
+  const uint64_t us =
+      uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(waited).count());
   MutexLock lock(&mu_);
   counts_.waits++;
   counts_.wait_us_total += us;

@@ -218,7 +218,8 @@ TEST(BackgroundFetcherTest, SkipsZeroChunksAndKeepsOnlyTheNewestBacklog) {
   EXPECT_EQ(fake->gets(rel[3]), 0);
   EXPECT_EQ(fake->gets(rel[4]), 1);
   EXPECT_EQ(fake->gets(rel[5]), 1);
-  for (const auto& [r, priority] : fake->requests()) EXPECT_EQ(priority, fetch::Priority::kReadAhead);
+  for (const auto& [r, priority] : fake->requests())
+    EXPECT_EQ(priority, fetch::Priority::kReadAhead) << r;
   fetcher.Stop();
   fetcher.Join();
 }
