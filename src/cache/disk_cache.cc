@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <vector>
 
 #include <xxhash.h>
@@ -21,18 +22,16 @@ namespace hloop::cache {
 
 namespace {
 
-// A cache file: "HLCC", u32 raw length, XXH3-128 of the content (low, high
-// 64 bits), then the content. The content was checked against its SHA-256
-// before it entered the cache; the XXH3 sum (about 20 times cheaper) only has
-// to catch what a crash or a failing disk does to the file afterwards.
-constexpr char kCacheMagic[4] = {'H', 'L', 'C', 'C'};
-
+// A cache file (cache_format.h): header, then the content. The content was
+// checked against its SHA-256 before it entered the cache; the XXH3 sum
+// (about 20 times cheaper) only has to catch what a crash or a failing disk
+// does to the file afterwards.
 void MakeCacheHeader(std::string_view raw, uint8_t* h) {
   XXH128_hash_t sum = XXH3_128bits(raw.data(), raw.size());
-  std::memcpy(h, kCacheMagic, 4);
-  PutU32(h + 4, uint32_t(raw.size()));
-  PutU64(h + 8, sum.low64);
-  PutU64(h + 16, sum.high64);
+  std::memcpy(h + kCacheFileMagicOffset, kCacheFileMagic, sizeof kCacheFileMagic);
+  PutU32(h + kCacheFileLengthOffset, uint32_t(raw.size()));
+  PutU64(h + kCacheFileSumLowOffset, sum.low64);
+  PutU64(h + kCacheFileSumHighOffset, sum.high64);
 }
 
 bool CheckCacheFile(const uint8_t* header, std::string_view content) {
@@ -59,6 +58,35 @@ Status WriteCacheFile(const std::string& path, std::string_view raw) {
   return st;
 }
 
+std::string VersionLine(uint64_t version) {
+  return std::string(kCacheVersionMagic) + " " + std::to_string(version) + "\n";
+}
+
+// Checks DIR/format, or writes it in a directory that has none (new, or made
+// before the file existed: the same layout as version 1).
+Status CheckFormatVersion(const std::string& dir) {
+  const std::string path = dir + "/" + std::string(kCacheVersionFile);
+  auto text = ReadFile(path);
+  if (!text.ok()) {
+    if (!text.status().IsNotFound()) return text.status();
+    const std::string line = VersionLine(kCacheFormatVersion);
+    return WriteFileAtomic(path, line.data(), line.size(), Sync::kFull);
+  }
+  if (*text == VersionLine(kCacheFormatVersion)) return Status::Ok();
+  std::string_view rest(*text);
+  if (rest.substr(0, kCacheVersionMagic.size() + 1) == std::string(kCacheVersionMagic) + " ") {
+    rest.remove_prefix(kCacheVersionMagic.size() + 1);
+    uint64_t version = 0;
+    auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), version);
+    if (ec == std::errc() && std::string_view(end, size_t(rest.data() + rest.size() - end)) == "\n")
+      return Status::Unsupported("cache " + dir + " has format version " +
+                                 std::to_string(version) + "; this hloop reads version " +
+                                 std::to_string(kCacheFormatVersion) + ": use another cache directory");
+  }
+  return Status::InvalidArgument(path + ": not an hloop cache format file (expected '" +
+                                 std::string(kCacheVersionMagic) + " N')");
+}
+
 }  // namespace
 
 Result<std::unique_ptr<DiskCache>> DiskCache::Open(const DiskCacheOptions& options) {
@@ -66,8 +94,10 @@ Result<std::unique_ptr<DiskCache>> DiskCache::Open(const DiskCacheOptions& optio
   if (!(options.low_watermark > 0 && options.low_watermark <= options.high_watermark &&
         options.high_watermark <= 1.0))
     return Status::InvalidArgument("cache watermarks must satisfy 0 < low <= high <= 1");
-  HLOOP_RETURN_IF_ERROR(MakeDirs(options.dir + "/chunks"));
-  HLOOP_RETURN_IF_ERROR(MakeDirs(options.dir + "/indexes"));
+  HLOOP_RETURN_IF_ERROR(MakeDirs(options.dir));
+  HLOOP_RETURN_IF_ERROR(CheckFormatVersion(options.dir));
+  HLOOP_RETURN_IF_ERROR(MakeDirs(options.dir + "/" + std::string(kCacheChunksDir)));
+  HLOOP_RETURN_IF_ERROR(MakeDirs(options.dir + "/" + std::string(kCacheUrlCopiesDir)));
   std::unique_ptr<DiskCache> c(new DiskCache(options));
   HLOOP_RETURN_IF_ERROR(c->Scan());
   return c;
@@ -84,7 +114,7 @@ Status DiskCache::Scan() {
     int64_t mtime_ns;
   };
   std::vector<Found> found;
-  std::string top = options_.dir + "/chunks";
+  std::string top = options_.dir + "/" + std::string(kCacheChunksDir);
   DIR* d = ::opendir(top.c_str());
   if (!d) return Status::FromErrno(errno, top);
   std::vector<std::string> subs;
@@ -112,7 +142,7 @@ Status DiskCache::Scan() {
     ::closedir(sd);
   }
   std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) { return a.mtime_ns > b.mtime_ns; });
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (const auto& f : found) {
     lru_.push_back({f.hash, f.size});
     map_[f.hash] = std::prev(lru_.end());
@@ -160,7 +190,7 @@ uint64_t DiskCache::FreeSpaceAfterReserve() {
 
 Status DiskCache::Get(const format::Hash& h, uint32_t size, std::string* out) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     pins_[h]++;
   }
   const std::string path = PathOf(h);
@@ -185,7 +215,7 @@ Status DiskCache::Get(const format::Hash& h, uint32_t size, std::string* out) {
       ::futimens(fd.get(), nullptr);  // recency, kept across restarts
     }
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (--pins_[h] == 0) pins_.erase(h);
   if (bad) {
     // A Put under way will rename a good file over the bad one.
@@ -216,14 +246,14 @@ Status DiskCache::Get(const format::Hash& h, uint32_t size, std::string* out) {
 }
 
 bool DiskCache::Contains(const format::Hash& h) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return map_.count(h) != 0;
 }
 
 Status DiskCache::Put(const format::Hash& h, std::string_view raw) {
   const uint64_t size = kCacheHeaderSize + raw.size();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (map_.count(h) || writing_.count(h)) return Status::Ok();
     const uint64_t high = uint64_t(options_.high_watermark * double(options_.max_bytes));
     const uint64_t low = uint64_t(options_.low_watermark * double(options_.max_bytes));
@@ -251,7 +281,7 @@ Status DiskCache::Put(const format::Hash& h, std::string_view raw) {
   Status st = Status::Ok();
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) st = Status::FromErrno(errno, "mkdir " + dir);
   if (st.ok()) st = WriteCacheFile(path, raw);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   writing_.erase(h);
   if (!st.ok()) {
     Remove(h);
@@ -261,21 +291,21 @@ Status DiskCache::Put(const format::Hash& h, std::string_view raw) {
   return Status::Ok();
 }
 
-static std::string IndexKey(const std::string& url) {
-  return format::ToHex(format::Sha256(url));
+std::string DiskCache::UrlCopyPath(const std::string& url) const {
+  return options_.dir + "/" + std::string(kCacheUrlCopiesDir) + "/" + format::ToHex(format::Sha256(url)) +
+         std::string(kCacheUrlCopySuffix);
 }
 
-Status DiskCache::PutIndex(const std::string& url, const std::string& bytes) {
-  return WriteFileAtomic(options_.dir + "/indexes/" + IndexKey(url) + ".idx", bytes.data(), bytes.size(),
-                         Sync::kFull);
+Status DiskCache::PutUrlCopy(const std::string& url, const std::string& bytes) {
+  return WriteFileAtomic(UrlCopyPath(url), bytes.data(), bytes.size(), Sync::kFull);
 }
 
-Result<std::string> DiskCache::GetIndex(const std::string& url) {
-  return ReadFile(options_.dir + "/indexes/" + IndexKey(url) + ".idx");
+Result<std::string> DiskCache::GetUrlCopy(const std::string& url) {
+  return ReadFile(UrlCopyPath(url));
 }
 
 DiskCacheStats DiskCache::stats() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   DiskCacheStats s = stats_;
   s.used_bytes = used_;
   s.entries = map_.size();

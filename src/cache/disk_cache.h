@@ -1,11 +1,12 @@
 // The on-disk cache of verified chunks, shared by every image and version that
 // uses the same directory, kept across restarts.
 //
-// Layout: DIR/chunks/ab/<hash> holds the raw (decompressed) content of a
-// chunk behind a 24-byte header with an XXH3-128 sum (docs/format.md), so a
-// warm read costs one read and one fast checksum, no decompression.
-// DIR/indexes/<sha256 of URL>.idx keeps the last good index fetched from a
-// URL, so an image can be opened while its server is down.
+// Layout (cache_format.h, docs/format.md): DIR/chunks/ab/<hash> holds the
+// raw (decompressed) content of a chunk behind a 24-byte header with an
+// XXH3-128 sum, so a warm read costs one read and one fast checksum, no
+// decompression. DIR/indexes/ keeps the last good copy of small files
+// fetched by URL (the index, the mirror list), so an image can be opened
+// while its server is down. DIR/format names the layout's version.
 //
 // Eviction is least-recently-used between watermarks: when the cached bytes
 // pass high_watermark * max_bytes, the oldest chunks are removed until they
@@ -15,7 +16,8 @@
 // that is not enough, skips caching): the cache never fills the disk.
 // Pinned chunks (being read) are never evicted.
 //
-// Thread-safe. Several processes may share a directory: writes are atomic
+// Thread-safe: one lock, mu_, guards the bookkeeping and is never held
+// across file I/O other than unlink. Several processes may share a directory: writes are atomic
 // renames and every read is verified, so the worst case of two processes
 // evicting each other's files is a refetch.
 #pragma once
@@ -24,13 +26,14 @@
 #include <cstring>
 #include <list>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "cache/cache_format.h"
 #include "format/hash.h"
+#include "util/mutex.h"
 #include "util/status.h"
 
 namespace hloop::cache {
@@ -46,9 +49,6 @@ struct DiskCacheOptions {
   double reserve_fraction = 0.02;
 };
 
-// Each cache file starts with this many bytes of header (docs/format.md).
-inline constexpr size_t kCacheHeaderSize = 24;
-
 struct DiskCacheStats {
   uint64_t hits = 0, misses = 0, corrupt_discarded = 0;
   uint64_t inserted = 0, evicted = 0, skipped_for_space = 0;
@@ -57,7 +57,9 @@ struct DiskCacheStats {
 
 class DiskCache {
  public:
-  // Opens (creating if needed) the cache and scans what it holds.
+  // Opens (creating if needed) the cache and scans what it holds. A
+  // directory of another format version is refused (Unsupported, naming
+  // both versions); nothing in it is touched.
   static Result<std::unique_ptr<DiskCache>> Open(const DiskCacheOptions& options);
   DiskCache(const DiskCache&) = delete;
   DiskCache& operator=(const DiskCache&) = delete;
@@ -65,17 +67,19 @@ class DiskCache {
   // Reads chunk `h` of `size` bytes into *out and checks it. NotFound if
   // absent; a file that is truncated or does not match its checksum is deleted
   // and reported as NotFound, so the caller fetches it again.
-  Status Get(const format::Hash& h, uint32_t size, std::string* out);
-  bool Contains(const format::Hash& h);
+  Status Get(const format::Hash& h, uint32_t size, std::string* out) EXCLUDES(mu_);
+  bool Contains(const format::Hash& h) EXCLUDES(mu_);
   // Stores raw content that the caller has verified against `h`. Best effort: NoSpace when the quota or the
   // disk reserve leaves no room (nothing is written then).
-  Status Put(const format::Hash& h, std::string_view raw);
+  Status Put(const format::Hash& h, std::string_view raw) EXCLUDES(mu_);
 
-  // The last good index fetched from `url`.
-  Status PutIndex(const std::string& url, const std::string& bytes);
-  Result<std::string> GetIndex(const std::string& url);
+  // Keeps `bytes` as the last good copy of what `url` served (an index, a
+  // mirror list), replacing an older copy; not counted against the quota.
+  Status PutUrlCopy(const std::string& url, const std::string& bytes);
+  // The copy PutUrlCopy kept for `url`; NotFound if none.
+  Result<std::string> GetUrlCopy(const std::string& url);
 
-  DiskCacheStats stats();
+  DiskCacheStats stats() EXCLUDES(mu_);
   const DiskCacheOptions& options() const { return options_; }
 
  private:
@@ -84,22 +88,24 @@ class DiskCache {
     uint64_t size;
   };
   explicit DiskCache(DiskCacheOptions options) : options_(std::move(options)) {}
-  Status Scan();
+  Status Scan() EXCLUDES(mu_);
   std::string PathOf(const format::Hash& h) const;
-  // Evicts LRU entries until used_ <= target. REQUIRES: mu_ held.
-  void EvictTo(uint64_t target);
-  void Remove(const format::Hash& h);  // REQUIRES: mu_ held
+  std::string UrlCopyPath(const std::string& url) const;
+  // Evicts LRU entries until used_ <= target.
+  void EvictTo(uint64_t target) REQUIRES(mu_);
+  void Remove(const format::Hash& h) REQUIRES(mu_);
   uint64_t FreeSpaceAfterReserve();
-  void Touch(const format::Hash& h);  // REQUIRES: mu_ held
+  void Touch(const format::Hash& h) REQUIRES(mu_);
 
   const DiskCacheOptions options_;
-  std::mutex mu_;
-  std::list<Entry> lru_;  // front = most recent. GUARDED_BY(mu_)
-  std::unordered_map<format::Hash, std::list<Entry>::iterator, format::HashKey> map_;  // GUARDED_BY(mu_)
-  std::unordered_map<format::Hash, int, format::HashKey> pins_;  // readers. GUARDED_BY(mu_)
-  std::unordered_set<format::Hash, format::HashKey> writing_;     // Puts under way. GUARDED_BY(mu_)
-  uint64_t used_ = 0;                                    // GUARDED_BY(mu_)
-  DiskCacheStats stats_;                                 // GUARDED_BY(mu_)
+  Mutex mu_;
+  std::list<Entry> lru_ GUARDED_BY(mu_);  // front = most recent
+  std::unordered_map<format::Hash, std::list<Entry>::iterator, format::HashKey> map_
+      GUARDED_BY(mu_);
+  std::unordered_map<format::Hash, int, format::HashKey> pins_ GUARDED_BY(mu_);  // readers
+  std::unordered_set<format::Hash, format::HashKey> writing_ GUARDED_BY(mu_);    // Puts under way
+  uint64_t used_ GUARDED_BY(mu_) = 0;
+  DiskCacheStats stats_ GUARDED_BY(mu_);
 };
 
 }  // namespace hloop::cache

@@ -403,22 +403,80 @@ TEST_F(DiskCacheTest, ChunkLargerThanTheCacheIsNotStored) {
   EXPECT_EQ(c->stats().skipped_for_space, 1u);
 }
 
-TEST_F(DiskCacheTest, PutIndexGetIndex) {
+TEST_F(DiskCacheTest, PutUrlCopyGetUrlCopy) {
   auto c = Open(Options(1 << 20));
-  ASSERT_TRUE(c->PutIndex("http://a/x.idx", "index A").ok());
-  ASSERT_TRUE(c->PutIndex("http://b/x.idx", "index B").ok());
-  EXPECT_EQ(c->GetIndex("http://a/x.idx").value(), "index A");
-  EXPECT_EQ(c->GetIndex("http://b/x.idx").value(), "index B");
-  ASSERT_TRUE(c->PutIndex("http://a/x.idx", "index A2").ok());
-  EXPECT_EQ(c->GetIndex("http://a/x.idx").value(), "index A2");
-  auto missing = c->GetIndex("http://c/x.idx");
+  ASSERT_TRUE(c->PutUrlCopy("http://a/x.idx", "index A").ok());
+  ASSERT_TRUE(c->PutUrlCopy("http://b/x.idx", "index B").ok());
+  EXPECT_EQ(c->GetUrlCopy("http://a/x.idx").value(), "index A");
+  EXPECT_EQ(c->GetUrlCopy("http://b/x.idx").value(), "index B");
+  ASSERT_TRUE(c->PutUrlCopy("http://a/x.idx", "index A2").ok());
+  EXPECT_EQ(c->GetUrlCopy("http://a/x.idx").value(), "index A2");
+  auto missing = c->GetUrlCopy("http://c/x.idx");
   ASSERT_FALSE(missing.ok());
   EXPECT_TRUE(missing.status().IsNotFound());
   // Kept across restarts, and not counted as chunks.
   c.reset();
   c = Open(Options(1 << 20));
-  EXPECT_EQ(c->GetIndex("http://b/x.idx").value(), "index B");
+  EXPECT_EQ(c->GetUrlCopy("http://b/x.idx").value(), "index B");
   EXPECT_EQ(c->stats().entries, 0u);
+}
+
+TEST_F(DiskCacheTest, ANewCacheRecordsItsFormatVersion) {
+  auto c = Open(Options(1 << 20));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(ReadTestFile(tmp_.Join("cache/format")), "hloop-cache 1\n");
+  EXPECT_EQ(std::string(kCacheVersionMagic) + " " + std::to_string(kCacheFormatVersion) + "\n",
+            "hloop-cache 1\n");
+}
+
+TEST_F(DiskCacheTest, ACacheFromBeforeTheVersionFileIsReadAndMarked) {
+  {
+    auto c = Open(Options(1 << 20));
+    PutOk(c.get(), 1);
+    ASSERT_TRUE(c->PutUrlCopy("http://a/x.idx", "index A").ok());
+  }
+  ASSERT_EQ(::unlink(tmp_.Join("cache/format").c_str()), 0);
+  auto c = Open(Options(1 << 20));
+  ASSERT_NE(c, nullptr);
+  ExpectHit(c.get(), 1);
+  EXPECT_EQ(c->GetUrlCopy("http://a/x.idx").value(), "index A");
+  EXPECT_EQ(ReadTestFile(tmp_.Join("cache/format")), "hloop-cache 1\n");
+}
+
+TEST_F(DiskCacheTest, AnotherFormatVersionIsRefusedAndLeftAlone) {
+  {
+    auto c = Open(Options(1 << 20));
+    PutOk(c.get(), 1);
+  }
+  ASSERT_TRUE(WriteTestFile(tmp_.Join("cache/format"), "hloop-cache 2\n"));
+  auto v2 = DiskCache::Open(Options(1 << 20));
+  ASSERT_FALSE(v2.ok());
+  EXPECT_EQ(v2.status().code(), Status::Code::kUnsupported);
+  EXPECT_NE(v2.status().message().find("format version 2; this hloop reads version 1"), std::string::npos)
+      << v2.status().message();
+  EXPECT_EQ(ReadTestFile(tmp_.Join("cache/format")), "hloop-cache 2\n");
+  EXPECT_EQ(FilesIn(tmp_.Join("cache")).size(), 1u);
+  for (const char* text : {"", "hloop-cache 1", "hloop-cache x\n", "something else\n", "hloop-cache 1\n\n"}) {
+    ASSERT_TRUE(WriteTestFile(tmp_.Join("cache/format"), text));
+    auto bad = DiskCache::Open(Options(1 << 20));
+    ASSERT_FALSE(bad.ok()) << "'" << text << "'";
+    EXPECT_NE(bad.status().message().find("not an hloop cache format file"), std::string::npos)
+        << bad.status().message();
+  }
+}
+
+TEST_F(DiskCacheTest, CacheFileHeaderIsLaidOutAsDocumented) {
+  auto c = Open(Options(1 << 20));
+  PutOk(c.get(), 3);
+  const std::string file = ReadTestFile(PathOf(HashOf(3)));
+  ASSERT_EQ(file.size(), kCacheHeaderSize + kChunk);
+  EXPECT_EQ(file.substr(kCacheFileMagicOffset, 4), "HLCC");
+  const auto* p = reinterpret_cast<const uint8_t*>(file.data());
+  EXPECT_EQ(uint32_t(p[kCacheFileLengthOffset]) | uint32_t(p[kCacheFileLengthOffset + 1]) << 8 |
+                uint32_t(p[kCacheFileLengthOffset + 2]) << 16 | uint32_t(p[kCacheFileLengthOffset + 3]) << 24,
+            uint32_t(kChunk));
+  EXPECT_EQ(kCacheFileSumHighOffset + 8, kCacheHeaderSize);
+  EXPECT_EQ(file.substr(kCacheHeaderSize), Data(3));
 }
 
 TEST_F(DiskCacheTest, OpenRejectsBadOptions) {

@@ -3,7 +3,7 @@
 namespace hloop::cache {
 
 ChunkData MemoryCache::Get(const format::Hash& h) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = map_.find(h);
   if (it == map_.end()) return nullptr;
   lru_.splice(lru_.begin(), lru_, it->second);
@@ -11,13 +11,13 @@ ChunkData MemoryCache::Get(const format::Hash& h) {
 }
 
 bool MemoryCache::Contains(const format::Hash& h) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return map_.count(h) != 0;
 }
 
 void MemoryCache::Put(const format::Hash& h, ChunkData data) {
   if (!data || data->size() > capacity_) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (auto it = map_.find(h); it != map_.end()) {
     lru_.splice(lru_.begin(), lru_, it->second);
     return;
@@ -33,7 +33,7 @@ void MemoryCache::Put(const format::Hash& h, ChunkData data) {
 }
 
 uint64_t MemoryCache::used_bytes() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return used_;
 }
 

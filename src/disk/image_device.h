@@ -1,29 +1,38 @@
 // ImageDevice: the read path from "byte offset in the image" to verified
-// bytes. A read finds each chunk it spans in the memory cache, else the disk
-// cache (verified), else fetches the chunk file from the Source, checks its
-// hash, stores it in both caches, and copies the bytes out. All-zero chunks
-// are answered without any I/O.
+// bytes, the BlockDevice of an image. It is a ChunkReader (chunk content:
+// caches, fetch, verify, the one place concurrent fetches collapse) plus
+// stages that each do one job, as nbdkit's filters do:
 //
-// Thread model: Read() may be called from many threads. Concurrent misses for
-// the same chunk collapse into one fetch. Sequential reads start a read-ahead
-// of the following chunks on a small pool of worker threads owned by the
-// device.
+//   ReadStats          counts reads and the time readers wait (read_stats.h)
+//   ReadAhead          which chunks to fetch ahead of a sequential reader (read_ahead.h)
+//   Clusters           a reader's miss also fetches its neighbours (clusters.h)
+//   BackgroundFetcher  the threads that fetch for the two above (background_fetcher.h)
+//   ProfileRecorder    notes first reads for a boot profile (profile_recorder.h)
+//   ProfilePrefetcher  replays a boot profile (profile_prefetcher.h)
+//
+// Read() splits a range into chunks: all-zero chunks are answered without
+// any I/O, the others come from the ChunkReader; each stage is told about
+// the read.
+//
+// Thread model: every method may be called from many threads. The device
+// has no lock of its own; each stage has one, and no stage calls another
+// with its lock held, so there is no lock order to keep.
 #pragma once
 
-#include <chrono>
-#include <condition_variable>
-#include <deque>
-#include <functional>
-#include <future>
 #include <memory>
-#include <mutex>
-#include <thread>
-#include <unordered_map>
+#include <string>
 #include <vector>
 
 #include "cache/disk_cache.h"
 #include "cache/memory_cache.h"
+#include "disk/background_fetcher.h"
 #include "disk/block_device.h"
+#include "disk/chunk_reader.h"
+#include "disk/clusters.h"
+#include "disk/profile_prefetcher.h"
+#include "disk/profile_recorder.h"
+#include "disk/read_ahead.h"
+#include "disk/read_stats.h"
 #include "fetch/source.h"
 #include "format/index.h"
 
@@ -69,9 +78,6 @@ struct ImageStats {
   uint64_t profile_recorded = 0;  // chunks recorded so far
 };
 
-// First read-ahead window of a sequential stream, in chunks.
-inline constexpr uint64_t kInitialReadAhead = 4;
-
 class ImageDevice : public BlockDevice {
  public:
   // `cache` may be null (no disk cache). The device owns everything.
@@ -81,7 +87,7 @@ class ImageDevice : public BlockDevice {
   ImageDevice(const ImageDevice&) = delete;
   ImageDevice& operator=(const ImageDevice&) = delete;
 
-  uint64_t size() const override { return index_.image_size(); }
+  uint64_t size() const override { return reader_.index().image_size(); }
   Status Read(uint64_t offset, size_t len, char* buf) override;
   // Zero chunks are holes; everything else is data.
   Result<std::vector<Extent>> Extents(uint64_t offset, uint64_t len) override;
@@ -108,62 +114,24 @@ class ImageDevice : public BlockDevice {
   std::string ProfileText();
   Status SaveProfile();
 
-  const format::Index& index() const { return index_; }
-  cache::DiskCache* disk_cache() { return cache_.get(); }
-  fetch::Source& source() { return *source_; }
+  const format::Index& index() const { return reader_.index(); }
+  cache::DiskCache* disk_cache() { return reader_.disk_cache(); }
+  fetch::Source& source() { return reader_.source(); }
+  // A snapshot of every stage's counters (each consistent on its own).
   ImageStats stats();
 
  private:
-  struct Inflight {
-    std::shared_future<Result<cache::ChunkData>> future;
-    fetch::Priority priority;
-  };
-  // Loads chunk i from the disk cache or the source. No memory cache.
-  // `fetched`, if not null, is set when the chunk came from the source.
-  Result<cache::ChunkData> Load(uint64_t i, const format::ChunkEntry& e, fetch::Priority priority, bool* fetched);
-  Result<cache::ChunkData> FetchVerified(uint64_t i, const format::ChunkEntry& e, fetch::Priority priority);
-  // GetChunk; `to_memory` false leaves the memory cache alone (prefetch
-  // into the disk cache). `network`, if not null, is set when the chunk was
-  // (or most likely was) fetched rather than found in a cache.
-  Result<cache::ChunkData> GetChunkImpl(uint64_t i, fetch::Priority priority, bool to_memory, bool* network);
-  unsigned ReadAheadWindow();
-  void MaybeReadAhead(uint64_t first, uint64_t last);
-  unsigned ClusterChunks();
-  // Schedules the rest of chunk i's cluster. Called when a reader's chunk
-  // is about to be fetched (neither cached nor in flight).
-  void FetchClusterOf(uint64_t i);
-  void Schedule(uint64_t i);
-  void NoteFirstReads(uint64_t first, uint64_t last);
-  void WorkerLoop();
-  void PrefetchLoop();
-
-  const format::Index index_;
-  const std::unique_ptr<fetch::Source> source_;
-  const std::unique_ptr<cache::DiskCache> cache_;
   const ImageOptions options_;
-  cache::MemoryCache memory_;
-
-  std::mutex mu_;
-  std::unordered_map<format::Hash, Inflight, format::HashKey> inflight_;  // GUARDED_BY(mu_)
-  std::deque<uint64_t> queue_;       // GUARDED_BY(mu_): read-ahead work
-  uint64_t next_expected_ = 0;       // GUARDED_BY(mu_): chunk after the last read
-  uint64_t readahead_until_ = 0;     // GUARDED_BY(mu_): chunks below are scheduled
-  uint64_t window_ = 0;              // GUARDED_BY(mu_): read-ahead window, grows to the max
-  bool stopping_ = false;            // GUARDED_BY(mu_)
-  ImageStats stats_;                 // GUARDED_BY(mu_)
-  std::condition_variable cv_;
-  std::vector<std::thread> workers_;
-
-  // Profile prefetch and recording. Per chunk: bit 0 read, bit 1 prefetched.
-  std::mutex profile_mu_;
-  std::vector<uint8_t> chunk_flags_;            // GUARDED_BY(profile_mu_)
-  bool recording_ = false;                      // GUARDED_BY(profile_mu_)
-  std::chrono::steady_clock::time_point record_start_;
-  std::string record_path_;
-  std::vector<std::pair<uint64_t, uint64_t>> recorded_;  // (ms, chunk). GUARDED_BY(profile_mu_)
-  std::vector<uint64_t> prefetch_list_;         // GUARDED_BY(mu_)
-  size_t prefetch_next_ = 0;                    // GUARDED_BY(mu_)
-  std::vector<std::thread> prefetchers_;
+  ReadStats read_stats_;
+  // Declared (so built) before the stages that use it, and destroyed after
+  // them. Its demand-miss hook calls clusters_, built later: the hook runs
+  // only on a reader's fetch, after construction.
+  ChunkReader reader_;
+  BackgroundFetcher fetcher_;
+  ReadAhead read_ahead_;
+  Clusters clusters_;
+  ProfileRecorder recorder_;
+  ProfilePrefetcher prefetcher_;
 };
 
 }  // namespace hloop::disk

@@ -23,6 +23,7 @@
 #include "store/local_store.h"
 #include "testing/fake_source.h"
 #include "testing/temp_dir.h"
+#include "testing/wait_for.h"
 
 namespace hloop::disk {
 namespace {
@@ -32,6 +33,7 @@ using hloop::testing::FakeSource;
 using hloop::testing::FirstDifference;
 using hloop::testing::RandomBytes;
 using hloop::testing::ScopedTempDir;
+using hloop::testing::WaitFor;
 using hloop::testing::WriteTestFile;
 
 constexpr uint32_t kCs = 4096;
@@ -510,17 +512,6 @@ TEST_F(ImageDeviceTest, GetChunkReturnsVerifiedRawContent) {
   EXPECT_EQ((*c)->size(), 1000u);
 }
 
-// Polls `done` until it holds or a generous deadline passes.
-template <typename Fn>
-bool WaitFor(Fn done) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
-
 TEST_F(ImageDeviceTest, SequentialReadsFetchFollowingChunksInBackground) {
   TestImage img = BuildImage(RandomBytes(16 * kCs, 3));
   ImageOptions o;
@@ -630,7 +621,7 @@ TEST_F(ImageDeviceTest, OpenImageByPathCachesTheIndex) {
   std::string out((*dev)->size(), '\0');
   ASSERT_TRUE((*dev)->Read(0, out.size(), out.data()).ok());
   EXPECT_EQ(FirstDifference(out, content), "");
-  auto cached = (*dev)->disk_cache()->GetIndex(url);
+  auto cached = (*dev)->disk_cache()->GetUrlCopy(url);
   ASSERT_TRUE(cached.ok());
   EXPECT_EQ(cached.value(), store->ReadIndex("disk").value());
   dev.value().reset();
@@ -656,7 +647,7 @@ TEST_F(ImageDeviceTest, LoadIndexFallsBackToTheCachedCopyWhenTheServerIsDown) {
   auto none = LoadIndex(url, FastFail(), cache.get());
   ASSERT_FALSE(none.ok());
   EXPECT_TRUE(none.status().IsUnavailable()) << none.status().ToString();
-  ASSERT_TRUE(cache->PutIndex(url, img.index_bytes).ok());
+  ASSERT_TRUE(cache->PutUrlCopy(url, img.index_bytes).ok());
   auto ix = LoadIndex(url, FastFail(), cache.get());
   ASSERT_TRUE(ix.ok()) << ix.status().ToString();
   EXPECT_EQ(ix->bytes(), img.index_bytes);
@@ -668,7 +659,7 @@ TEST_F(ImageDeviceTest, LoadIndexNeverReplacesACorruptOrMissingIndexWithTheCache
   TestImage img = BuildImage(MixedContent());
   auto cache = OpenCache(tmp_.Join("cache"));
   const std::string path = tmp_.Join("test.idx");
-  ASSERT_TRUE(cache->PutIndex(path, img.index_bytes).ok());
+  ASSERT_TRUE(cache->PutUrlCopy(path, img.index_bytes).ok());
   // The index does not exist: NotFound, not the cached copy.
   auto missing = LoadIndex(path, FastFail(), cache.get());
   ASSERT_FALSE(missing.ok());
@@ -681,13 +672,13 @@ TEST_F(ImageDeviceTest, LoadIndexNeverReplacesACorruptOrMissingIndexWithTheCache
   ASSERT_FALSE(corrupt.ok());
   EXPECT_TRUE(corrupt.status().IsCorruption()) << corrupt.status().ToString();
   // ... and the cached copy was not overwritten with the bad one.
-  EXPECT_EQ(FirstDifference(cache->GetIndex(path).value(), img.index_bytes), "");
+  EXPECT_EQ(FirstDifference(cache->GetUrlCopy(path).value(), img.index_bytes), "");
   // A good index is loaded and becomes the cached copy.
   std::string other = BuildImage(RandomBytes(3 * kCs, 77)).index_bytes;
   ASSERT_TRUE(WriteTestFile(path, other));
   auto good = LoadIndex(path, FastFail(), cache.get());
   ASSERT_TRUE(good.ok()) << good.status().ToString();
-  EXPECT_EQ(FirstDifference(cache->GetIndex(path).value(), other), "");
+  EXPECT_EQ(FirstDifference(cache->GetUrlCopy(path).value(), other), "");
 }
 
 // ---- Boot profiles, adaptive read-ahead, corrupt reports (issue #3) ----

@@ -21,11 +21,11 @@ Result<format::Index> LoadIndexWith(const std::string& url, const fetch::FetchOp
   // say soon that there is nothing to open; with a cached copy to fall back
   // on, do not make the user wait through every retry of a server that is down.
   int attempts = options.max_attempts == 0 ? 6 : options.max_attempts;
-  if (cache && cache->GetIndex(url).ok()) attempts = std::min(attempts, 2);
+  if (cache && cache->GetUrlCopy(url).ok()) attempts = std::min(attempts, 2);
   auto bytes = fetch(attempts);
   if (!bytes.ok()) {
     if (cache && bytes.status().IsUnavailable()) {
-      auto cached = cache->GetIndex(url);
+      auto cached = cache->GetUrlCopy(url);
       if (cached.ok()) {
         LogWarn(bytes.status().message() + "; using the cached copy of the index");
         return format::Index::Parse(std::move(cached.value()), url + " (cached)");
@@ -35,7 +35,7 @@ Result<format::Index> LoadIndexWith(const std::string& url, const fetch::FetchOp
   }
   auto index = format::Index::Parse(std::move(bytes.value()), url);
   if (index.ok() && cache) {
-    Status st = cache->PutIndex(url, index->bytes());
+    Status st = cache->PutUrlCopy(url, index->bytes());
     if (!st.ok()) LogWarn("could not cache the index: " + st.ToString());
   }
   return index;
@@ -50,14 +50,14 @@ void AddListedMirrors(fetch::FetchEngine& engine, const fetch::Location& loc, ca
   Status st = engine.Get(fetch::Request{rel, 0, fetch::Priority::kDemand, 2, 0}, &text);
   if (st.IsNotFound()) return;
   if (!st.ok()) {
-    auto cached = cache ? cache->GetIndex(url) : Result<std::string>(st);
+    auto cached = cache ? cache->GetUrlCopy(url) : Result<std::string>(st);
     if (!cached.ok()) {
       LogWarn("mirror list: " + st.message() + "; going on without it");
       return;
     }
     text = std::move(cached.value());
   } else if (cache) {
-    Status put = cache->PutIndex(url, text);
+    Status put = cache->PutUrlCopy(url, text);
     if (!put.ok()) LogWarn("could not cache the mirror list: " + put.ToString());
   }
   auto list = fetch::ParseMirrorList(text, url);

@@ -3,17 +3,33 @@
 #include <charconv>
 #include <string_view>
 
+#include "disk/profile_format.h"
+
 namespace hloop::disk {
 
 namespace {
-constexpr std::string_view kMagic = "hloop-profile 1";
-constexpr size_t kMaxLine = 4096;
 
 bool ParseNumber(std::string_view s, uint64_t* out) {
   if (s.empty()) return false;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
   return ec == std::errc() && p == s.data() + s.size();
 }
+
+std::string FirstLine() { return std::string(kProfileMagic) + " " + std::to_string(kProfileVersion); }
+
+// Checks line 1: the magic and a version this code reads. Empty: fine.
+std::string CheckFirstLine(std::string_view line) {
+  const std::string want = FirstLine();
+  if (line == want) return "";
+  uint64_t version;
+  if (line.size() > kProfileMagic.size() && line.substr(0, kProfileMagic.size()) == kProfileMagic &&
+      line[kProfileMagic.size()] == ' ' && ParseNumber(line.substr(kProfileMagic.size() + 1), &version) &&
+      version != kProfileVersion)
+    return "profile format version " + std::to_string(version) + ", this hloop reads version " +
+           std::to_string(kProfileVersion);
+  return "not an hloop profile (expected '" + want + "')";
+}
+
 }  // namespace
 
 Result<std::vector<uint64_t>> ParseProfile(const std::string& text, uint64_t chunk_count,
@@ -31,12 +47,13 @@ Result<std::vector<uint64_t>> ParseProfile(const std::string& text, uint64_t chu
     auto bad = [&](const std::string& why) {
       return Status::InvalidArgument(origin + ": line " + std::to_string(line_no) + ": " + why);
     };
-    if (line.size() > kMaxLine) return bad("line too long");
+    if (line.size() > kProfileMaxLine) return bad("line too long");
     if (line_no == 1) {
-      if (line != kMagic) return bad("not an hloop profile (expected '" + std::string(kMagic) + "')");
+      std::string why = CheckFirstLine(line);
+      if (!why.empty()) return bad(why);
       continue;
     }
-    if (line.empty() || line[0] == '#') continue;
+    if (line.empty() || line[0] == kProfileComment) continue;
     size_t space = line.find(' ');
     if (space == std::string_view::npos) return bad("expected 'MILLISECONDS CHUNK'");
     uint64_t ms, chunk;
@@ -47,6 +64,15 @@ Result<std::vector<uint64_t>> ParseProfile(const std::string& text, uint64_t chu
     out.push_back(chunk);
   }
   if (line_no == 0) return Status::InvalidArgument(origin + ": empty file, not an hloop profile");
+  return out;
+}
+
+std::string FormatProfile(const format::Index& index, const std::vector<ProfileEntry>& entries) {
+  std::string out = FirstLine() + "\n";
+  out += std::string(1, kProfileComment) + " image " + format::ToHex(index.digest()) + " chunk-size " +
+         std::to_string(index.chunk_size()) + " chunks " + std::to_string(index.chunk_count()) + "\n";
+  out += std::string(1, kProfileComment) + " ms-since-start chunk-number, in the order of first reads\n";
+  for (const auto& e : entries) out += std::to_string(e.ms) + " " + std::to_string(e.chunk) + "\n";
   return out;
 }
 

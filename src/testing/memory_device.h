@@ -1,32 +1,33 @@
 // Test-only: a BlockDevice over bytes in memory, for front-end tests and the
 // NBD fuzzer. Runs of zeros at `zero_granularity` alignment are reported as
 // holes by Extents(). Optionally writable; failures can be injected; reads
-// can be held at a gate to test concurrency. Thread-safe.
+// can be held at a gate to test concurrency. Thread-safe: mu_ guards the
+// data and counters, gate_mu_ the gate; a read waits at the gate before it
+// takes mu_, and no method holds both (no lock order to keep).
 #pragma once
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "disk/block_device.h"
+#include "util/mutex.h"
 
 namespace hloop::testing {
 
 class MemoryDevice : public disk::BlockDevice {
  public:
   explicit MemoryDevice(std::string data, bool writable = false, uint64_t zero_granularity = 4096)
-      : data_(std::move(data)), writable_(writable), granularity_(zero_granularity) {}
+      : data_(std::move(data)), size_(data_.size()), writable_(writable), granularity_(zero_granularity) {}
 
-  uint64_t size() const override { return data_.size(); }
+  uint64_t size() const override { return size_; }
   bool can_write() const override { return writable_; }
 
   Status Read(uint64_t offset, size_t len, char* buf) override {
     WaitAtGate();
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     reads_++;
     if (!fail_reads_.ok()) return fail_reads_;
     if (offset > data_.size() || len > data_.size() - offset) return Status::InvalidArgument("read past the end");
@@ -34,7 +35,7 @@ class MemoryDevice : public disk::BlockDevice {
     return Status::Ok();
   }
   Status Write(uint64_t offset, size_t len, const char* buf, bool fua) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!writable_) return Status::Unsupported("read-only device");
     if (offset > data_.size() || len > data_.size() - offset) return Status::NoSpace("write past the end");
     std::memcpy(data_.data() + offset, buf, len);
@@ -42,23 +43,23 @@ class MemoryDevice : public disk::BlockDevice {
     return Status::Ok();
   }
   Status Flush() override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     flushes_++;
     return Status::Ok();
   }
   Status WriteZeroes(uint64_t offset, uint64_t len, bool) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!writable_) return Status::Unsupported("read-only device");
     if (offset > data_.size() || len > data_.size() - offset) return Status::NoSpace("write past the end");
     std::memset(data_.data() + offset, 0, len);
     return Status::Ok();
   }
   void Prefetch(uint64_t offset, uint64_t len) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     prefetched_.push_back({offset, len});
   }
   Result<std::vector<disk::Extent>> Extents(uint64_t offset, uint64_t len) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (offset >= data_.size()) return Status::InvalidArgument("extents past the end");
     len = std::min<uint64_t>(len, data_.size() - offset);
     std::vector<disk::Extent> out;
@@ -77,61 +78,64 @@ class MemoryDevice : public disk::BlockDevice {
 
   // Every later read fails with `st` (Ok: reads work again).
   void FailReads(Status st) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     fail_reads_ = std::move(st);
   }
   // Closes the gate: reads wait there until OpenGate(). waiting() counts them.
   void CloseGate() {
-    std::lock_guard<std::mutex> lock(gate_mu_);
+    MutexLock lock(&gate_mu_);
     gate_closed_ = true;
   }
   void OpenGate() {
     {
-      std::lock_guard<std::mutex> lock(gate_mu_);
+      MutexLock lock(&gate_mu_);
       gate_closed_ = false;
     }
-    gate_cv_.notify_all();
+    gate_cv_.SignalAll();
   }
   int waiting() const { return waiting_; }
   int max_waiting() const { return max_waiting_; }
   std::string data() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return data_;
   }
   int flushes() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return flushes_;
   }
   int fua_writes() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return fua_writes_;
   }
   std::vector<std::pair<uint64_t, uint64_t>> prefetched() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return prefetched_;
   }
 
  private:
-  void WaitAtGate() {
-    std::unique_lock<std::mutex> lock(gate_mu_);
+  void WaitAtGate() EXCLUDES(gate_mu_) {
+    MutexLock lock(&gate_mu_);
     if (!gate_closed_) return;
     int now = ++waiting_;
     max_waiting_ = std::max(max_waiting_.load(), now);
-    gate_cv_.wait(lock, [this] { return !gate_closed_; });
+    while (gate_closed_) gate_cv_.Wait(&gate_mu_);
     waiting_--;
   }
 
-  mutable std::mutex mu_;
-  std::string data_;
+  mutable Mutex mu_;
+  std::string data_ GUARDED_BY(mu_);
+  const uint64_t size_;  // data_ never changes size
   const bool writable_;
   const uint64_t granularity_;
-  Status fail_reads_;
-  int reads_ = 0, flushes_ = 0, fua_writes_ = 0;
-  std::vector<std::pair<uint64_t, uint64_t>> prefetched_;
+  Status fail_reads_ GUARDED_BY(mu_);
+  int reads_ GUARDED_BY(mu_) = 0;
+  int flushes_ GUARDED_BY(mu_) = 0;
+  int fua_writes_ GUARDED_BY(mu_) = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> prefetched_ GUARDED_BY(mu_);
 
-  std::mutex gate_mu_;
-  std::condition_variable gate_cv_;
-  bool gate_closed_ = false;
+  Mutex gate_mu_;
+  CondVar gate_cv_;
+  bool gate_closed_ GUARDED_BY(gate_mu_) = false;
   std::atomic<int> waiting_{0}, max_waiting_{0};
 };
 
