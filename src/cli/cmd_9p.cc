@@ -61,7 +61,7 @@ Result<p9::Export> OpenImageExport(const std::string& spec, const disk::OpenOpti
   auto image = disk::OpenImage(url, opts);
   if (!image.ok()) return image.status();
   if (name.empty()) name = disk::ImageName((*image)->index(), url);
-  std::shared_ptr<disk::BlockDevice> device(std::move(image.value()));
+  std::shared_ptr<BlockDevice> device(std::move(image.value()));
   auto fs = p9::ExtFs::Open(std::move(device), url);
   if (!fs.ok()) return fs.status();
   *shown = url;

@@ -37,7 +37,7 @@ int RunMount(MountArgs& a) {
   if (!device.ok()) return fail(device.status());
   auto overlay = OpenOverlay(a.overlay, **device, a.url);
   if (!overlay.ok()) return fail(overlay.status());
-  disk::BlockDevice& served = *overlay ? static_cast<disk::BlockDevice&>(**overlay) : **device;
+  BlockDevice& served = *overlay ? static_cast<BlockDevice&>(**overlay) : **device;
   frontends::FuseOptions f;
   f.mountpoint = a.mountpoint;
   f.file_name = disk::ImageName((*device)->index(), a.url);

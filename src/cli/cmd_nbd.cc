@@ -43,7 +43,7 @@ int RunNbd(NbdArgs& a) {
   if (!device.ok()) return fail(device.status());
   auto overlay = OpenOverlay(a.overlay, **device, a.url);
   if (!overlay.ok()) return fail(overlay.status());
-  disk::BlockDevice& served = *overlay ? static_cast<disk::BlockDevice&>(**overlay) : **device;
+  BlockDevice& served = *overlay ? static_cast<BlockDevice&>(**overlay) : **device;
   nbd::NbdServerOptions n;
   n.socket_path = a.socket_path;
   n.listen = a.listen;

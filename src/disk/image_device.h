@@ -26,7 +26,7 @@
 #include "cache/disk_cache.h"
 #include "cache/memory_cache.h"
 #include "disk/background_fetcher.h"
-#include "disk/block_device.h"
+#include "blockdev/block_device.h"
 #include "disk/chunk_reader.h"
 #include "disk/clusters.h"
 #include "disk/profile_prefetcher.h"

@@ -7,6 +7,7 @@
 #include <future>
 #include <thread>
 
+#include "util/mutex.h"
 #include "fetch/engine.h"
 #include "testing/http_server.h"
 
@@ -275,16 +276,16 @@ TEST(MirrorsTest, PrefetchNeverTakesTheSlotsAWaitingReadNeeds) {
 
 TEST(MirrorsTest, HeadersAndProxyReachTheServer) {
   std::string auth, via_proxy_path;
-  std::mutex mu;
+  Mutex mu;
   TestHttpServer origin([&](const httplib::Request& req, httplib::Response& res) {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     auth = req.get_header_value("Authorization");
     res.set_content("origin", "text/plain");
   });
   // A "proxy" that answers itself: an absolute-form request line proves
   // the engine talked to it as a proxy.
   TestHttpServer proxy([&](const httplib::Request& req, httplib::Response& res) {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     via_proxy_path = req.target;
     res.set_content("proxied", "text/plain");
   });
@@ -294,7 +295,7 @@ TEST(MirrorsTest, HeadersAndProxyReachTheServer) {
     FetchEngine engine(origin.base(), o);
     std::string out;
     ASSERT_TRUE(engine.Get(Request{"a"}, &out).ok());
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     EXPECT_EQ(auth, "Bearer sesame");
   }
   o.proxy = proxy.base();

@@ -61,7 +61,7 @@ class OverlayDevice::RangeLock {
   std::vector<Mutex*> held_;
 };
 
-Result<std::unique_ptr<OverlayDevice>> OverlayDevice::Open(const std::string& path, disk::BlockDevice& base,
+Result<std::unique_ptr<OverlayDevice>> OverlayDevice::Open(const std::string& path, BlockDevice& base,
                                                            const BaseIdentity& base_id,
                                                            const OverlayOptions& options) {
   struct stat sb;
@@ -115,7 +115,7 @@ Result<std::unique_ptr<OverlayDevice>> OverlayDevice::Open(const std::string& pa
 }
 
 OverlayDevice::OverlayDevice(std::string path, ScopedFd fd, Header header, std::vector<uint8_t> map,
-                             MapCounts counts, disk::BlockDevice& base)
+                             MapCounts counts, BlockDevice& base)
     : path_(std::move(path)),
       fd_(std::move(fd)),
       header_(std::move(header)),
@@ -212,14 +212,14 @@ Status OverlayDevice::Read(uint64_t offset, size_t len, char* buf) {
   return Status::Ok();
 }
 
-Result<std::vector<disk::Extent>> OverlayDevice::Extents(uint64_t offset, uint64_t len) {
+Result<std::vector<Extent>> OverlayDevice::Extents(uint64_t offset, uint64_t len) {
   if (offset >= size()) return Status::InvalidArgument("extents past the end of the image");
   len = std::min<uint64_t>(len, size() - offset);
-  std::vector<disk::Extent> out;
+  std::vector<Extent> out;
   auto add = [&](uint64_t n, bool zero) {
     if (n == 0) return;
     if (!out.empty() && out.back().zero == zero) out.back().length += n;
-    else out.push_back(disk::Extent{n, zero});
+    else out.push_back(Extent{n, zero});
   };
   if (len == 0) return out;
   const uint64_t end = offset + len;
@@ -242,7 +242,7 @@ Result<std::vector<disk::Extent>> OverlayDevice::Extents(uint64_t offset, uint64
     auto base = base_.Extents(r.from, n);
     if (!base.ok()) return base.status();
     uint64_t left = n;  // the base may answer past the run: clip
-    for (const disk::Extent& e : *base) {
+    for (const Extent& e : *base) {
       if (left == 0) break;
       uint64_t take = std::min(left, e.length);
       add(take, e.zero);

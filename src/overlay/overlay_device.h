@@ -30,7 +30,7 @@
 #include <string>
 #include <vector>
 
-#include "disk/block_device.h"
+#include "blockdev/block_device.h"
 #include "format/hash.h"
 #include "overlay/overlay_file.h"
 #include "util/file.h"
@@ -58,12 +58,12 @@ struct OverlayStats {
   uint64_t zero_blocks = 0;  // blocks written as zeros
 };
 
-class OverlayDevice : public disk::BlockDevice {
+class OverlayDevice : public BlockDevice {
  public:
   // Opens (or creates) the overlay at `path` over `base`, which must outlive
   // the device. An existing overlay must have been made on `base_id.digest`
   // (unless options.force) and for base.size() bytes.
-  static Result<std::unique_ptr<OverlayDevice>> Open(const std::string& path, disk::BlockDevice& base,
+  static Result<std::unique_ptr<OverlayDevice>> Open(const std::string& path, BlockDevice& base,
                                                      const BaseIdentity& base_id, const OverlayOptions& options);
   // Flushes (best effort; a failure is logged).
   ~OverlayDevice() override;
@@ -82,7 +82,7 @@ class OverlayDevice : public disk::BlockDevice {
   void Prefetch(uint64_t offset, uint64_t len) override;
   // Zero blocks are holes, blocks with data are data, the rest is whatever
   // the base says.
-  Result<std::vector<disk::Extent>> Extents(uint64_t offset, uint64_t len) override;
+  Result<std::vector<Extent>> Extents(uint64_t offset, uint64_t len) override;
 
   const Header& header() const { return header_; }
   const std::string& path() const { return path_; }
@@ -94,7 +94,7 @@ class OverlayDevice : public disk::BlockDevice {
 
  private:
   OverlayDevice(std::string path, ScopedFd fd, Header header, std::vector<uint8_t> map, MapCounts counts,
-                disk::BlockDevice& base);
+                BlockDevice& base);
 
   // A lock on every block group that [first, last] (blocks) touches, taken in
   // ascending order so that two writers never deadlock.
@@ -117,7 +117,7 @@ class OverlayDevice : public disk::BlockDevice {
   const std::string path_;
   const ScopedFd fd_;
   const Header header_;
-  disk::BlockDevice& base_;
+  BlockDevice& base_;
 
   // Taken before map_mu_ (which the analysis cannot see through the array).
   std::array<Mutex, kStripes> stripes_;

@@ -31,7 +31,7 @@ constexpr uint64_t kB = kBlockSize;
 // A read-only base in memory. Bytes [hole_from, hole_to) are reported as a
 // hole by Extents (and are zeros). Counts reads; refuses writes (the
 // BlockDevice default), so a test notices any write that reaches the base.
-class MemDevice : public disk::BlockDevice {
+class MemDevice : public BlockDevice {
  public:
   explicit MemDevice(std::string content) : content_(std::move(content)) {}
   uint64_t size() const override { return content_.size(); }
@@ -42,13 +42,13 @@ class MemDevice : public disk::BlockDevice {
     reads_++;
     return Status::Ok();
   }
-  Result<std::vector<disk::Extent>> Extents(uint64_t offset, uint64_t len) override {
-    std::vector<disk::Extent> out;
+  Result<std::vector<Extent>> Extents(uint64_t offset, uint64_t len) override {
+    std::vector<Extent> out;
     uint64_t end = std::min(offset + len, size());
     for (uint64_t pos = offset; pos < end;) {
       bool zero = pos >= hole_from && pos < hole_to;
       uint64_t stop = zero ? std::min(end, hole_to) : (pos < hole_from ? std::min(end, hole_from) : end);
-      out.push_back(disk::Extent{stop - pos, zero});
+      out.push_back(Extent{stop - pos, zero});
       pos = stop;
     }
     return out;

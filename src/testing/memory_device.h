@@ -12,12 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "disk/block_device.h"
+#include "blockdev/block_device.h"
 #include "util/mutex.h"
 
 namespace hloop::testing {
 
-class MemoryDevice : public disk::BlockDevice {
+class MemoryDevice : public BlockDevice {
  public:
   explicit MemoryDevice(std::string data, bool writable = false, uint64_t zero_granularity = 4096)
       : data_(std::move(data)), size_(data_.size()), writable_(writable), granularity_(zero_granularity) {}
@@ -58,11 +58,11 @@ class MemoryDevice : public disk::BlockDevice {
     MutexLock lock(&mu_);
     prefetched_.push_back({offset, len});
   }
-  Result<std::vector<disk::Extent>> Extents(uint64_t offset, uint64_t len) override {
+  Result<std::vector<Extent>> Extents(uint64_t offset, uint64_t len) override {
     MutexLock lock(&mu_);
     if (offset >= data_.size()) return Status::InvalidArgument("extents past the end");
     len = std::min<uint64_t>(len, data_.size() - offset);
-    std::vector<disk::Extent> out;
+    std::vector<Extent> out;
     uint64_t pos = offset, end = offset + len;
     while (pos < end) {
       uint64_t block_end = std::min<uint64_t>((pos / granularity_ + 1) * granularity_, data_.size());
@@ -70,7 +70,7 @@ class MemoryDevice : public disk::BlockDevice {
       uint64_t bs = pos / granularity_ * granularity_;
       bool zero = std::all_of(data_.begin() + long(bs), data_.begin() + long(block_end), [](char c) { return c == 0; });
       if (!out.empty() && out.back().zero == zero) out.back().length += n;
-      else out.push_back(disk::Extent{n, zero});
+      else out.push_back(Extent{n, zero});
       pos += n;
     }
     return out;

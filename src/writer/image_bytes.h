@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "disk/block_device.h"
+#include "blockdev/block_device.h"
 #include "util/file.h"
 #include "util/status.h"
 
@@ -55,7 +55,7 @@ class FileBytes : public ImageBytes {
 class DeviceBytes : public ImageBytes {
  public:
   using MayDifferFn = std::function<bool(uint64_t offset, uint64_t len)>;
-  explicit DeviceBytes(disk::BlockDevice& device, MayDifferFn may_differ = nullptr)
+  explicit DeviceBytes(BlockDevice& device, MayDifferFn may_differ = nullptr)
       : device_(device), may_differ_(std::move(may_differ)) {}
 
   uint64_t size() const override { return device_.size(); }
@@ -65,7 +65,7 @@ class DeviceBytes : public ImageBytes {
   }
 
  private:
-  disk::BlockDevice& device_;
+  BlockDevice& device_;
   const MayDifferFn may_differ_;
 };
 

@@ -28,7 +28,7 @@ namespace hloop::frontends {
 namespace {
 
 struct Context {
-  disk::BlockDevice* device;
+  BlockDevice* device;
   std::string name;  // "/" + file name
   time_t mtime;
   std::function<std::string()> stats;
@@ -251,7 +251,7 @@ struct FuseMount::State {
   fuse_session* session = nullptr;
 };
 
-FuseMount::FuseMount(disk::BlockDevice& device, FuseOptions options)
+FuseMount::FuseMount(BlockDevice& device, FuseOptions options)
     : device_(device), options_(std::move(options)) {}
 
 FuseMount::~FuseMount() {

@@ -21,7 +21,7 @@
 #include <memory>
 #include <string>
 
-#include "disk/block_device.h"
+#include "blockdev/block_device.h"
 #include "util/mutex.h"
 #include "util/status.h"
 #include "util/thread_annotations.h"
@@ -55,7 +55,7 @@ inline constexpr const char* kStatsXattr = "user.hloop.stats";
 class FuseMount {
  public:
   // `device` must outlive the mount.
-  FuseMount(disk::BlockDevice& device, FuseOptions options);
+  FuseMount(BlockDevice& device, FuseOptions options);
   // Unmounts if Run() did not.
   ~FuseMount();
   FuseMount(const FuseMount&) = delete;
@@ -74,7 +74,7 @@ class FuseMount {
  private:
   struct State;
 
-  disk::BlockDevice& device_;
+  BlockDevice& device_;
   const FuseOptions options_;
   std::unique_ptr<State> state_;
   ::fuse* fuse_ = nullptr;  // from Mount() until unmounted

@@ -122,7 +122,7 @@ struct NbdServer::Task {
   Command command;
 };
 
-NbdServer::NbdServer(disk::BlockDevice& device, NbdServerOptions options)
+NbdServer::NbdServer(BlockDevice& device, NbdServerOptions options)
     : device_(device), options_(std::move(options)) {}
 
 NbdServer::~NbdServer() {

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "disk/block_device.h"
+#include "blockdev/block_device.h"
 #include "server/listener.h"
 #include "server/worker_pool.h"
 #include "util/status.h"
@@ -47,7 +47,7 @@ struct NbdServerOptions {
 class NbdServer {
  public:
   // `device` must outlive the server.
-  NbdServer(disk::BlockDevice& device, NbdServerOptions options);
+  NbdServer(BlockDevice& device, NbdServerOptions options);
   ~NbdServer();
   NbdServer(const NbdServer&) = delete;
   NbdServer& operator=(const NbdServer&) = delete;
@@ -74,7 +74,7 @@ class NbdServer {
   void RunTask(Task& task);
   void ReapConnections(bool all);
 
-  disk::BlockDevice& device_;
+  BlockDevice& device_;
   NbdServerOptions options_;
   std::string uri_;
   server::Listener listener_;  // removes the socket file when closed

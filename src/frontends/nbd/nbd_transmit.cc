@@ -39,12 +39,12 @@ struct Run {
 
 // The request's range cut into data and zero runs that cover it exactly.
 // Unknown extents (the device failed to say) count as data: always safe.
-std::vector<Run> ReadRuns(disk::BlockDevice& device, const Request& r, bool one_chunk) {
+std::vector<Run> ReadRuns(BlockDevice& device, const Request& r, bool one_chunk) {
   std::vector<Run> runs;
   auto extents = device.Extents(r.offset, r.length);
   uint64_t pos = 0;
   if (extents.ok()) {
-    for (const disk::Extent& e : *extents) {
+    for (const Extent& e : *extents) {
       if (pos == r.length) break;
       uint64_t n = std::min<uint64_t>(e.length, r.length - pos);
       if (n == 0) continue;
@@ -58,7 +58,7 @@ std::vector<Run> ReadRuns(disk::BlockDevice& device, const Request& r, bool one_
   return runs;
 }
 
-Reply ExecuteRead(disk::BlockDevice& device, const Transmission& t, const Request& r) {
+Reply ExecuteRead(BlockDevice& device, const Transmission& t, const Request& r) {
   Reply reply;
   if (r.length == 0) {
     std::string out;
@@ -99,12 +99,12 @@ Reply ExecuteRead(disk::BlockDevice& device, const Transmission& t, const Reques
   return reply;
 }
 
-Reply ExecuteBlockStatus(disk::BlockDevice& device, const Transmission& t, const Request& r) {
+Reply ExecuteBlockStatus(BlockDevice& device, const Transmission& t, const Request& r) {
   auto extents = device.Extents(r.offset, r.length);
   if (!extents.ok()) return StatusReply(t, r, extents.status());
   std::vector<BlockStatusExtent> out;
   uint64_t left = r.length;
-  for (const disk::Extent& e : *extents) {
+  for (const Extent& e : *extents) {
     if (left == 0 || out.size() == kMaxBlockStatusExtents) break;
     // The device may run past the request; the reply never does.
     uint32_t n = uint32_t(std::min<uint64_t>(e.length, left));
@@ -208,7 +208,7 @@ Status ReadRequests(Stream& in, const Transmission& t, const std::function<void(
   }
 }
 
-Reply Execute(disk::BlockDevice& device, const Transmission& t, const Command& c) {
+Reply Execute(BlockDevice& device, const Transmission& t, const Command& c) {
   const Request& r = c.request;
   if (c.check.error != 0) return ErrorReply(t, r, c.check.error, c.check.message);
   const bool fua = r.flags & kCmdFlagFua;

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "disk/block_device.h"
+#include "blockdev/block_device.h"
 #include "frontends/nbd/nbd_proto.h"
 #include "frontends/nbd/nbd_stream.h"
 #include "util/status.h"
@@ -71,7 +71,7 @@ Status ReadRequests(Stream& in, const Transmission& t, const std::function<void(
 // Runs `c` on `device` and returns the reply: structured or simple as
 // negotiated in `t`. A READ with structured replies sends zero runs as
 // OFFSET_HOLE chunks (BlockDevice::Extents). Thread-safe as the device is.
-Reply Execute(disk::BlockDevice& device, const Transmission& t, const Command& c);
+Reply Execute(BlockDevice& device, const Transmission& t, const Command& c);
 
 // The reply that refuses `r` with `error` (EINVAL, ESHUTDOWN, ...).
 Reply ErrorReply(const Transmission& t, const Request& r, uint32_t error, std::string_view message);

@@ -189,7 +189,7 @@ struct DirentSink {
 
 struct ExtFs::Shared {
   std::string name;  // the image's URL, for messages
-  std::shared_ptr<disk::BlockDevice> device;
+  std::shared_ptr<BlockDevice> device;
   // Fixed once open: read without the mutex.
   uint64_t device_size = 0;
   uint64_t block_size = 0;
@@ -699,7 +699,7 @@ class ExtNode : public Node {
 
 }  // namespace
 
-Result<std::shared_ptr<ExtFs>> ExtFs::Open(std::shared_ptr<disk::BlockDevice> device, const std::string& name) {
+Result<std::shared_ptr<ExtFs>> ExtFs::Open(std::shared_ptr<BlockDevice> device, const std::string& name) {
   static std::once_flag messages;
   std::call_once(messages, [] { initialize_ext2_error_table(); });  // for error_message()
   auto shared = std::make_shared<Shared>();

@@ -33,7 +33,7 @@
 #include <memory>
 #include <string>
 
-#include "disk/block_device.h"
+#include "blockdev/block_device.h"
 #include "frontends/p9/p9_fs.h"
 #include "util/status.h"
 
@@ -47,7 +47,7 @@ class ExtFs : public FileSystem {
   // magic)", libext2fs's message (unsupported features, corrupt superblock),
   // the device's error, or when the file system needs journal recovery or is
   // larger than the device (a truncated image).
-  static Result<std::shared_ptr<ExtFs>> Open(std::shared_ptr<disk::BlockDevice> device, const std::string& name);
+  static Result<std::shared_ptr<ExtFs>> Open(std::shared_ptr<BlockDevice> device, const std::string& name);
 
   int Attach(uint32_t uid, std::shared_ptr<Node>* root) override;
   bool read_only() const override { return true; }

@@ -14,7 +14,7 @@
 namespace hloop::p9 {
 
 struct ExtIoName::Entry {
-  std::shared_ptr<disk::BlockDevice> device;
+  std::shared_ptr<BlockDevice> device;
   Mutex mu;
   Status last_error GUARDED_BY(mu);
 
@@ -91,7 +91,7 @@ errcode_t Read64Unguarded(io_channel ch, unsigned long long block, int count, vo
   Channel* c = Of(ch);
   const uint64_t len = count < 0 ? uint64_t(-int64_t(count)) : uint64_t(count) * uint64_t(ch->block_size);
   const uint64_t bs = uint64_t(ch->block_size);
-  disk::BlockDevice& dev = *c->entry->device;
+  BlockDevice& dev = *c->entry->device;
   if (block > dev.size() / bs) return EXT2_ET_SHORT_READ;  // also keeps block * bs from overflowing
   const uint64_t offset = block * bs;
   if (len > dev.size() - offset) return EXT2_ET_SHORT_READ;
@@ -132,7 +132,7 @@ errcode_t GetStats(io_channel ch, io_stats* out) {
 errcode_t ReadAhead(io_channel ch, unsigned long long block, unsigned long long count) {
   return CallNoThrow("ext2 I/O read-ahead", errcode_t(EIO), [&] {
     const uint64_t bs = uint64_t(ch->block_size);
-    disk::BlockDevice& dev = *Of(ch)->entry->device;
+    BlockDevice& dev = *Of(ch)->entry->device;
     if (block < dev.size() / bs) dev.Prefetch(block * bs, count * bs);
     return errcode_t(0);
   });
@@ -192,7 +192,7 @@ errcode_t Open(const char* name, int flags, io_channel* out) {
 
 struct struct_io_manager* ExtIoManager() { return &the_manager; }
 
-ExtIoName::ExtIoName(std::shared_ptr<disk::BlockDevice> device) : entry_(std::make_shared<Entry>()) {
+ExtIoName::ExtIoName(std::shared_ptr<BlockDevice> device) : entry_(std::make_shared<Entry>()) {
   entry_->device = std::move(device);
   name_ = TheRegistry().Add(entry_);
 }

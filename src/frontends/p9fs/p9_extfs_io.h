@@ -17,7 +17,7 @@
 #include <memory>
 #include <string>
 
-#include "disk/block_device.h"
+#include "blockdev/block_device.h"
 #include "util/status.h"
 
 struct struct_io_manager;  // <ext2fs/ext2_io.h>
@@ -29,7 +29,7 @@ struct struct_io_manager* ExtIoManager();
 
 class ExtIoName {
  public:
-  explicit ExtIoName(std::shared_ptr<disk::BlockDevice> device);
+  explicit ExtIoName(std::shared_ptr<BlockDevice> device);
   ~ExtIoName();  // unregisters the name; channels already open keep working
   ExtIoName(const ExtIoName&) = delete;
   ExtIoName& operator=(const ExtIoName&) = delete;

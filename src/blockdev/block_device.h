@@ -10,7 +10,7 @@
 
 #include "util/status.h"
 
-namespace hloop::disk {
+namespace hloop {
 
 // A run of the device: `length` bytes that are either data or all zeros
 // (a hole: reading it costs nothing).
@@ -50,4 +50,4 @@ class BlockDevice {
   }
 };
 
-}  // namespace hloop::disk
+}  // namespace hloop
