@@ -66,7 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       versioned = true;
       continue;
     }
-    if (!versioned) session.Version(Tversion{1 << 16, kVersion});
+    if (!versioned) session.Version(Tversion{1 << 16, kProtocolVersion});
     versioned = true;
     Body reply = session.Handle(m);
     if (auto* rd = std::get_if<Rreaddir>(&reply)) {

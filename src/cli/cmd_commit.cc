@@ -50,7 +50,7 @@ int RunCommit(CommitArgs& a) {
                         {"bytes_new", sum->bytes_new},
                         {"chunks_copied", sum->chunks_copied},
                         {"chunks_zero", sum->chunks_zero}};
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", JsonText(j).c_str());
     return kExitOk;
   }
   std::printf("committed %s over %s into %s\n", a.name.c_str(), o.parent_name.c_str(), sum->index_path.c_str());

@@ -37,7 +37,7 @@ int RunInfo(const InfoArgs& a) {
                         {"parent", nullptr}};
     if (m.parent_digest)
       j["parent"] = {{"name", m.parent_name}, {"digest", format::ToHex(*m.parent_digest)}};
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", JsonText(j, 2).c_str());
     return kExitOk;
   }
   char when[64] = "unknown";

@@ -108,7 +108,7 @@ int RunMirrors(MirrorsArgs& a) {
                      {"ok", good},
                      {"problem", probes[size_t(m)].problem}});
     }
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", JsonText(out, 2).c_str());
   } else {
     std::printf("%-4s %-48s %10s %12s  %s\n", "rank", "mirror", "rtt", "throughput", "state");
     int rank = 0;

@@ -38,7 +38,7 @@ int RunMount(MountArgs& a) {
   auto overlay = OpenOverlay(a.overlay, **device, a.url);
   if (!overlay.ok()) return fail(overlay.status());
   BlockDevice& served = *overlay ? static_cast<BlockDevice&>(**overlay) : **device;
-  frontends::FuseOptions f;
+  fuse::FuseOptions f;
   f.mountpoint = a.mountpoint;
   f.file_name = disk::ImageName((*device)->index(), a.url);
   f.max_threads = a.threads;
@@ -55,9 +55,9 @@ int RunMount(MountArgs& a) {
     }
     // Paths are bytes, JSON text is UTF-8: replace what is not (dump would
     // throw inside the FUSE callback).
-    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return JsonText(j);
   };
-  frontends::FuseMount mount(served, f);
+  fuse::FuseMount mount(served, f);
   Status st = mount.Mount();
   if (!st.ok()) return fail(st);
   signals.OnStop([&] { mount.Stop(); });

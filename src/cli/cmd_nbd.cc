@@ -69,7 +69,7 @@ int RunNbd(NbdArgs& a) {
   }
   if (!a.stats_file.empty()) {
     double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    std::string json = disk::ImageStatsJson(**device, a.url, up).dump(2) + "\n";
+    std::string json = JsonText(disk::ImageStatsJson(**device, a.url, up), 2) + "\n";
     st = WriteFileAtomic(a.stats_file, json.data(), json.size(), Sync::kNone);
     if (!st.ok()) return Fail(st.Annotate("--stats-file"));
   }

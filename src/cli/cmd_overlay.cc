@@ -32,7 +32,7 @@ int RunOverlayInfo(const OverlayInfoArgs& a) {
                         {"file_size", info->file_size},
                         {"allocated_bytes", info->allocated_bytes},
                         {"created", h.created}};
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", JsonText(j, 2).c_str());
     return kExitOk;
   }
   char when[64] = "unknown";

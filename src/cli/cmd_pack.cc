@@ -45,7 +45,7 @@ int RunPack(const PackArgs& a) {
                         {"bytes_read", sum->bytes_read},      {"bytes_written", sum->bytes_written},
                         {"stored_bytes", sum->stored_bytes},  {"ratio", ratio},
                         {"seconds", sum->seconds}};
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", JsonText(j).c_str());
   } else if (!a.quiet) {
     std::printf("packed %s into %s\n", a.image.c_str(), sum->index_path.c_str());
     std::printf("chunks: %llu total, %llu unique, %llu new, %llu zero\n",

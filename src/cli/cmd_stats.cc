@@ -18,7 +18,7 @@ struct StatsArgs {
 
 Result<std::string> ReadStats(const std::string& mountpoint) {
   std::string buf(64 * 1024, '\0');
-  ssize_t n = ::getxattr(mountpoint.c_str(), frontends::kStatsXattr, buf.data(), buf.size());
+  ssize_t n = ::getxattr(mountpoint.c_str(), fuse::kStatsXattr, buf.data(), buf.size());
   if (n < 0) {
     if (errno == ENODATA || errno == ENOTSUP || errno == EOPNOTSUPP)
       return Status::InvalidArgument(mountpoint + " is not an hloop mount");

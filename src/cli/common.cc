@@ -239,4 +239,8 @@ void Progress::Done() {
   drawn_ = false;
 }
 
+std::string JsonText(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 }  // namespace hloop::cli

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -99,5 +100,9 @@ class Progress {
   bool drawn_ = false;
   double start_;
 };
+
+// JSON text for output; strings that are not UTF-8 (a file name, an overlay
+// path) come out with U+FFFD instead of throwing. `indent` < 0: one line.
+std::string JsonText(const nlohmann::json& j, int indent = -1);
 
 }  // namespace hloop::cli

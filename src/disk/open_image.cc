@@ -47,7 +47,7 @@ void AddListedMirrors(fetch::FetchEngine& engine, const fetch::Location& loc, ca
   const std::string rel = fetch::StemOf(loc.index_name) + ".mirrors";
   const std::string url = loc.base + rel;
   std::string text;
-  Status st = engine.Get(fetch::Request{rel, 0, fetch::Priority::kDemand, 2, 0}, &text);
+  Status st = engine.Get(fetch::Request{.rel = rel, .max_attempts = 2, .mirror = 0}, &text);
   if (st.IsNotFound()) return;
   if (!st.ok()) {
     auto cached = cache ? cache->GetUrlCopy(url) : Result<std::string>(st);
@@ -92,7 +92,7 @@ Result<std::optional<std::vector<uint64_t>>> LoadProfile(const OpenOptions& opti
     origin = loc.base + rel;
     Status st;
     if (engine) {
-      st = engine->Get(fetch::Request{rel, 0, fetch::Priority::kDemand, 2}, &text);
+      st = engine->Get(fetch::Request{.rel = rel, .max_attempts = 2}, &text);
     } else {
       auto bytes = ReadFile(origin);
       st = bytes.status();
@@ -158,7 +158,7 @@ Result<std::unique_ptr<ImageDevice>> OpenImage(const std::string& url, const Ope
     const std::string rel = loc->index_name;
     index = LoadIndexWith(url, options.fetch, cache.get(), [&](int attempts) -> Result<std::string> {
       std::string bytes;
-      Status st = engine->Get(fetch::Request{rel, 0, fetch::Priority::kDemand, attempts}, &bytes);
+      Status st = engine->Get(fetch::Request{.rel = rel, .max_attempts = attempts}, &bytes);
       if (!st.ok()) return st;
       return bytes;
     });

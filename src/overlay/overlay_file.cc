@@ -46,8 +46,8 @@ Header MakeHeader(uint64_t image_size, const format::Hash& base_digest, std::str
 std::string EncodeHeader(const Header& h) {
   std::string out(kHeaderSize, '\0');
   auto* p = reinterpret_cast<uint8_t*>(out.data());
-  std::memcpy(p + kHdrMagic, kMagic, sizeof kMagic);
-  PutU16(p + kHdrVersion, kVersion);
+  std::memcpy(p + kHdrMagic, kOverlayMagic, sizeof kOverlayMagic);
+  PutU16(p + kHdrVersion, kOverlayVersion);
   PutU16(p + kHdrHeaderSize, uint16_t(kHeaderSize));
   PutU32(p + kHdrBlockSize, kBlockSize);
   PutU64(p + kHdrImageSize, h.image_size);
@@ -69,10 +69,10 @@ Result<Header> ParseHeader(std::string_view bytes, const std::string& origin) {
   auto bad = [&](const std::string& why) { return Status::Corruption("overlay " + origin + ": " + why); };
   if (bytes.size() < kHeaderSize) return bad("shorter than its header");
   const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
-  if (std::memcmp(p + kHdrMagic, kMagic, sizeof kMagic) != 0) return bad("not an hloop overlay (bad magic)");
-  if (GetU16(p + kHdrVersion) != kVersion)
+  if (std::memcmp(p + kHdrMagic, kOverlayMagic, sizeof kOverlayMagic) != 0) return bad("not an hloop overlay (bad magic)");
+  if (GetU16(p + kHdrVersion) != kOverlayVersion)
     return Status::Unsupported("overlay " + origin + ": version " + std::to_string(GetU16(p + kHdrVersion)) +
-                               " (this hloop reads version " + std::to_string(kVersion) + ")");
+                               " (this hloop reads version " + std::to_string(kOverlayVersion) + ")");
   format::Hash sum = format::Sha256(p, kHdrChecksum);
   if (std::memcmp(sum.data(), p + kHdrChecksum, sum.size()) != 0) return bad("header checksum mismatch");
   if (GetU16(p + kHdrHeaderSize) != kHeaderSize) return bad("bad header size");

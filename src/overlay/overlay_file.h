@@ -22,8 +22,8 @@
 
 namespace hloop::overlay {
 
-inline constexpr char kMagic[8] = {'H', 'L', 'O', 'O', 'P', 'C', 'O', 'W'};
-inline constexpr uint16_t kVersion = 1;
+inline constexpr char kOverlayMagic[8] = {'H', 'L', 'O', 'O', 'P', 'C', 'O', 'W'};
+inline constexpr uint16_t kOverlayVersion = 1;
 inline constexpr uint32_t kHeaderSize = 4096;
 inline constexpr uint32_t kBlockSize = 4096;    // the overlay's granularity
 inline constexpr uint32_t kMapPageSize = 4096;  // the map is written in pages of this size

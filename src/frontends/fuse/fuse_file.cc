@@ -23,7 +23,7 @@
 #include "util/no_throw.h"
 #include "util/status_errno.h"
 
-namespace hloop::frontends {
+namespace hloop::fuse {
 
 namespace {
 
@@ -298,7 +298,7 @@ Status FuseMount::Mount() {
     ~ArgsFree() { fuse_opt_free_args(a); }
   } args_free{&args};
 
-  fuse* f = fuse_new(&args, &ops, sizeof ops, &state_->ctx);
+  ::fuse* f = fuse_new(&args, &ops, sizeof ops, &state_->ctx);
   if (!f) return Status::IOError("cannot set up FUSE (is /dev/fuse there?)");
   if (fuse_mount(f, options_.mountpoint.c_str()) != 0) {
     fuse_destroy(f);
@@ -361,4 +361,4 @@ void FuseMount::Stop() {
   }
 }
 
-}  // namespace hloop::frontends
+}  // namespace hloop::fuse

@@ -28,7 +28,7 @@
 
 struct fuse;
 
-namespace hloop::frontends {
+namespace hloop::fuse {
 
 struct FuseOptions {
   std::string mountpoint;
@@ -86,4 +86,4 @@ class FuseMount {
   pthread_t loop_thread_ GUARDED_BY(mu_) = {};
 };
 
-}  // namespace hloop::frontends
+}  // namespace hloop::fuse

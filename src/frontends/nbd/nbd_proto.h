@@ -99,7 +99,7 @@ inline constexpr uint32_t kSimpleReplyMagic = 0x67446698;
 inline constexpr uint32_t kStructuredReplyMagic = 0x668e33ef;
 inline constexpr size_t kRequestSize = 28;
 inline constexpr size_t kSimpleReplySize = 16;
-inline constexpr size_t kChunkHeaderSize = 20;
+inline constexpr size_t kStructuredChunkHeaderSize = 20;
 
 // Commands.
 inline constexpr uint16_t kCmdRead = 0;
@@ -251,7 +251,7 @@ struct ChunkHeader {
   uint64_t cookie = 0;
   uint32_t length = 0;
 };
-// REQUIRES: `p` holds kSimpleReplySize / kChunkHeaderSize bytes.
+// REQUIRES: `p` holds kSimpleReplySize / kStructuredChunkHeaderSize bytes.
 Result<SimpleReply> ParseSimpleReply(const uint8_t* p);
 Result<ChunkHeader> ParseChunkHeader(const uint8_t* p);
 

@@ -140,7 +140,7 @@ TEST(NbdProtoTest, RepliesRoundTrip) {
 
   std::string hole;
   AppendHoleChunk(&hole, kReplyFlagDone, 9, 4096, 512);
-  ASSERT_EQ(hole.size(), kChunkHeaderSize + 12);
+  ASSERT_EQ(hole.size(), kStructuredChunkHeaderSize + 12);
   auto h = ParseChunkHeader(U8(hole));
   ASSERT_TRUE(h.ok());
   EXPECT_EQ(h->type, kReplyOffsetHole);
@@ -163,7 +163,7 @@ TEST(NbdProtoTest, RepliesRoundTrip) {
   std::string long_err;
   AppendErrorChunk(&long_err, 5, kEio, std::string(70000, 'x'));  // a u16 length cannot say 70000
   EXPECT_EQ(GetBE16(U8(long_err) + 24), kMaxStringLength);
-  EXPECT_EQ(long_err.size(), kChunkHeaderSize + 6 + kMaxStringLength);
+  EXPECT_EQ(long_err.size(), kStructuredChunkHeaderSize + 6 + kMaxStringLength);
 
   std::string bs;
   AppendBlockStatusChunk(&bs, kReplyFlagDone, 3, kBaseAllocationId, {{4096, 3}, {512, 0}});
@@ -487,12 +487,12 @@ struct Chunk {
 std::vector<Chunk> ParseChunks(const std::string& bytes) {
   std::vector<Chunk> out;
   size_t pos = 0;
-  while (pos + kChunkHeaderSize <= bytes.size()) {
+  while (pos + kStructuredChunkHeaderSize <= bytes.size()) {
     auto h = ParseChunkHeader(U8(bytes) + pos);
     EXPECT_TRUE(h.ok());
     if (!h.ok()) break;
-    out.push_back({*h, bytes.substr(pos + kChunkHeaderSize, h->length)});
-    pos += kChunkHeaderSize + h->length;
+    out.push_back({*h, bytes.substr(pos + kStructuredChunkHeaderSize, h->length)});
+    pos += kStructuredChunkHeaderSize + h->length;
   }
   EXPECT_EQ(pos, bytes.size());
   return out;
@@ -520,7 +520,7 @@ TEST(NbdTransmitTest, StructuredReadSendsZeroRunsAsHolesAndCoversTheRange) {
   const std::string content = TestContent();
   MemoryDevice dev(content);
   Transmission t{content.size(), false, true, true};
-  std::string out = Flatten(RunCommand(dev, t, Request{0, kCmdRead, 42, 100, 40000}));
+  std::string out = Flatten(RunCommand(dev, t, Request{.flags = 0, .type = kCmdRead, .cookie = 42, .offset = 100, .length = 40000}));
   auto chunks = ParseChunks(out);
   ASSERT_EQ(chunks.size(), 4u);  // data, hole, data, hole
   std::string rebuilt(40000, '?');
@@ -547,13 +547,13 @@ TEST(NbdTransmitTest, DontFragmentSendsOneDataChunkAndAllZerosOneHole) {
   const std::string content = TestContent();
   MemoryDevice dev(content);
   Transmission t{content.size(), false, true, false};
-  auto chunks = ParseChunks(Flatten(RunCommand(dev, t, Request{kCmdFlagDf, kCmdRead, 1, 0, 20000})));
+  auto chunks = ParseChunks(Flatten(RunCommand(dev, t, Request{.flags = kCmdFlagDf, .type = kCmdRead, .cookie = 1, .offset = 0, .length = 20000})));
   ASSERT_EQ(chunks.size(), 1u);
   EXPECT_EQ(chunks[0].h.type, kReplyOffsetData);
   EXPECT_EQ(chunks[0].h.flags, kReplyFlagDone);
   EXPECT_EQ(chunks[0].payload.substr(8), content.substr(0, 20000));
 
-  chunks = ParseChunks(Flatten(RunCommand(dev, t, Request{kCmdFlagDf, kCmdRead, 2, 40000, 8192})));
+  chunks = ParseChunks(Flatten(RunCommand(dev, t, Request{.flags = kCmdFlagDf, .type = kCmdRead, .cookie = 2, .offset = 40000, .length = 8192})));
   ASSERT_EQ(chunks.size(), 1u);
   EXPECT_EQ(chunks[0].h.type, kReplyOffsetHole);
   EXPECT_EQ(GetBE32(U8(chunks[0].payload) + 8), 8192u);
@@ -563,7 +563,7 @@ TEST(NbdTransmitTest, SimpleReadIsHeaderThenData) {
   const std::string content = TestContent();
   MemoryDevice dev(content);
   Transmission t{content.size(), false, false, false};
-  std::string out = Flatten(RunCommand(dev, t, Request{0, kCmdRead, 5, 12345, 777}));
+  std::string out = Flatten(RunCommand(dev, t, Request{.flags = 0, .type = kCmdRead, .cookie = 5, .offset = 12345, .length = 777}));
   ASSERT_EQ(out.size(), kSimpleReplySize + 777);
   auto s = ParseSimpleReply(U8(out));
   ASSERT_TRUE(s.ok());
@@ -576,12 +576,12 @@ TEST(NbdTransmitTest, ReadErrorsBecomeEioWithoutData) {
   MemoryDevice dev(hloop::testing::RandomBytes(8192, 1));
   dev.FailReads(Status::Corruption("chunk 3: hash mismatch"));
   Transmission simple{8192, false, false, false};
-  std::string out = Flatten(RunCommand(dev, simple, Request{0, kCmdRead, 5, 0, 100}));
+  std::string out = Flatten(RunCommand(dev, simple, Request{.flags = 0, .type = kCmdRead, .cookie = 5, .offset = 0, .length = 100}));
   ASSERT_EQ(out.size(), kSimpleReplySize);  // no payload after an error
   EXPECT_EQ(ParseSimpleReply(U8(out))->error, kEio);
 
   Transmission structured{8192, false, true, false};
-  auto chunks = ParseChunks(Flatten(RunCommand(dev, structured, Request{0, kCmdRead, 6, 0, 100})));
+  auto chunks = ParseChunks(Flatten(RunCommand(dev, structured, Request{.flags = 0, .type = kCmdRead, .cookie = 6, .offset = 0, .length = 100})));
   ASSERT_EQ(chunks.size(), 1u);
   EXPECT_EQ(chunks[0].h.type, kReplyError);
   EXPECT_EQ(chunks[0].h.flags, kReplyFlagDone);
@@ -592,7 +592,7 @@ TEST(NbdTransmitTest, ReadErrorsBecomeEioWithoutData) {
 TEST(NbdTransmitTest, RefusedReadIsAnsweredStructuredWhenNegotiated) {
   MemoryDevice dev(std::string(4096, 'a'));
   Transmission t{4096, false, true, false};
-  auto chunks = ParseChunks(Flatten(RunCommand(dev, t, Request{0, kCmdRead, 8, 4000, 200})));
+  auto chunks = ParseChunks(Flatten(RunCommand(dev, t, Request{.flags = 0, .type = kCmdRead, .cookie = 8, .offset = 4000, .length = 200})));
   ASSERT_EQ(chunks.size(), 1u);
   EXPECT_EQ(chunks[0].h.type, kReplyError);
   EXPECT_EQ(GetBE32(U8(chunks[0].payload)), kEinval);
@@ -602,7 +602,7 @@ TEST(NbdTransmitTest, BlockStatusReportsHolesAndStaysInsideTheRequest) {
   const std::string content = TestContent();
   MemoryDevice dev(content);
   Transmission t{content.size(), false, true, true};
-  auto chunks = ParseChunks(Flatten(RunCommand(dev, t, Request{0, kCmdBlockStatus, 3, 4096, 20000})));
+  auto chunks = ParseChunks(Flatten(RunCommand(dev, t, Request{.flags = 0, .type = kCmdBlockStatus, .cookie = 3, .offset = 4096, .length = 20000})));
   ASSERT_EQ(chunks.size(), 1u);
   ASSERT_EQ(chunks[0].h.type, kReplyBlockStatus);
   EXPECT_EQ(chunks[0].h.flags, kReplyFlagDone);
@@ -615,7 +615,7 @@ TEST(NbdTransmitTest, BlockStatusReportsHolesAndStaysInsideTheRequest) {
   EXPECT_EQ(GetBE32(U8(p) + 16), kStateHole | kStateZero);
   EXPECT_EQ(GetBE32(U8(p) + 20), 20000u - 4096 - 8192);
 
-  chunks = ParseChunks(Flatten(RunCommand(dev, t, Request{kCmdFlagReqOne, kCmdBlockStatus, 4, 9000, 100})));
+  chunks = ParseChunks(Flatten(RunCommand(dev, t, Request{.flags = kCmdFlagReqOne, .type = kCmdBlockStatus, .cookie = 4, .offset = 9000, .length = 100})));
   ASSERT_EQ(chunks.size(), 1u);
   ASSERT_EQ(chunks[0].payload.size(), 12u);
   EXPECT_EQ(GetBE32(U8(chunks[0].payload) + 4), 100u);  // never past the request
@@ -625,19 +625,19 @@ TEST(NbdTransmitTest, BlockStatusReportsHolesAndStaysInsideTheRequest) {
 TEST(NbdTransmitTest, WritesFlushAndCacheReachTheDevice) {
   MemoryDevice dev(std::string(8192, 'a'), /*writable=*/true);
   Transmission t{8192, true, false, false};
-  std::string out = Flatten(RunCommand(dev, t, Request{kCmdFlagFua, kCmdWrite, 1, 10, 3}, "xyz"));
+  std::string out = Flatten(RunCommand(dev, t, Request{.flags = kCmdFlagFua, .type = kCmdWrite, .cookie = 1, .offset = 10, .length = 3}, "xyz"));
   EXPECT_EQ(ParseSimpleReply(U8(out))->error, 0u);
   EXPECT_EQ(dev.data().substr(9, 5), "axyza");
   EXPECT_EQ(dev.fua_writes(), 1);
-  out = Flatten(RunCommand(dev, t, Request{0, kCmdWriteZeroes, 2, 100, 10}));
+  out = Flatten(RunCommand(dev, t, Request{.flags = 0, .type = kCmdWriteZeroes, .cookie = 2, .offset = 100, .length = 10}));
   EXPECT_EQ(ParseSimpleReply(U8(out))->error, 0u);
   EXPECT_EQ(dev.data().substr(100, 10), std::string(10, '\0'));
-  out = Flatten(RunCommand(dev, t, Request{0, kCmdTrim, 3, 200, 10}));
+  out = Flatten(RunCommand(dev, t, Request{.flags = 0, .type = kCmdTrim, .cookie = 3, .offset = 200, .length = 10}));
   EXPECT_EQ(ParseSimpleReply(U8(out))->error, 0u);
-  out = Flatten(RunCommand(dev, t, Request{0, kCmdFlush, 4, 0, 0}));
+  out = Flatten(RunCommand(dev, t, Request{.flags = 0, .type = kCmdFlush, .cookie = 4, .offset = 0, .length = 0}));
   EXPECT_EQ(ParseSimpleReply(U8(out))->error, 0u);
   EXPECT_EQ(dev.flushes(), 1);
-  out = Flatten(RunCommand(dev, t, Request{0, kCmdCache, 5, 4096, 4096}));
+  out = Flatten(RunCommand(dev, t, Request{.flags = 0, .type = kCmdCache, .cookie = 5, .offset = 4096, .length = 4096}));
   EXPECT_EQ(ParseSimpleReply(U8(out))->error, 0u);
   ASSERT_EQ(dev.prefetched().size(), 1u);
   EXPECT_EQ(dev.prefetched()[0], (std::pair<uint64_t, uint64_t>{4096, 4096}));

@@ -24,7 +24,7 @@ inline constexpr uint16_t kNoTag = 0xffff;
 inline constexpr uint32_t kNoFid = 0xffffffff;
 inline constexpr uint32_t kNoUid = 0xffffffff;    // n_uname absent
 inline constexpr size_t kMaxWalkNames = 16;       // P9_MAXWELEM
-inline constexpr const char* kVersion = "9P2000.L";
+inline constexpr const char* kProtocolVersion = "9P2000.L";
 
 // qid.type
 inline constexpr uint8_t kQidDir = 0x80;

@@ -48,8 +48,8 @@ Rversion Session::Version(const Tversion& t) {
   ClunkAll();
   Rversion r;
   r.msize = std::min(t.msize, limits_.max_msize);
-  bool ok = t.version.rfind(kVersion, 0) == 0 && r.msize >= kMinMsize;
-  r.version = ok ? kVersion : "unknown";
+  bool ok = t.version.rfind(kProtocolVersion, 0) == 0 && r.msize >= kMinMsize;
+  r.version = ok ? kProtocolVersion : "unknown";
   MutexLock lock(&mu_);
   msize_ = ok ? r.msize : 0;
   return r;
