@@ -11,6 +11,7 @@ packages=(
   libext2fs-dev  # `hloop 9p --image`: ext2/3/4 file systems inside images
   # unit tests, sanitizers, fuzzing
   libgtest-dev libgmock-dev clang libclang-rt-14-dev
+  clang-format  # scripts/check_format.sh (CI)
   # integration tests: real servers and clients
   fuse3 nginx-light lighttpd e2fsprogs util-linux curl jq procps psmisc openssl
   squid  # a real caching proxy (tests/test_proxy.sh)

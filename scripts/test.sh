@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds, and runs the whole test suite:
+#   0. the formatting check (scripts/check_format.sh);
 #   1. the sanitizer build (ASan+UBSan): unit tests and the integration tests
 #      that feed hloop bad input;
 #   2. the fuzz targets, each for a bounded time;
@@ -27,6 +28,13 @@ tally() {  # tally LOGFILE: adds ctest's counts to the totals
   failed=$((failed + f)); passed=$((passed + n - f))
 }
 log=$(mktemp -d /tmp/hloop-test-logs.XXXXXX)
+
+echo "== formatting (clang-format, .clang-format)"
+if bash scripts/check_format.sh; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+fi
 
 echo "== sanitizer build (ASan+UBSan)"
 asan=$(bash scripts/build.sh asan)
