@@ -102,6 +102,7 @@ Result<cache::ChunkData> ChunkReader::GetMissed(uint64_t i, fetch::Priority prio
     MutexLock lock(&mu_);
     auto it = inflight_.find(e.hash);
     if (it != inflight_.end()) {
+      stats_.collapsed++;
       auto f = it->second.future;
       bool more_urgent = int(priority) < int(it->second.priority);
       if (more_urgent) it->second.priority = priority;
@@ -112,9 +113,11 @@ Result<cache::ChunkData> ChunkReader::GetMissed(uint64_t i, fetch::Priority prio
       return f.get();
     }
     // The fetch may have finished between the caller's look and the lock.
-    if (auto data = memory_.Get(e.hash)) {
-      stats_.memory_hits++;
-      return data;
+    if (fill == Fill::kMemoryAndDisk || !cache_) {
+      if (auto data = memory_.Get(e.hash)) {
+        stats_.memory_hits++;
+        return data;
+      }
     }
     inflight_.emplace(e.hash, Inflight{promise.get_future().share(), priority});
   }
@@ -132,7 +135,7 @@ Status ChunkReader::EnsureCached(uint64_t i) {
   const format::ChunkEntry e = index_.entry(i);
   if (e.zero()) return Status::Ok();
   if (cache_ && cache_->Contains(e.hash)) return Status::Ok();
-  return Load(i, e, fetch::Priority::kPrefetch, nullptr).status();
+  return GetMissed(i, fetch::Priority::kPrefetch, Fill::kDiskOnly, nullptr).status();
 }
 
 bool ChunkReader::InMemory(uint64_t i) { return memory_.Contains(index_.entry(i).hash); }

@@ -8,7 +8,9 @@
 // Concurrent misses for the same chunk collapse here, and only here: the
 // first caller fetches and the others wait for its result (the in-flight
 // table), whatever their priority; a more urgent waiter moves the fetch up
-// (Source::Prioritize).
+// (Source::Prioritize). EnsureCached joins the same table. The source does
+// not merge requests itself, so every collapsed wait is a transfer saved;
+// stats().collapsed counts them.
 //
 // Thread model: every method may be called from any thread. One lock, mu_,
 // guards the in-flight table and the counters; it is never held across a
@@ -33,6 +35,7 @@ struct ChunkReaderStats {
   uint64_t chunks_fetched = 0, bytes_fetched = 0;  // verified chunk files from the source
   uint64_t memory_hits = 0, disk_hits = 0;
   uint64_t hash_mismatches = 0;  // chunk files that failed their hash (each refetch counts)
+  uint64_t collapsed = 0;  // misses that waited for a fetch of the same chunk already under way
 };
 
 // Where a chunk read by GetMissed goes besides the caller.
@@ -61,15 +64,18 @@ class ChunkReader {
   // REQUIRES: !index().entry(i).zero() (for every method taking a chunk).
   cache::ChunkData FromMemory(uint64_t i);
   // Chunk i, after a miss of the memory cache: joins a fetch already under
-  // way, else reads the disk cache, else fetches. `network`, if not null, is
-  // set when the chunk was (or most likely was) fetched rather than found
-  // in a cache.
+  // way (counted in stats().collapsed), else reads the disk cache, else
+  // fetches. A copy in the memory cache answers unless `fill` is kDiskOnly
+  // and there is a disk cache (the caller wants it there). `network`, if
+  // not null, is set when the chunk was (or most likely was) fetched rather
+  // than found in a cache.
   Result<cache::ChunkData> GetMissed(uint64_t i, fetch::Priority priority, Fill fill,
                                      bool* network);
   // FromMemory, else GetMissed into both caches.
   Result<cache::ChunkData> Get(uint64_t i, fetch::Priority priority);
   // Makes sure chunk i (any chunk) is in the disk cache, or without one
-  // fetches and verifies it. The memory cache is left alone.
+  // fetches and verifies it (unless it is in memory). The memory cache is
+  // left alone. A fetch goes through the in-flight table as GetMissed's does.
   Status EnsureCached(uint64_t i);
 
   bool InMemory(uint64_t i);

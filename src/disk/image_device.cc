@@ -73,6 +73,7 @@ ImageStats ImageDevice::stats() {
   s.memory_hits = c.memory_hits;
   s.disk_hits = c.disk_hits;
   s.hash_mismatches = c.hash_mismatches;
+  s.collapsed = c.collapsed;
   s.readahead_issued = fetcher_.issued();
   s.readahead_window = ra.window;
   s.readahead_max = ra.limit;

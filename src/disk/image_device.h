@@ -66,6 +66,7 @@ struct ImageStats {
   uint64_t chunks_fetched = 0, bytes_fetched = 0;
   uint64_t memory_hits = 0, disk_hits = 0, zero_reads = 0;
   uint64_t hash_mismatches = 0, readahead_issued = 0;
+  uint64_t collapsed = 0;         // misses that joined a fetch of their chunk under way
   uint64_t cluster_issued = 0;    // neighbours fetched because a read missed
   unsigned cluster_chunks = 0;    // the current cluster size (1: off)
   unsigned readahead_window = 0;  // chunks: the current sequential stream's window
@@ -96,7 +97,8 @@ class ImageDevice : public BlockDevice {
   void Prefetch(uint64_t offset, uint64_t len) override;
 
   // Makes sure chunk i is in the disk cache (or, without one, just fetches
-  // and verifies it). Used by `hloop fetch --all`.
+  // and verifies it). Used by `hloop fetch --all`. Joins a read's fetch of
+  // the same chunk under way, and a read joins its fetch (ChunkReader).
   Status EnsureCached(uint64_t i);
   // Raw content of chunk i, verified. REQUIRES: !index().entry(i).zero().
   // `priority` orders its fetch against others (readers go first).

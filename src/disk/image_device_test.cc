@@ -16,12 +16,15 @@
 
 #include "disk/open_image.h"
 #include "disk/profile.h"
+#include "fetch/engine.h"
+#include "fetch/http_source.h"
 #include "fetch/url.h"
 #include "format/chunk_file.h"
 #include "format/codec.h"
 #include "pack/packer.h"
 #include "store/local_store.h"
 #include "testing/fake_source.h"
+#include "testing/http_server.h"
 #include "testing/temp_dir.h"
 #include "testing/wait_for.h"
 
@@ -363,6 +366,44 @@ TEST_F(ImageDeviceTest, ConcurrentReadsOfOneChunkCollapseIntoOneGet) {
   EXPECT_EQ(fake_->total_gets(), 1);
 }
 
+// The same over HTTP: the fetch engine does not merge requests, so the
+// device's in-flight table alone keeps eight readers of one chunk to one
+// GET, and counts the seven that waited for it.
+TEST_F(ImageDeviceTest, ConcurrentHttpReadersOfOneChunkMakeOneGet) {
+  TestImage img = BuildImage(MixedContent());
+  hloop::testing::TestHttpServer server([&](const httplib::Request& req, httplib::Response& res) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto it = img.files.find(req.path.substr(1));
+    if (it == img.files.end()) {
+      res.status = 404;
+      return;
+    }
+    res.set_content(it->second, "application/octet-stream");
+  });
+  fetch::FetchOptions fo;
+  fo.max_attempts = 1;
+  auto source = std::make_unique<fetch::HttpSource>(
+      std::make_unique<fetch::FetchEngine>(server.base(), fo));
+  ImageDevice dev(img.Index(), std::move(source), nullptr, Quiet());
+  constexpr int kThreads = 8;
+  std::latch start(kThreads);
+  std::atomic<int> good{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; t++) {
+    threads.emplace_back([&, t] {
+      std::string buf(100, '\0');
+      start.arrive_and_wait();
+      Status st = dev.Read(7 * kCs + 10 * t, buf.size(), buf.data());
+      if (st.ok() && buf == img.content.substr(7 * kCs + 10 * t, 100)) good++;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(good, kThreads);
+  EXPECT_EQ(server.count("/" + img.ChunkRel(7)), 1);
+  EXPECT_EQ(server.log().size(), 1u);
+  EXPECT_EQ(dev.stats().collapsed, uint64_t(kThreads - 1));
+}
+
 // Same property without a sleeping source: readers arrive at any moment,
 // including just as the first fetch completes. A reader that missed the
 // memory cache a moment before the fetch finished must still not fetch
@@ -492,6 +533,23 @@ TEST_F(ImageDeviceTest, EnsureCachedFillsTheDiskCache) {
   auto dev = Make(img, Quiet(), OpenCache(tmp_.Join("cache")));
   EXPECT_EQ(FirstDifference(ReadAll(dev.get()), img.content), "");
   EXPECT_EQ(fake_->total_gets(), 0);
+}
+
+TEST_F(ImageDeviceTest, EnsureCachedJoinsAReadersFetch) {
+  TestImage img = BuildImage(MixedContent());
+  auto dev = Make(img, Quiet(), OpenCache(tmp_.Join("cache")));
+  fake_->set_delay(std::chrono::milliseconds(300));
+  std::thread reader([&] {
+    std::string buf(kCs, '\0');
+    EXPECT_TRUE(dev->Read(7 * kCs, kCs, buf.data()).ok());
+  });
+  // The reader's fetch is under way (the source counts a Get as it starts).
+  ASSERT_TRUE(WaitFor([&] { return fake_->gets(img.ChunkRel(7)) == 1; }));
+  ASSERT_TRUE(dev->EnsureCached(7).ok());
+  reader.join();
+  EXPECT_EQ(fake_->gets(img.ChunkRel(7)), 1);
+  EXPECT_EQ(dev->stats().collapsed, 1u);
+  EXPECT_TRUE(dev->disk_cache()->Contains(format::Sha256(img.Chunk(7))));
 }
 
 TEST_F(ImageDeviceTest, EnsureCachedReportsCorruption) {

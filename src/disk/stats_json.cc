@@ -23,12 +23,14 @@ nlohmann::json ImageStatsJson(ImageDevice& device, const std::string& url, doubl
     j["cache"]["disk_bytes"] = cs.used_bytes;
     j["cache"]["disk_chunks"] = cs.entries;
   }
-  nlohmann::json f = {{"chunks", s.chunks_fetched}, {"bytes", s.bytes_fetched}, {"hash_mismatches", s.hash_mismatches}};
+  nlohmann::json f = {{"chunks", s.chunks_fetched},
+                      {"bytes", s.bytes_fetched},
+                      {"hash_mismatches", s.hash_mismatches},
+                      {"collapsed", s.collapsed}};
   fetch::MirrorControl* control = device.source().mirror_control();
   if (control) {
     const fetch::EngineStats e = control->engine_stats();
     f["requests"] = e.requests;
-    f["collapsed"] = e.collapsed;
     f["transfers"] = e.transfers;
     f["retries"] = e.retries;
     f["failures"] = e.failures;

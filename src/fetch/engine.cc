@@ -19,7 +19,6 @@ struct Sink {
 }  // namespace
 
 struct FetchEngine::Job {
-  std::string key;  // jobs_ key: rel, or a unique key for pinned requests
   Request req;
   uint64_t seq = 0;  // ready_ key while waiting to start
   RetryState retry;
@@ -29,7 +28,7 @@ struct FetchEngine::Job {
   int avoid = -1;  // mirror that failed it last
   MirrorMask not_found = 0;  // mirrors that answered 404
   bool probe = false;  // an engine-made probe: updates mirror state only
-  std::vector<Callback> waiters;
+  Callback done;  // null for probes
   std::string body;
   Sink sink{&body, 0};
   char errbuf[CURL_ERROR_SIZE] = {0};
@@ -119,12 +118,11 @@ void FetchEngine::EnqueueProbe(int mirror) {
   if (stopping_ || probe_rel_.empty()) return;
   auto job = std::make_unique<Job>();
   job->req = Request{probe_rel_, 0, Priority::kDemand, 1, mirror, true};
-  job->key = "\x01probe " + std::to_string(seq_) + " " + probe_rel_;
   job->probe = true;
   job->retry = retry_.Start(1);
   job->retry.deadline = Clock::TimePoint::max();  // one attempt, no retry to bound
   Job* j = job.get();
-  jobs_.emplace(job->key, std::move(job));
+  jobs_.emplace(probe_rel_, std::move(job));
   MakeReady(j);
 }
 
@@ -144,24 +142,14 @@ void FetchEngine::Submit(Request req, Callback done) {
     MutexLock lock(&mu_);
     stats_.requests++;
     if (!stopping_ && mirrors_.size() > 0) {
-      std::string key = req.mirror < 0 && !req.head ? req.rel : "\x01" + std::to_string(seq_) + " " + req.rel;
-      auto it = jobs_.find(key);
-      if (it != jobs_.end()) {
-        stats_.collapsed++;
-        it->second->waiters.push_back(std::move(done));
-        done = nullptr;
-        RaisePriority(it->second.get(), req.priority);
-      } else {
-        auto job = std::make_unique<Job>();
-        job->key = key;
-        job->retry = retry_.Start(req.max_attempts);
-        job->req = std::move(req);
-        job->waiters.push_back(std::move(done));
-        done = nullptr;
-        Job* j = job.get();
-        jobs_.emplace(key, std::move(job));
-        MakeReady(j);
-      }
+      auto job = std::make_unique<Job>();
+      job->retry = retry_.Start(req.max_attempts);
+      job->req = std::move(req);
+      job->done = std::move(done);
+      done = nullptr;
+      Job* j = job.get();
+      jobs_.emplace(j->req.rel, std::move(job));
+      MakeReady(j);
     }
   }
   if (done) {
@@ -173,8 +161,8 @@ void FetchEngine::Submit(Request req, Callback done) {
 
 void FetchEngine::Prioritize(const std::string& rel, Priority priority) {
   MutexLock lock(&mu_);
-  auto it = jobs_.find(rel);
-  if (it != jobs_.end()) RaisePriority(it->second.get(), priority);
+  auto [begin, end] = jobs_.equal_range(rel);
+  for (auto it = begin; it != end; ++it) RaisePriority(it->second.get(), priority);
 }
 
 void FetchEngine::RaisePriority(Job* job, Priority priority) {
@@ -428,15 +416,12 @@ void FetchEngine::Complete(Job* job, const Status& st) {
   std::unique_ptr<Job> owned;
   {
     MutexLock lock(&mu_);
-    auto it = jobs_.find(job->key);
+    auto it = jobs_.find(job->req.rel);  // the first job for its rel
+    while (it->second.get() != job) ++it;
     owned = std::move(it->second);
     jobs_.erase(it);
   }
-  // Every waiter but the last gets a copy of the body.
-  for (size_t i = 0; i < owned->waiters.size(); i++) {
-    if (i + 1 == owned->waiters.size()) owned->waiters[i](st, std::move(owned->body), owned->mirror);
-    else owned->waiters[i](st, owned->body, owned->mirror);
-  }
+  if (owned->done) owned->done(st, std::move(owned->body), owned->mirror);
 }
 
 void FetchEngine::Loop() {

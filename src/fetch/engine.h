@@ -5,13 +5,17 @@
 //  - keeps many transfers in flight, bounded per mirror, reusing connections;
 //  - starts waiting work in priority order: a read a process is blocked on
 //    (kDemand) before read-ahead, before profile prefetch;
-//  - collapses concurrent requests for the same object into one transfer,
-//    raising its priority if a more urgent request joins;
+//  - raises the priority of pending requests for an object when a more
+//    urgent reader needs it (Prioritize);
 //  - keeps requests that wait for a retry in a back-off queue that holds no
 //    transfer slot, and probes set-aside mirrors before they get work again.
 // What it decides with is policy, kept apart and pure: MirrorSet (which
 // mirror, measurements, set-aside, 404 fan-out) and RetryPolicy (which
 // failures retry, how often, after how long).
+//
+// Every request is a transfer of its own: concurrent requests for one object
+// are not merged here (the chunk reader of the disk module is the one place
+// they collapse).
 //
 // Thread-safe. Callbacks run on the I/O thread and must be quick.
 #pragma once
@@ -77,7 +81,7 @@ class FetchEngine {
   Status Get(const std::string& rel, uint64_t expected_size, Priority priority, std::string* out) {
     return Get(Request{rel, expected_size, priority}, out);
   }
-  // Raises the priority of a pending request for `rel`, if there is one.
+  // Raises the priority of every pending request for `rel` (none: nothing).
   void Prioritize(const std::string& rel, Priority priority) EXCLUDES(mu_);
 
   EngineStats stats() EXCLUDES(mu_);
@@ -122,7 +126,8 @@ class FetchEngine {
   MirrorSet mirrors_ GUARDED_BY(mu_){clock_};
   RetryPolicy retry_ GUARDED_BY(mu_){options_, clock_};
   std::string probe_rel_ GUARDED_BY(mu_);
-  std::map<std::string, std::unique_ptr<Job>> jobs_ GUARDED_BY(mu_);  // by key
+  // Every job not yet completed, by its `rel` (several may share one).
+  std::multimap<std::string, std::unique_ptr<Job>> jobs_ GUARDED_BY(mu_);
   std::map<ReadyKey, Job*> ready_ GUARDED_BY(mu_);
   std::multimap<Clock::TimePoint, Job*> backoff_ GUARDED_BY(mu_);
   std::vector<Job*> not_found_ GUARDED_BY(mu_);  // every mirror said 404: to complete

@@ -1,5 +1,5 @@
 // HTTP(S) source: a Source over the FetchEngine (one curl multi handle, one
-// I/O thread, mirrors, priorities, collapsing, retries), and the
+// I/O thread, mirrors, priorities, retries), and the
 // MirrorControl of its mirrors. Thread-safe.
 #pragma once
 

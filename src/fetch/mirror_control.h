@@ -14,8 +14,7 @@ namespace hloop::fetch {
 
 // The transfer engine's counters.
 struct EngineStats {
-  uint64_t requests = 0;       // submitted, including collapsed ones
-  uint64_t collapsed = 0;      // joined a transfer already pending
+  uint64_t requests = 0;       // submitted
   uint64_t transfers = 0;      // attempts started
   uint64_t retries = 0;
   uint64_t failures = 0;       // requests completed with an error other than 404
