@@ -38,7 +38,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!RunHandshake(stream, negotiator).ok()) return 0;
   const Transmission t = negotiator.transmission();
   hloop::Status st = ReadRequests(
-      stream, t, [](uint64_t cost) {
+      stream, t,
+      [](uint64_t cost) {
         if (cost > kMaxPayload) std::abort();  // never admitted beyond the limit
       },
       [&](Command&& c) {

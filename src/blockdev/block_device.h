@@ -28,7 +28,8 @@ class BlockDevice {
   // Every method is thread-safe in every implementation.
   virtual Status Read(uint64_t offset, size_t len, char* buf) = 0;
   // Writes; `fua`: durable before returning, as if followed by Flush.
-  virtual Status Write(uint64_t /*offset*/, size_t /*len*/, const char* /*buf*/, bool /*fua*/ = false) {
+  virtual Status Write(uint64_t /*offset*/, size_t /*len*/, const char* /*buf*/,
+                       bool /*fua*/ = false) {
     return Status::Unsupported("read-only device");
   }
   // Makes every completed write durable (survives a crash of this process
@@ -38,7 +39,9 @@ class BlockDevice {
   virtual Status WriteZeroes(uint64_t /*offset*/, uint64_t /*len*/, bool /*fua*/ = false) {
     return Status::Unsupported("read-only device");
   }
-  virtual Status Trim(uint64_t offset, uint64_t len, bool fua = false) { return WriteZeroes(offset, len, fua); }
+  virtual Status Trim(uint64_t offset, uint64_t len, bool fua = false) {
+    return WriteZeroes(offset, len, fua);
+  }
   // A hint that [offset, offset+len) will be read soon (NBD CACHE): start
   // fetching it in the background. Never fails.
   virtual void Prefetch(uint64_t /*offset*/, uint64_t /*len*/) {}

@@ -33,10 +33,10 @@ inline constexpr std::string_view kCacheUrlCopySuffix = ".idx";
 // ---- A cache file: header, then the raw (decompressed) chunk ----
 // All integers little-endian.
 inline constexpr char kCacheFileMagic[4] = {'H', 'L', 'C', 'C'};
-inline constexpr size_t kCacheFileMagicOffset = 0;    // 4 bytes: kCacheFileMagic
-inline constexpr size_t kCacheFileLengthOffset = 4;   // u32: raw content length
-inline constexpr size_t kCacheFileSumLowOffset = 8;   // u64: XXH3-128 of the content, low half
-inline constexpr size_t kCacheFileSumHighOffset = 16; // u64: XXH3-128 of the content, high half
-inline constexpr size_t kCacheHeaderSize = 24;        // the content starts here
+inline constexpr size_t kCacheFileMagicOffset = 0;     // 4 bytes: kCacheFileMagic
+inline constexpr size_t kCacheFileLengthOffset = 4;    // u32: raw content length
+inline constexpr size_t kCacheFileSumLowOffset = 8;    // u64: XXH3-128 of the content, low half
+inline constexpr size_t kCacheFileSumHighOffset = 16;  // u64: XXH3-128 of the content, high half
+inline constexpr size_t kCacheHeaderSize = 24;         // the content starts here
 
 }  // namespace hloop::cache

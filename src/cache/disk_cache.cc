@@ -50,10 +50,13 @@ Status WriteCacheFile(const std::string& path, std::string_view raw) {
   struct iovec iov[2] = {{header, kCacheHeaderSize}, {const_cast<char*>(raw.data()), raw.size()}};
   ssize_t n = ::writev(fd.get(), iov, 2);
   Status st;
-  if (n < 0) st = Status::FromErrno(errno, "write " + tmp);
-  else if (size_t(n) != kCacheHeaderSize + raw.size()) st = Status::NoSpace("short write to " + tmp);
+  if (n < 0)
+    st = Status::FromErrno(errno, "write " + tmp);
+  else if (size_t(n) != kCacheHeaderSize + raw.size())
+    st = Status::NoSpace("short write to " + tmp);
   if (st.ok() && ::close(fd.release()) != 0) st = Status::FromErrno(errno, "close " + tmp);
-  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = Status::FromErrno(errno, "rename to " + path);
+  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0)
+    st = Status::FromErrno(errno, "rename to " + path);
   if (!st.ok()) ::unlink(tmp.c_str());
   return st;
 }
@@ -79,9 +82,10 @@ Status CheckFormatVersion(const std::string& dir) {
     uint64_t version = 0;
     auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), version);
     if (ec == std::errc() && std::string_view(end, size_t(rest.data() + rest.size() - end)) == "\n")
-      return Status::Unsupported("cache " + dir + " has format version " +
-                                 std::to_string(version) + "; this hloop reads version " +
-                                 std::to_string(kCacheFormatVersion) + ": use another cache directory");
+      return Status::Unsupported("cache " + dir + " has format version " + std::to_string(version) +
+                                 "; this hloop reads version " +
+                                 std::to_string(kCacheFormatVersion) +
+                                 ": use another cache directory");
   }
   return Status::InvalidArgument(path + ": not an hloop cache format file (expected '" +
                                  std::string(kCacheVersionMagic) + " N')");
@@ -137,11 +141,13 @@ Status DiskCache::Scan() {
         continue;
       }
       if (::stat(path.c_str(), &sb) != 0) continue;
-      found.push_back({h, uint64_t(sb.st_size), int64_t(sb.st_mtim.tv_sec) * 1000000000 + sb.st_mtim.tv_nsec});
+      found.push_back(
+          {h, uint64_t(sb.st_size), int64_t(sb.st_mtim.tv_sec) * 1000000000 + sb.st_mtim.tv_nsec});
     }
     ::closedir(sd);
   }
-  std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) { return a.mtime_ns > b.mtime_ns; });
+  std::sort(found.begin(), found.end(),
+            [](const Found& a, const Found& b) { return a.mtime_ns > b.mtime_ns; });
   MutexLock lock(&mu_);
   for (const auto& f : found) {
     lru_.push_back({f.hash, f.size});
@@ -184,7 +190,8 @@ uint64_t DiskCache::FreeSpaceAfterReserve() {
   if (::statvfs(options_.dir.c_str(), &vs) != 0) return 0;
   uint64_t avail = uint64_t(vs.f_bavail) * vs.f_frsize;
   uint64_t total = uint64_t(vs.f_blocks) * vs.f_frsize;
-  uint64_t reserve = std::max(options_.reserve_bytes, uint64_t(options_.reserve_fraction * double(total)));
+  uint64_t reserve =
+      std::max(options_.reserve_bytes, uint64_t(options_.reserve_fraction * double(total)));
   return avail > reserve ? avail - reserve : 0;
 }
 
@@ -279,7 +286,8 @@ Status DiskCache::Put(const format::Hash& h, std::string_view raw) {
   const std::string path = PathOf(h);
   std::string dir = path.substr(0, path.rfind('/'));
   Status st = Status::Ok();
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) st = Status::FromErrno(errno, "mkdir " + dir);
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+    st = Status::FromErrno(errno, "mkdir " + dir);
   if (st.ok()) st = WriteCacheFile(path, raw);
   MutexLock lock(&mu_);
   writing_.erase(h);
@@ -292,8 +300,8 @@ Status DiskCache::Put(const format::Hash& h, std::string_view raw) {
 }
 
 std::string DiskCache::UrlCopyPath(const std::string& url) const {
-  return options_.dir + "/" + std::string(kCacheUrlCopiesDir) + "/" + format::ToHex(format::Sha256(url)) +
-         std::string(kCacheUrlCopySuffix);
+  return options_.dir + "/" + std::string(kCacheUrlCopiesDir) + "/" +
+         format::ToHex(format::Sha256(url)) + std::string(kCacheUrlCopySuffix);
 }
 
 Status DiskCache::PutUrlCopy(const std::string& url, const std::string& bytes) {

@@ -69,8 +69,8 @@ class DiskCache {
   // and reported as NotFound, so the caller fetches it again.
   Status Get(const format::Hash& h, uint32_t size, std::string* out) EXCLUDES(mu_);
   bool Contains(const format::Hash& h) EXCLUDES(mu_);
-  // Stores raw content that the caller has verified against `h`. Best effort: NoSpace when the quota or the
-  // disk reserve leaves no room (nothing is written then).
+  // Stores raw content that the caller has verified against `h`. Best effort: NoSpace when the
+  // quota or the disk reserve leaves no room (nothing is written then).
   Status Put(const format::Hash& h, std::string_view raw) EXCLUDES(mu_);
 
   // Keeps `bytes` as the last good copy of what `url` served (an index, a

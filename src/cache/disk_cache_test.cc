@@ -452,11 +452,13 @@ TEST_F(DiskCacheTest, AnotherFormatVersionIsRefusedAndLeftAlone) {
   auto v2 = DiskCache::Open(Options(1 << 20));
   ASSERT_FALSE(v2.ok());
   EXPECT_EQ(v2.status().code(), Status::Code::kUnsupported);
-  EXPECT_NE(v2.status().message().find("format version 2; this hloop reads version 1"), std::string::npos)
+  EXPECT_NE(v2.status().message().find("format version 2; this hloop reads version 1"),
+            std::string::npos)
       << v2.status().message();
   EXPECT_EQ(ReadTestFile(tmp_.Join("cache/format")), "hloop-cache 2\n");
   EXPECT_EQ(FilesIn(tmp_.Join("cache")).size(), 1u);
-  for (const char* text : {"", "hloop-cache 1", "hloop-cache x\n", "something else\n", "hloop-cache 1\n\n"}) {
+  for (const char* text :
+       {"", "hloop-cache 1", "hloop-cache x\n", "something else\n", "hloop-cache 1\n\n"}) {
     ASSERT_TRUE(WriteTestFile(tmp_.Join("cache/format"), text));
     auto bad = DiskCache::Open(Options(1 << 20));
     ASSERT_FALSE(bad.ok()) << "'" << text << "'";
@@ -473,7 +475,8 @@ TEST_F(DiskCacheTest, CacheFileHeaderIsLaidOutAsDocumented) {
   EXPECT_EQ(file.substr(kCacheFileMagicOffset, 4), "HLCC");
   const auto* p = reinterpret_cast<const uint8_t*>(file.data());
   EXPECT_EQ(uint32_t(p[kCacheFileLengthOffset]) | uint32_t(p[kCacheFileLengthOffset + 1]) << 8 |
-                uint32_t(p[kCacheFileLengthOffset + 2]) << 16 | uint32_t(p[kCacheFileLengthOffset + 3]) << 24,
+                uint32_t(p[kCacheFileLengthOffset + 2]) << 16 |
+                uint32_t(p[kCacheFileLengthOffset + 3]) << 24,
             uint32_t(kChunk));
   EXPECT_EQ(kCacheFileSumHighOffset + 8, kCacheHeaderSize);
   EXPECT_EQ(file.substr(kCacheHeaderSize), Data(3));
@@ -483,8 +486,8 @@ TEST_F(DiskCacheTest, OpenRejectsBadOptions) {
   DiskCacheOptions o = Options(1 << 20);
   o.dir = "";
   EXPECT_EQ(DiskCache::Open(o).status().code(), Status::Code::kInvalidArgument);
-  for (auto [high, low] : {std::pair{0.5, 0.8}, std::pair{1.5, 0.8}, std::pair{0.9, 0.0},
-                           std::pair{0.9, -0.1}}) {
+  for (auto [high, low] :
+       {std::pair{0.5, 0.8}, std::pair{1.5, 0.8}, std::pair{0.9, 0.0}, std::pair{0.9, -0.1}}) {
     EXPECT_EQ(DiskCache::Open(Options(1 << 20, high, low)).status().code(),
               Status::Code::kInvalidArgument)
         << high << " " << low;

@@ -11,7 +11,9 @@ namespace hloop::cache {
 namespace {
 
 format::Hash Key(int i) { return format::Sha256("key " + std::to_string(i)); }
-ChunkData Value(int i, size_t n = 100) { return std::make_shared<const std::string>(n, char('a' + i % 26)); }
+ChunkData Value(int i, size_t n = 100) {
+  return std::make_shared<const std::string>(n, char('a' + i % 26));
+}
 
 TEST(MemoryCacheTest, PutGet) {
   MemoryCache c(1000);

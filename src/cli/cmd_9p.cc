@@ -55,7 +55,8 @@ Result<p9::Export> OpenDirExport(const std::string& spec, bool read_only, std::s
 
 // One --image URL: the image, read lazily through the cache, and the file
 // system in it. Named by the image's name unless NAME= is given.
-Result<p9::Export> OpenImageExport(const std::string& spec, const disk::OpenOptions& opts, std::string* shown) {
+Result<p9::Export> OpenImageExport(const std::string& spec, const disk::OpenOptions& opts,
+                                   std::string* shown) {
   std::string name;
   std::string url = SplitName(spec, &name);
   auto image = disk::OpenImage(url, opts);
@@ -70,13 +71,13 @@ Result<p9::Export> OpenImageExport(const std::string& spec, const disk::OpenOpti
 
 // Every export, in the order given (--export first); `shown` gets what the
 // "serving" lines name.
-Status OpenExports(const NinePArgs& a, const disk::OpenOptions& opts, std::vector<p9::Export>* exports,
-                   std::vector<std::string>* shown) {
+Status OpenExports(const NinePArgs& a, const disk::OpenOptions& opts,
+                   std::vector<p9::Export>* exports, std::vector<std::string>* shown) {
   std::set<std::string> names;
   for (size_t i = 0; i < a.exports.size() + a.images.size(); i++) {
     std::string what;
     auto e = i < a.exports.size() ? OpenDirExport(a.exports[i], a.read_only, &what)
-                                   : OpenImageExport(a.images[i - a.exports.size()], opts, &what);
+                                  : OpenImageExport(a.images[i - a.exports.size()], opts, &what);
     if (!e.ok()) return e.status();
     if (!names.insert(e->name).second)
       return Status::InvalidArgument("two exports are named " + e->name + ": name them with NAME=");
@@ -141,7 +142,8 @@ int Run9P(const NinePArgs& a) {
   }
   // The client applies its own umask; modes arrive as they should be made.
   ::umask(0);
-  for (const std::string& s : shown) std::printf("serving %s on %s\n", s.c_str(), listening.c_str());
+  for (const std::string& s : shown)
+    std::printf("serving %s on %s\n", s.c_str(), listening.c_str());
   std::fflush(stdout);
   signals.OnStop([&] { server.Stop(); });
   daemon.Ready();
@@ -153,43 +155,51 @@ int Run9P(const NinePArgs& a) {
 }  // namespace
 
 Command NinePCommand() {
-  return {"9p", "Export host directories and hloop images' ext2/3/4 files over 9P2000.L (QEMU guests, v9fs)",
-          [](CLI::App* app) -> std::function<int()> {
-            auto a = std::make_shared<NinePArgs>();
-            app->add_option("--listen", a->listen, "HOST:PORT to listen on (port 0 picks one; 564 is 9P's)");
-            app->add_option("--socket", a->socket, "Unix socket to listen on instead (mode 0600)");
-            app->add_option("--export", a->exports,
-                            "Directory to export: DIR, or NAME=DIR to be chosen by aname=NAME; repeatable. "
-                            "With one export (of either kind) every aname reaches it");
-            app->add_option("--image", a->images,
-                            "hloop image whose ext2/3/4 file system to export read-only: URL of its index "
-                            "(http(s)://, file:// or a path), or NAME=URL; repeatable, mixes with --export. "
-                            "Named by the image's name unless NAME= is given");
-            app->add_flag("--read-only", a->read_only,
-                          "Refuse every change to --export directories with EROFS (an --image always does)");
-            app->add_flag("--daemon", a->daemon, "Detach once listening");
-            app->add_option("--threads", a->threads, "Threads running requests, for all clients (default 16)")
-                ->check(CLI::Range(1, 256));
-            AddImageOptions(app, &a->image, /*with_cache_default=*/true);
-            app->footer(
-                "In a guest (QEMU user networking reaches the host's 127.0.0.1 as 10.0.2.2):\n"
-                "  mount -t 9p -o trans=tcp,port=PORT,version=9p2000.L,aname=NAME HOST /mnt\n"
-                "Directories: nothing outside an export is reachable: not by '..', not by names\n"
-                "with '/', not through symbolic links (they are never followed on the server).\n"
-                "Running as root, new files belong to the attaching user (the client's uid) and\n"
-                "the group the client asks for; otherwise to the server's user. Permissions are\n"
-                "checked by the client; anyone who can connect can change what the server's user\n"
-                "can in the export: bind to 127.0.0.1 or use --read-only.\n"
-                "Images: the files of the ext2/3/4 file system inside the image, read-only, with\n"
-                "their owners, modes, times, links, device nodes and xattrs as stored. Only the\n"
-                "chunks holding what clients read are fetched (verified, and kept in --cache as\n"
-                "`hloop mount` does). The journal is not replayed: an image taken from a file\n"
-                "system that was not cleanly unmounted is refused (run e2fsck on it first).\n"
-                "  hloop 9p --listen 127.0.0.1:5640 --image http://server/debian.idx\n"
-                "  hloop 9p --listen 127.0.0.1:5640 --image root=http://server/debian.idx --export work=/srv/w\n"
-                "Stops on SIGINT, SIGTERM or SIGHUP.");
-            return [a] { return Run9P(*a); };
-          }};
+  return {
+      "9p",
+      "Export host directories and hloop images' ext2/3/4 files over 9P2000.L (QEMU guests, v9fs)",
+      [](CLI::App* app) -> std::function<int()> {
+        auto a = std::make_shared<NinePArgs>();
+        app->add_option("--listen", a->listen,
+                        "HOST:PORT to listen on (port 0 picks one; 564 is 9P's)");
+        app->add_option("--socket", a->socket, "Unix socket to listen on instead (mode 0600)");
+        app->add_option(
+            "--export", a->exports,
+            "Directory to export: DIR, or NAME=DIR to be chosen by aname=NAME; repeatable. "
+            "With one export (of either kind) every aname reaches it");
+        app->add_option(
+            "--image", a->images,
+            "hloop image whose ext2/3/4 file system to export read-only: URL of its index "
+            "(http(s)://, file:// or a path), or NAME=URL; repeatable, mixes with --export. "
+            "Named by the image's name unless NAME= is given");
+        app->add_flag(
+            "--read-only", a->read_only,
+            "Refuse every change to --export directories with EROFS (an --image always does)");
+        app->add_flag("--daemon", a->daemon, "Detach once listening");
+        app->add_option("--threads", a->threads,
+                        "Threads running requests, for all clients (default 16)")
+            ->check(CLI::Range(1, 256));
+        AddImageOptions(app, &a->image, /*with_cache_default=*/true);
+        app->footer(
+            "In a guest (QEMU user networking reaches the host's 127.0.0.1 as 10.0.2.2):\n"
+            "  mount -t 9p -o trans=tcp,port=PORT,version=9p2000.L,aname=NAME HOST /mnt\n"
+            "Directories: nothing outside an export is reachable: not by '..', not by names\n"
+            "with '/', not through symbolic links (they are never followed on the server).\n"
+            "Running as root, new files belong to the attaching user (the client's uid) and\n"
+            "the group the client asks for; otherwise to the server's user. Permissions are\n"
+            "checked by the client; anyone who can connect can change what the server's user\n"
+            "can in the export: bind to 127.0.0.1 or use --read-only.\n"
+            "Images: the files of the ext2/3/4 file system inside the image, read-only, with\n"
+            "their owners, modes, times, links, device nodes and xattrs as stored. Only the\n"
+            "chunks holding what clients read are fetched (verified, and kept in --cache as\n"
+            "`hloop mount` does). The journal is not replayed: an image taken from a file\n"
+            "system that was not cleanly unmounted is refused (run e2fsck on it first).\n"
+            "  hloop 9p --listen 127.0.0.1:5640 --image http://server/debian.idx\n"
+            "  hloop 9p --listen 127.0.0.1:5640 --image root=http://server/debian.idx --export "
+            "work=/srv/w\n"
+            "Stops on SIGINT, SIGTERM or SIGHUP.");
+        return [a] { return Run9P(*a); };
+      }};
 }
 
 }  // namespace hloop::cli

@@ -20,7 +20,7 @@ struct FetchArgs {
 int RunFetch(FetchArgs& a) {
   auto opts = MakeOpenOptions(a.image, /*with_cache_default=*/true);
   if (!opts.ok()) return Fail(opts.status());
-  opts->image.workers = 0;  // this command drives its own threads
+  opts->image.workers = 0;                      // this command drives its own threads
   auto device = disk::OpenImage(a.url, *opts);  // caches the index
   if (!device.ok()) return Fail(device.status());
   disk::ImageDevice& dev = **device;
@@ -52,28 +52,33 @@ int RunFetch(FetchArgs& a) {
   }
   for (auto& t : pool) t.join();
   bar.Done();
-  if (failed) return Fail(std::to_string(failed.load()) + " chunks could not be fetched; first: " + first_error);
+  if (failed)
+    return Fail(std::to_string(failed.load()) +
+                " chunks could not be fetched; first: " + first_error);
   auto cs = dev.disk_cache()->stats();
   auto is = dev.stats();
   std::printf("cached all %llu chunks of %s: %llu fetched (%s), cache holds %s\n",
               (unsigned long long)count, a.url.c_str(), (unsigned long long)is.chunks_fetched,
               FormatSize(is.bytes_fetched).c_str(), FormatSize(cs.used_bytes).c_str());
   if (cs.skipped_for_space)
-    return Fail(std::to_string(cs.skipped_for_space) + " chunks did not fit in the cache (see --cache-size)");
+    return Fail(std::to_string(cs.skipped_for_space) +
+                " chunks did not fit in the cache (see --cache-size)");
   return kExitOk;
 }
 }  // namespace
 
 Command FetchCommand() {
-  return {"fetch", "Fill the local cache with an image's index (and with --all, every chunk)",
-          [](CLI::App* app) -> std::function<int()> {
-            auto a = std::make_shared<FetchArgs>();
-            app->add_option("URL", a->url, "Index: http(s):// or file:// URL, or a path")->required();
-            AddImageOptions(app, &a->image, /*with_cache_default=*/true);
-            app->add_flag("--all", a->all, "Fetch every chunk, so the image can be mounted offline");
-            app->add_option("-j,--jobs", a->jobs, "Parallel transfers (default 8)")->check(CLI::Range(1, 256));
-            return [a] { return RunFetch(*a); };
-          }};
+  return {
+      "fetch", "Fill the local cache with an image's index (and with --all, every chunk)",
+      [](CLI::App* app) -> std::function<int()> {
+        auto a = std::make_shared<FetchArgs>();
+        app->add_option("URL", a->url, "Index: http(s):// or file:// URL, or a path")->required();
+        AddImageOptions(app, &a->image, /*with_cache_default=*/true);
+        app->add_flag("--all", a->all, "Fetch every chunk, so the image can be mounted offline");
+        app->add_option("-j,--jobs", a->jobs, "Parallel transfers (default 8)")
+            ->check(CLI::Range(1, 256));
+        return [a] { return RunFetch(*a); };
+      }};
 }
 
 }  // namespace hloop::cli

@@ -47,7 +47,8 @@ int RunInfo(const InfoArgs& a) {
   }
   std::printf("index:       %s\n", a.url.c_str());
   std::printf("name:        %s\n", name.c_str());
-  std::printf("image size:  %llu bytes (%s)\n", (unsigned long long)ix.image_size(), FormatSize(ix.image_size()).c_str());
+  std::printf("image size:  %llu bytes (%s)\n", (unsigned long long)ix.image_size(),
+              FormatSize(ix.image_size()).c_str());
   std::printf("chunk size:  %s\n", FormatSize(ix.chunk_size()).c_str());
   std::printf("codec:       %s\n", format::CodecName(ix.codec()));
   std::printf("hash:        sha256\n");
@@ -58,18 +59,20 @@ int RunInfo(const InfoArgs& a) {
   std::printf("created:     %s by %s\n", when, m.tool.empty() ? "?" : m.tool.c_str());
   std::printf("digest:      %s\n", format::ToHex(ix.digest()).c_str());
   if (m.parent_digest)
-    std::printf("parent:      %s (%s)\n", m.parent_name.c_str(), format::ToHex(*m.parent_digest).c_str());
+    std::printf("parent:      %s (%s)\n", m.parent_name.c_str(),
+                format::ToHex(*m.parent_digest).c_str());
   return kExitOk;
 }
 }  // namespace
 
 Command InfoCommand() {
-  return {"info", "Show what an index says (path or URL)", [](CLI::App* app) -> std::function<int()> {
-            auto a = std::make_shared<InfoArgs>();
-            app->add_option("INDEX", a->url, "Index: http(s):// or file:// URL, or a path")->required();
-            app->add_flag("--json", a->json, "Print JSON");
-            return [a] { return RunInfo(*a); };
-          }};
+  return {
+      "info", "Show what an index says (path or URL)", [](CLI::App* app) -> std::function<int()> {
+        auto a = std::make_shared<InfoArgs>();
+        app->add_option("INDEX", a->url, "Index: http(s):// or file:// URL, or a path")->required();
+        app->add_flag("--json", a->json, "Print JSON");
+        return [a] { return RunInfo(*a); };
+      }};
 }
 
 }  // namespace hloop::cli

@@ -25,8 +25,8 @@ struct Probe {
 
 // Round trips with HEAD requests, then a few chunk files (checked against
 // their hashes) for throughput. Everything is pinned to mirror `m`.
-Probe ProbeMirror(fetch::Source& source, fetch::MirrorControl& mirrors, int m, const std::string& index_rel,
-                  const format::Index& ix, int probes, int chunks) {
+Probe ProbeMirror(fetch::Source& source, fetch::MirrorControl& mirrors, int m,
+                  const std::string& index_rel, const format::Index& ix, int probes, int chunks) {
   Probe p;
   for (int i = 0; i < probes; i++) {
     std::string body;
@@ -66,7 +66,8 @@ int RunMirrors(MirrorsArgs& a) {
   opts->image.workers = 0;
   auto loc = fetch::ParseLocation(a.url);
   if (!loc.ok()) return Fail(loc.status());
-  if (loc->kind != fetch::Location::Kind::kHttp) return Fail("hloop mirrors needs an http:// or https:// URL");
+  if (loc->kind != fetch::Location::Kind::kHttp)
+    return Fail("hloop mirrors needs an http:// or https:// URL");
   auto device = disk::OpenImage(a.url, *opts);
   if (!device.ok()) return Fail(device.status());
   fetch::Source& source = (*device)->source();
@@ -78,13 +79,15 @@ int RunMirrors(MirrorsArgs& a) {
   std::vector<Probe> probes(static_cast<size_t>(n));
   std::vector<std::thread> threads;
   for (int m = 0; m < n; m++) {
-    threads.emplace_back(
-        [&, m] { probes[size_t(m)] = ProbeMirror(source, *mirrors, m, loc->index_name, ix, a.probes, a.chunks); });
+    threads.emplace_back([&, m] {
+      probes[size_t(m)] = ProbeMirror(source, *mirrors, m, loc->index_name, ix, a.probes, a.chunks);
+    });
   }
   for (auto& t : threads) t.join();
 
   // Rank by the time a typical chunk would take: round trip plus body.
-  const double typical = double(ix.summary().stored_bytes) / double(std::max<uint64_t>(1, ix.summary().unique_chunks));
+  const double typical =
+      double(ix.summary().stored_bytes) / double(std::max<uint64_t>(1, ix.summary().unique_chunks));
   auto stats = mirrors->mirror_stats();
   std::vector<int> order(static_cast<size_t>(n));
   for (int m = 0; m < n; m++) order[size_t(m)] = m;
@@ -101,12 +104,14 @@ int RunMirrors(MirrorsArgs& a) {
     for (int m : order) {
       const auto& s = stats[size_t(m)];
       bool good = probes[size_t(m)].problem.empty();
-      out.push_back({{"rank", good ? nlohmann::json(++rank) : nlohmann::json(nullptr)},
-                     {"url", s.base},
-                     {"rtt_ms", s.rtt_s < 0 ? nlohmann::json(nullptr) : nlohmann::json(s.rtt_s * 1000)},
-                     {"bytes_per_s", s.bytes_per_s < 0 ? nlohmann::json(nullptr) : nlohmann::json(s.bytes_per_s)},
-                     {"ok", good},
-                     {"problem", probes[size_t(m)].problem}});
+      out.push_back(
+          {{"rank", good ? nlohmann::json(++rank) : nlohmann::json(nullptr)},
+           {"url", s.base},
+           {"rtt_ms", s.rtt_s < 0 ? nlohmann::json(nullptr) : nlohmann::json(s.rtt_s * 1000)},
+           {"bytes_per_s",
+            s.bytes_per_s < 0 ? nlohmann::json(nullptr) : nlohmann::json(s.bytes_per_s)},
+           {"ok", good},
+           {"problem", probes[size_t(m)].problem}});
     }
     std::printf("%s\n", JsonText(out, 2).c_str());
   } else {
@@ -117,12 +122,14 @@ int RunMirrors(MirrorsArgs& a) {
       bool good = probes[size_t(m)].problem.empty();
       char rtt[32] = "-", thr[32] = "-";
       if (s.rtt_s >= 0) std::snprintf(rtt, sizeof rtt, "%.1f ms", s.rtt_s * 1000);
-      if (s.bytes_per_s > 0) std::snprintf(thr, sizeof thr, "%s/s", FormatSize(uint64_t(s.bytes_per_s)).c_str());
-      std::printf("%-4s %-48s %10s %12s  %s\n", good ? std::to_string(++rank).c_str() : "-", s.base.c_str(), rtt,
-                  thr, good ? "ok" : probes[size_t(m)].problem.c_str());
+      if (s.bytes_per_s > 0)
+        std::snprintf(thr, sizeof thr, "%s/s", FormatSize(uint64_t(s.bytes_per_s)).c_str());
+      std::printf("%-4s %-48s %10s %12s  %s\n", good ? std::to_string(++rank).c_str() : "-",
+                  s.base.c_str(), rtt, thr, good ? "ok" : probes[size_t(m)].problem.c_str());
     }
   }
-  bool any = std::any_of(probes.begin(), probes.end(), [](const Probe& p) { return p.problem.empty(); });
+  bool any =
+      std::any_of(probes.begin(), probes.end(), [](const Probe& p) { return p.problem.empty(); });
   return any ? kExitOk : kExitFailure;
 }
 }  // namespace
@@ -133,16 +140,19 @@ Command MirrorsCommand() {
             auto a = std::make_shared<MirrorsArgs>();
             app->add_option("URL", a->url, "Index URL (http:// or https://)")->required();
             app->add_flag("--json", a->json, "Print the ranking as JSON");
-            app->add_option("--probes", a->probes, "Round-trip probes (HEAD requests) per mirror (default 3)")
+            app->add_option("--probes", a->probes,
+                            "Round-trip probes (HEAD requests) per mirror (default 3)")
                 ->check(CLI::Range(1, 100));
-            app->add_option("--chunks", a->chunks,
-                            "Chunk files fetched and verified per mirror to measure throughput (default 4)")
+            app->add_option(
+                   "--chunks", a->chunks,
+                   "Chunk files fetched and verified per mirror to measure throughput (default 4)")
                 ->check(CLI::Range(0, 100));
             AddImageOptions(app, &a->image, /*with_cache_default=*/false);
-            app->footer("Mirrors are the index's own server, every --mirror, and those listed in\n"
-                        "NAME.mirrors next to the index. A mirror that cannot be reached, lacks chunks or\n"
-                        "serves chunks that fail their hash check is listed without a rank.\n"
-                        "Exit status 1 if no mirror works.");
+            app->footer(
+                "Mirrors are the index's own server, every --mirror, and those listed in\n"
+                "NAME.mirrors next to the index. A mirror that cannot be reached, lacks chunks or\n"
+                "serves chunks that fail their hash check is listed without a rank.\n"
+                "Exit status 1 if no mirror works.");
             return [a] { return RunMirrors(*a); };
           }};
 }

@@ -51,7 +51,9 @@ int RunMount(MountArgs& a) {
     nlohmann::json j = disk::ImageStatsJson(**device, a.url, up);
     if (*overlay) {
       overlay::OverlayStats os = (*overlay)->stats();
-      j["overlay"] = {{"path", (*overlay)->path()}, {"data_blocks", os.data_blocks}, {"zero_blocks", os.zero_blocks}};
+      j["overlay"] = {{"path", (*overlay)->path()},
+                      {"data_blocks", os.data_blocks},
+                      {"zero_blocks", os.zero_blocks}};
     }
     // Paths are bytes, JSON text is UTF-8: replace what is not (dump would
     // throw inside the FUSE callback).
@@ -76,31 +78,36 @@ int RunMount(MountArgs& a) {
 }  // namespace
 
 Command MountCommand() {
-  return {"mount", "Mount an image as a file, fetching chunks as they are read (writable with --overlay)",
-          [](CLI::App* app) -> std::function<int()> {
-            auto a = std::make_shared<MountArgs>();
-            app->add_option("URL", a->url, "Index: http(s):// or file:// URL, or a path")->required();
-            app->add_option("MOUNTPOINT", a->mountpoint, "Directory where the image file appears")
-                ->required()
-                ->check(CLI::ExistingDirectory);
-            AddImageOptions(app, &a->image, /*with_cache_default=*/true);
-            AddProfileOptions(app, &a->image);
-            AddOverlayOptions(app, &a->overlay);
-            app->add_flag("--daemon", a->daemon, "Detach once the mount is ready");
-            app->add_option("--threads", a->threads, "FUSE request threads (default 16)")->check(CLI::Range(1, 256));
-            app->add_option("--kernel-readahead", a->kernel_readahead,
-                            "Kernel read-ahead for the mount (default 4M; 0 keeps the kernel's 128K)")
-                ->check(SizeValidator());
-            app->add_flag("--fuse-debug", a->debug, "Print every FUSE request");
-            app->footer("The image appears as MOUNTPOINT/NAME; attach it with `losetup -r` or\n"
-                        "`mount -o loop,ro`. With --overlay it is writable (`losetup`, `mount -o loop`):\n"
-                        "writes land in the overlay file, fsync makes them durable, `hloop commit` turns\n"
-                        "them into a new image version. Stays in the foreground until unmounted (umount MOUNTPOINT)\n"
-                        "or signalled (SIGINT/SIGTERM/SIGHUP unmount cleanly). Every chunk is checked against\n"
-                        "its SHA-256 before use; a chunk that stays wrong fails its reads with EIO.\n"
-                        "`hloop stats MOUNTPOINT` shows what the mount is doing.");
-            return [a] { return RunMount(*a); };
-          }};
+  return {
+      "mount",
+      "Mount an image as a file, fetching chunks as they are read (writable with --overlay)",
+      [](CLI::App* app) -> std::function<int()> {
+        auto a = std::make_shared<MountArgs>();
+        app->add_option("URL", a->url, "Index: http(s):// or file:// URL, or a path")->required();
+        app->add_option("MOUNTPOINT", a->mountpoint, "Directory where the image file appears")
+            ->required()
+            ->check(CLI::ExistingDirectory);
+        AddImageOptions(app, &a->image, /*with_cache_default=*/true);
+        AddProfileOptions(app, &a->image);
+        AddOverlayOptions(app, &a->overlay);
+        app->add_flag("--daemon", a->daemon, "Detach once the mount is ready");
+        app->add_option("--threads", a->threads, "FUSE request threads (default 16)")
+            ->check(CLI::Range(1, 256));
+        app->add_option("--kernel-readahead", a->kernel_readahead,
+                        "Kernel read-ahead for the mount (default 4M; 0 keeps the kernel's 128K)")
+            ->check(SizeValidator());
+        app->add_flag("--fuse-debug", a->debug, "Print every FUSE request");
+        app->footer(
+            "The image appears as MOUNTPOINT/NAME; attach it with `losetup -r` or\n"
+            "`mount -o loop,ro`. With --overlay it is writable (`losetup`, `mount -o loop`):\n"
+            "writes land in the overlay file, fsync makes them durable, `hloop commit` turns\n"
+            "them into a new image version. Stays in the foreground until unmounted (umount "
+            "MOUNTPOINT)\n"
+            "or signalled (SIGINT/SIGTERM/SIGHUP unmount cleanly). Every chunk is checked against\n"
+            "its SHA-256 before use; a chunk that stays wrong fails its reads with EIO.\n"
+            "`hloop stats MOUNTPOINT` shows what the mount is doing.");
+        return [a] { return RunMount(*a); };
+      }};
 }
 
 }  // namespace hloop::cli

@@ -34,7 +34,7 @@ int RunNbd(NbdArgs& a) {
   if (!opts.ok()) return Fail(opts.status());
   Daemonizer daemon;
   if (a.daemon) daemon.Start();  // before any thread exists
-  server::StopSignals signals;  // the first thread
+  server::StopSignals signals;   // the first thread
   auto fail = [&](const Status& st) {
     daemon.Failed(st.message());
     return Fail(st);
@@ -78,42 +78,50 @@ int RunNbd(NbdArgs& a) {
 }  // namespace
 
 Command NbdCommand() {
-  return {"nbd", "Serve an image over NBD (qemu, nbdcopy, nbd-client), fetching chunks as they are read",
-          [](CLI::App* app) -> std::function<int()> {
-            auto a = std::make_shared<NbdArgs>();
-            app->add_option("URL", a->url, "Index: http(s):// or file:// URL, or a path")->required();
-            auto* where = app->add_option_group("Listen", "Where clients connect (one of these)");
-            where->add_option("--socket", a->socket_path, "Unix socket to listen on (created; removed at exit)");
-            where->add_option("--listen", a->listen,
-                              "TCP address HOST:PORT to listen on (port 0: any free port, printed)");
-            where->require_option(1);
-            app->add_flag("--read-only", a->read_only, "Refuse writes even if the device could take them");
-            AddImageOptions(app, &a->image, /*with_cache_default=*/true);
-            AddProfileOptions(app, &a->image);
-            AddOverlayOptions(app, &a->overlay);
-            app->add_flag("--daemon", a->daemon, "Detach once the server is listening");
-            app->add_option("--threads", a->threads, "Requests executed at once, over all connections (default 16)")
-                ->check(CLI::Range(1, 1024));
-            app->add_option("--stats-file", a->stats_file,
-                            "When the server stops, write its statistics there (the JSON of `hloop stats --json`)");
-            app->footer(
-                "Serves one export, under any name, until SIGINT, SIGTERM or SIGHUP (which finish the\n"
-                "requests in flight, close the connections and remove the socket file). Prints\n"
-                "\"serving NAME on URI\" once clients may connect. Without --overlay the export is\n"
-                "read-only (writes fail with EPERM); with it, writes go to the overlay file and FLUSH\n"
-                "or FUA make them durable. Zero chunks are holes (nbdinfo --map, sparse nbdcopy). Several\n"
-                "connections may share it (CAN_MULTI_CONN); every chunk is checked against its\n"
-                "SHA-256, and a chunk that stays wrong fails its reads with EIO.\n"
-                "\n"
-                "Examples:\n"
-                "  hloop nbd http://server/debian.idx --socket /run/debian.sock --daemon\n"
-                "  nbdinfo 'nbd+unix:///?socket=/run/debian.sock'\n"
-                "  nbdcopy 'nbd+unix:///?socket=/run/debian.sock' debian.img\n"
-                "  qemu-system-x86_64 -drive file=nbd+unix:///?socket=/run/debian.sock,format=raw,snapshot=on\n"
-                "  hloop nbd http://server/debian.idx --listen 127.0.0.1:10809\n"
-                "  qemu-img info nbd://127.0.0.1:10809");
-            return [a] { return RunNbd(*a); };
-          }};
+  return {
+      "nbd",
+      "Serve an image over NBD (qemu, nbdcopy, nbd-client), fetching chunks as they are read",
+      [](CLI::App* app) -> std::function<int()> {
+        auto a = std::make_shared<NbdArgs>();
+        app->add_option("URL", a->url, "Index: http(s):// or file:// URL, or a path")->required();
+        auto* where = app->add_option_group("Listen", "Where clients connect (one of these)");
+        where->add_option("--socket", a->socket_path,
+                          "Unix socket to listen on (created; removed at exit)");
+        where->add_option("--listen", a->listen,
+                          "TCP address HOST:PORT to listen on (port 0: any free port, printed)");
+        where->require_option(1);
+        app->add_flag("--read-only", a->read_only,
+                      "Refuse writes even if the device could take them");
+        AddImageOptions(app, &a->image, /*with_cache_default=*/true);
+        AddProfileOptions(app, &a->image);
+        AddOverlayOptions(app, &a->overlay);
+        app->add_flag("--daemon", a->daemon, "Detach once the server is listening");
+        app->add_option("--threads", a->threads,
+                        "Requests executed at once, over all connections (default 16)")
+            ->check(CLI::Range(1, 1024));
+        app->add_option(
+            "--stats-file", a->stats_file,
+            "When the server stops, write its statistics there (the JSON of `hloop stats --json`)");
+        app->footer(
+            "Serves one export, under any name, until SIGINT, SIGTERM or SIGHUP (which finish the\n"
+            "requests in flight, close the connections and remove the socket file). Prints\n"
+            "\"serving NAME on URI\" once clients may connect. Without --overlay the export is\n"
+            "read-only (writes fail with EPERM); with it, writes go to the overlay file and FLUSH\n"
+            "or FUA make them durable. Zero chunks are holes (nbdinfo --map, sparse nbdcopy). "
+            "Several\n"
+            "connections may share it (CAN_MULTI_CONN); every chunk is checked against its\n"
+            "SHA-256, and a chunk that stays wrong fails its reads with EIO.\n"
+            "\n"
+            "Examples:\n"
+            "  hloop nbd http://server/debian.idx --socket /run/debian.sock --daemon\n"
+            "  nbdinfo 'nbd+unix:///?socket=/run/debian.sock'\n"
+            "  nbdcopy 'nbd+unix:///?socket=/run/debian.sock' debian.img\n"
+            "  qemu-system-x86_64 -drive "
+            "file=nbd+unix:///?socket=/run/debian.sock,format=raw,snapshot=on\n"
+            "  hloop nbd http://server/debian.idx --listen 127.0.0.1:10809\n"
+            "  qemu-img info nbd://127.0.0.1:10809");
+        return [a] { return RunNbd(*a); };
+      }};
 }
 
 }  // namespace hloop::cli

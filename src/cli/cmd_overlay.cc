@@ -39,13 +39,16 @@ int RunOverlayInfo(const OverlayInfoArgs& a) {
   time_t t = time_t(h.created);
   std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
   std::printf("overlay:     %s\n", a.path.c_str());
-  std::printf("base:        %s (index %s)\n", h.base_name.c_str(), format::ToHex(h.base_digest).c_str());
-  std::printf("image size:  %llu bytes (%s)\n", (unsigned long long)h.image_size, FormatSize(h.image_size).c_str());
+  std::printf("base:        %s (index %s)\n", h.base_name.c_str(),
+              format::ToHex(h.base_digest).c_str());
+  std::printf("image size:  %llu bytes (%s)\n", (unsigned long long)h.image_size,
+              FormatSize(h.image_size).c_str());
   std::printf("written:     %llu of %llu blocks of 4 KiB: %llu with data, %llu zero\n",
               (unsigned long long)(info->counts.data_blocks + info->counts.zero_blocks),
               (unsigned long long)h.block_count, (unsigned long long)info->counts.data_blocks,
               (unsigned long long)info->counts.zero_blocks);
-  std::printf("bytes:       %llu (%s) of data\n", (unsigned long long)bytes, FormatSize(bytes).c_str());
+  std::printf("bytes:       %llu (%s) of data\n", (unsigned long long)bytes,
+              FormatSize(bytes).c_str());
   std::printf("file:        %s apparent, %s on disk\n", FormatSize(info->file_size).c_str(),
               FormatSize(info->allocated_bytes).c_str());
   std::printf("created:     %s\n", when);
@@ -54,10 +57,12 @@ int RunOverlayInfo(const OverlayInfoArgs& a) {
 }  // namespace
 
 Command OverlayCommand() {
-  return {"overlay", "Inspect a copy-on-write overlay file", [](CLI::App* app) -> std::function<int()> {
+  return {"overlay", "Inspect a copy-on-write overlay file",
+          [](CLI::App* app) -> std::function<int()> {
             auto a = std::make_shared<OverlayInfoArgs>();
             app->require_subcommand(1);
-            CLI::App* info = app->add_subcommand("info", "Show an overlay's base, blocks written and bytes");
+            CLI::App* info =
+                app->add_subcommand("info", "Show an overlay's base, blocks written and bytes");
             info->add_option("FILE", a->path, "Overlay file (made by mount --overlay)")->required();
             info->add_flag("--json", a->json, "Print JSON");
             return [a, info]() -> int {

@@ -39,11 +39,16 @@ int RunPack(const PackArgs& a) {
   if (!sum.ok()) return Fail(sum.status());
   double ratio = sum->stored_bytes ? double(sum->bytes_read) / double(sum->stored_bytes) : 0;
   if (a.json) {
-    nlohmann::json j = {{"index", sum->index_path},           {"digest", format::ToHex(sum->digest)},
-                        {"chunks_total", sum->chunks_total},  {"chunks_unique", sum->chunks_unique},
-                        {"chunks_new", sum->chunks_new},      {"chunks_zero", sum->chunks_zero},
-                        {"bytes_read", sum->bytes_read},      {"bytes_written", sum->bytes_written},
-                        {"stored_bytes", sum->stored_bytes},  {"ratio", ratio},
+    nlohmann::json j = {{"index", sum->index_path},
+                        {"digest", format::ToHex(sum->digest)},
+                        {"chunks_total", sum->chunks_total},
+                        {"chunks_unique", sum->chunks_unique},
+                        {"chunks_new", sum->chunks_new},
+                        {"chunks_zero", sum->chunks_zero},
+                        {"bytes_read", sum->bytes_read},
+                        {"bytes_written", sum->bytes_written},
+                        {"stored_bytes", sum->stored_bytes},
+                        {"ratio", ratio},
                         {"seconds", sum->seconds}};
     std::printf("%s\n", JsonText(j).c_str());
   } else if (!a.quiet) {
@@ -62,30 +67,35 @@ int RunPack(const PackArgs& a) {
 }  // namespace
 
 Command PackCommand() {
-  return {"pack", "Pack an image (file or block device) into a store of chunk files and an index",
-          [](CLI::App* app) -> std::function<int()> {
-            auto a = std::make_shared<PackArgs>();
-            app->add_option("IMAGE", a->image, "Image file or block device to pack")->required();
-            app->add_option("STORE", a->store, "Store directory (created if missing); serve it over HTTP")
-                ->required();
-            app->add_option("--name", a->name, "Index name: writes STORE/NAME.idx (default: IMAGE's file name "
-                                               "without extension)");
-            app->add_option("--chunk-size", a->chunk_size,
-                            "Chunk size, a power of two from 4K to 4M (default 256K)")
-                ->check(ChunkSizeValidator());
-            app->add_option("--codec", a->codec, "Compression: zstd (default), zlib or none")
-                ->check(CLI::IsMember({"zstd", "zlib", "none"}));
-            app->add_option("--level", a->level, "Compression level (default: zstd 3, zlib 6)")
-                ->check(CLI::Range(0, 22));
-            app->add_option("--threads", a->threads, "Worker threads (default: one per core, at most 16)")
-                ->check(CLI::Range(0, 1024));
-            app->add_flag("--json", a->json, "Print the summary as JSON");
-            app->add_flag("-q,--quiet", a->quiet, "Print nothing on success");
-            app->footer("Chunks already in the store are not written again, so packing a new version of an\n"
-                        "image into the same store adds only the chunks that changed. All-zero chunks are\n"
-                        "not stored. The index is written last, atomically.");
-            return [a] { return RunPack(*a); };
-          }};
+  return {
+      "pack", "Pack an image (file or block device) into a store of chunk files and an index",
+      [](CLI::App* app) -> std::function<int()> {
+        auto a = std::make_shared<PackArgs>();
+        app->add_option("IMAGE", a->image, "Image file or block device to pack")->required();
+        app->add_option("STORE", a->store,
+                        "Store directory (created if missing); serve it over HTTP")
+            ->required();
+        app->add_option("--name", a->name,
+                        "Index name: writes STORE/NAME.idx (default: IMAGE's file name "
+                        "without extension)");
+        app->add_option("--chunk-size", a->chunk_size,
+                        "Chunk size, a power of two from 4K to 4M (default 256K)")
+            ->check(ChunkSizeValidator());
+        app->add_option("--codec", a->codec, "Compression: zstd (default), zlib or none")
+            ->check(CLI::IsMember({"zstd", "zlib", "none"}));
+        app->add_option("--level", a->level, "Compression level (default: zstd 3, zlib 6)")
+            ->check(CLI::Range(0, 22));
+        app->add_option("--threads", a->threads,
+                        "Worker threads (default: one per core, at most 16)")
+            ->check(CLI::Range(0, 1024));
+        app->add_flag("--json", a->json, "Print the summary as JSON");
+        app->add_flag("-q,--quiet", a->quiet, "Print nothing on success");
+        app->footer(
+            "Chunks already in the store are not written again, so packing a new version of an\n"
+            "image into the same store adds only the chunks that changed. All-zero chunks are\n"
+            "not stored. The index is written last, atomically.");
+        return [a] { return RunPack(*a); };
+      }};
 }
 
 }  // namespace hloop::cli

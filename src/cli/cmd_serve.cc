@@ -35,13 +35,16 @@ int RunServe(const ServeArgs& a) {
 }  // namespace
 
 Command ServeCommand() {
-  return {"serve", "Serve a store over HTTP (for tests and quick starts; use any web server in production)",
+  return {"serve",
+          "Serve a store over HTTP (for tests and quick starts; use any web server in production)",
           [](CLI::App* app) -> std::function<int()> {
             auto a = std::make_shared<ServeArgs>();
             app->add_option("STORE", a->store, "Store directory to serve")->required();
-            app->add_option("--listen", a->listen, "HOST:PORT to listen on (default 127.0.0.1:8080; port 0 picks one)");
-            app->footer("Chunk files are sent with 'Cache-Control: public, max-age=31536000, immutable';\n"
-                        "indexes with a max-age of 60 s. Stops on SIGINT, SIGTERM or SIGHUP.");
+            app->add_option("--listen", a->listen,
+                            "HOST:PORT to listen on (default 127.0.0.1:8080; port 0 picks one)");
+            app->footer(
+                "Chunk files are sent with 'Cache-Control: public, max-age=31536000, immutable';\n"
+                "indexes with a max-age of 60 s. Stops on SIGINT, SIGTERM or SIGHUP.");
             return [a] { return RunServe(*a); };
           }};
 }

@@ -45,33 +45,39 @@ void PrintHuman(const nlohmann::json& j) {
   const auto& r = j["reads"];
   const auto& f = j["fetch"];
   const auto& c = j["cache"];
-  std::printf("image      %s (%s, %s chunks of %s), up %.0f s\n", j["url"].get<std::string>().c_str(),
-              FormatSize(u(j["image"]["size"])).c_str(), std::to_string(u(j["image"]["chunks"])).c_str(),
+  std::printf("image      %s (%s, %s chunks of %s), up %.0f s\n",
+              j["url"].get<std::string>().c_str(), FormatSize(u(j["image"]["size"])).c_str(),
+              std::to_string(u(j["image"]["chunks"])).c_str(),
               FormatSize(u(j["image"]["chunk_size"])).c_str(), j["uptime_s"].get<double>());
   std::printf("reads      %lu (%s); %lu waited for a chunk: %s average, %s worst\n", u(r["count"]),
               FormatSize(u(r["bytes"])).c_str(), u(r["waits"]), Ms(r["wait_ms_avg"]).c_str(),
               Ms(r["wait_ms_max"]).c_str());
-  std::printf("cache      %lu memory hits, %lu disk hits, %lu zero-chunk reads", u(c["memory_hits"]),
-              u(c["disk_hits"]), u(c["zero_reads"]));
+  std::printf("cache      %lu memory hits, %lu disk hits, %lu zero-chunk reads",
+              u(c["memory_hits"]), u(c["disk_hits"]), u(c["zero_reads"]));
   if (c.contains("disk_bytes"))
-    std::printf("; disk cache holds %s in %lu chunks", FormatSize(u(c["disk_bytes"])).c_str(), u(c["disk_chunks"]));
+    std::printf("; disk cache holds %s in %lu chunks", FormatSize(u(c["disk_bytes"])).c_str(),
+                u(c["disk_chunks"]));
   std::printf("\n");
-  std::printf("fetched    %lu chunks, %s; %lu transfers, %lu in flight (most %lu), %lu waiting, "
-              "%lu retries, %lu failed, %lu hash mismatches\n",
-              u(f["chunks"]), FormatSize(u(f["bytes"])).c_str(), u(f["transfers"]), u(f["inflight"]),
-              u(f["max_inflight"]), u(f["waiting"]), u(f["retries"]), u(f["failures"]), u(f["hash_mismatches"]));
-  std::printf("read-ahead %lu chunks issued, window %lu chunks (grows to %lu)\n", u(j["readahead"]["issued"]),
-              u(j["readahead"]["window"]), u(j["readahead"]["max"]));
+  std::printf(
+      "fetched    %lu chunks, %s; %lu transfers, %lu in flight (most %lu), %lu waiting, "
+      "%lu retries, %lu failed, %lu hash mismatches\n",
+      u(f["chunks"]), FormatSize(u(f["bytes"])).c_str(), u(f["transfers"]), u(f["inflight"]),
+      u(f["max_inflight"]), u(f["waiting"]), u(f["retries"]), u(f["failures"]),
+      u(f["hash_mismatches"]));
+  std::printf("read-ahead %lu chunks issued, window %lu chunks (grows to %lu)\n",
+              u(j["readahead"]["issued"]), u(j["readahead"]["window"]), u(j["readahead"]["max"]));
   std::printf("clusters  %lu neighbours of missed chunks fetched, cluster %lu chunks\n",
               u(j["readahead"]["cluster_issued"]), u(j["readahead"]["cluster"]));
   const auto& p = j["prefetch"];
   if (u(p["total"]))
-    std::printf("profile    %lu/%lu chunks prefetched (%lu failed), %lu read after their prefetch\n", u(p["done"]),
-                u(p["total"]), u(p["failed"]), u(p["useful"]));
-  if (u(j["profile_recorded"])) std::printf("recording  %lu chunks so far\n", u(j["profile_recorded"]));
+    std::printf(
+        "profile    %lu/%lu chunks prefetched (%lu failed), %lu read after their prefetch\n",
+        u(p["done"]), u(p["total"]), u(p["failed"]), u(p["useful"]));
+  if (u(j["profile_recorded"]))
+    std::printf("recording  %lu chunks so far\n", u(j["profile_recorded"]));
   if (!j["mirrors"].empty()) {
-    std::printf("%-44s %9s %12s %9s %10s %6s %7s  %s\n", "mirror", "rtt", "throughput", "transfers", "bytes",
-                "errors", "corrupt", "state");
+    std::printf("%-44s %9s %12s %9s %10s %6s %7s  %s\n", "mirror", "rtt", "throughput", "transfers",
+                "bytes", "errors", "corrupt", "state");
     for (const auto& m : j["mirrors"]) {
       std::printf("%-44s %9s %12s %9lu %10s %6lu %7lu  %s\n", m["url"].get<std::string>().c_str(),
                   Ms(m["rtt_ms"]).c_str(), Rate(m["bytes_per_s"]).c_str(), u(m["transfers"]),
@@ -89,7 +95,8 @@ int RunStats(const StatsArgs& a) {
     return kExitOk;
   }
   auto j = nlohmann::json::parse(*text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return Fail(a.mountpoint + ": statistics are not valid JSON");
+  if (j.is_discarded() || !j.is_object())
+    return Fail(a.mountpoint + ": statistics are not valid JSON");
   try {
     PrintHuman(j);
   } catch (const nlohmann::json::exception& e) {
@@ -100,17 +107,19 @@ int RunStats(const StatsArgs& a) {
 }  // namespace
 
 Command StatsCommand() {
-  return {"stats", "Show live statistics of a running mount",
-          [](CLI::App* app) -> std::function<int()> {
-            auto a = std::make_shared<StatsArgs>();
-            app->add_option("MOUNTPOINT", a->mountpoint, "Directory where `hloop mount` shows an image")
-                ->required();
-            app->add_flag("--json", a->json, "Print the statistics as JSON (fields in docs/design.md)");
-            app->footer("Reads, cache hits, time readers waited for the network, transfers in flight,\n"
-                        "read-ahead and profile prefetch progress, and per mirror: measured round-trip\n"
-                        "time, throughput, errors and whether it is set aside.");
-            return [a] { return RunStats(*a); };
-          }};
+  return {
+      "stats", "Show live statistics of a running mount",
+      [](CLI::App* app) -> std::function<int()> {
+        auto a = std::make_shared<StatsArgs>();
+        app->add_option("MOUNTPOINT", a->mountpoint, "Directory where `hloop mount` shows an image")
+            ->required();
+        app->add_flag("--json", a->json, "Print the statistics as JSON (fields in docs/design.md)");
+        app->footer(
+            "Reads, cache hits, time readers waited for the network, transfers in flight,\n"
+            "read-ahead and profile prefetch progress, and per mirror: measured round-trip\n"
+            "time, throughput, errors and whether it is set aside.");
+        return [a] { return RunStats(*a); };
+      }};
 }
 
 }  // namespace hloop::cli

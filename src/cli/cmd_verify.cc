@@ -23,7 +23,8 @@ int RunVerify(const VerifyArgs& a) {
   auto report = pack::VerifyStore(store.value(), names, a.threads);
   if (!report.ok()) return Fail(report.status());
   for (const auto& p : report->problems)
-    std::printf("%s: %s%s%s\n", p.what.c_str(), p.hash.c_str(), p.hash.empty() ? "" : " ", p.detail.c_str());
+    std::printf("%s: %s%s%s\n", p.what.c_str(), p.hash.c_str(), p.hash.empty() ? "" : " ",
+                p.detail.c_str());
   std::printf("checked %llu index(es), %llu chunk files (%s): %zu problem(s)\n",
               (unsigned long long)report->indexes, (unsigned long long)report->chunks_checked,
               FormatSize(report->bytes_checked).c_str(), report->problems.size());
@@ -36,10 +37,12 @@ Command VerifyCommand() {
           [](CLI::App* app) -> std::function<int()> {
             auto a = std::make_shared<VerifyArgs>();
             app->add_option("STORE", a->store, "Store directory")->required();
-            app->add_option("--index", a->indexes, "Check only this index (NAME or NAME.idx; repeatable). "
-                                                   "Default: every index, and every chunk file in the store");
+            app->add_option("--index", a->indexes,
+                            "Check only this index (NAME or NAME.idx; repeatable). "
+                            "Default: every index, and every chunk file in the store");
             app->add_option("--threads", a->threads, "Worker threads (default: one per core)");
-            app->footer("Exit status 0 when everything is intact, 1 when anything is missing or corrupt.");
+            app->footer(
+                "Exit status 0 when everything is intact, 1 when anything is missing or corrupt.");
             return [a] { return RunVerify(*a); };
           }};
 }

@@ -20,8 +20,10 @@ static double Now() {
 std::string DefaultCacheDir() {
   if (const char* env = std::getenv("HLOOP_CACHE"); env && *env) return env;
   if (::geteuid() == 0) return "/var/cache/hloop";
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::string(xdg) + "/hloop";
-  if (const char* home = std::getenv("HOME"); home && *home) return std::string(home) + "/.cache/hloop";
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    return std::string(xdg) + "/hloop";
+  if (const char* home = std::getenv("HOME"); home && *home)
+    return std::string(home) + "/.cache/hloop";
   return "/tmp/hloop-cache";
 }
 
@@ -49,18 +51,23 @@ void AddImageOptions(CLI::App* app, ImageCliOptions* o, bool with_cache_default)
   const char* kCache = "Cache";
   const char* kNet = "Network";
   app->add_option("--cache", o->cache_dir,
-                  with_cache_default ? "Cache directory for verified chunks, shared by all images "
-                                       "(default: $HLOOP_CACHE, /var/cache/hloop as root, else ~/.cache/hloop)"
-                                     : "Cache directory for verified chunks (default: no disk cache)")
+                  with_cache_default
+                      ? "Cache directory for verified chunks, shared by all images "
+                        "(default: $HLOOP_CACHE, /var/cache/hloop as root, else ~/.cache/hloop)"
+                      : "Cache directory for verified chunks (default: no disk cache)")
       ->group(kCache);
-  app->add_option("--cache-size", o->cache_size,
-                  "Most bytes the cache may hold; least recently used chunks are evicted (default 4G)")
+  app->add_option(
+         "--cache-size", o->cache_size,
+         "Most bytes the cache may hold; least recently used chunks are evicted (default 4G)")
       ->check(SizeValidator())
       ->group(kCache);
-  app->add_option("--memory-cache", o->memory_cache, "In-memory cache of decompressed chunks (default 64M)")
+  app->add_option("--memory-cache", o->memory_cache,
+                  "In-memory cache of decompressed chunks (default 64M)")
       ->check(SizeValidator())
       ->group(kCache);
-  app->add_option("--workers", o->workers, "Background fetch threads for read-ahead: each keeps one chunk in flight (default 16)")
+  app->add_option(
+         "--workers", o->workers,
+         "Background fetch threads for read-ahead: each keeps one chunk in flight (default 16)")
       ->check(CLI::Range(0, 256))
       ->group(kCache);
   app->add_option("--readahead", o->readahead,
@@ -68,10 +75,11 @@ void AddImageOptions(CLI::App* app, ImageCliOptions* o, bool with_cache_default)
                   "bandwidth-delay product of the link, 4 to 256; 0: no read-ahead)")
       ->check(CLI::Range(0, 4096))
       ->group(kCache);
-  app->add_option("--cluster", o->cluster,
-                  "When a read has to wait for the network, also fetch the rest of its aligned cluster "
-                  "of this size in the background, if the link carries it within the round trip "
-                  "(default 1M; smaller on slower links, off on a LAN; 0: never)")
+  app->add_option(
+         "--cluster", o->cluster,
+         "When a read has to wait for the network, also fetch the rest of its aligned cluster "
+         "of this size in the background, if the link carries it within the round trip "
+         "(default 1M; smaller on slower links, off on a LAN; 0: never)")
       ->check(SizeValidator())
       ->group(kCache);
   app->add_option("--mirror", o->mirrors,
@@ -86,23 +94,28 @@ void AddImageOptions(CLI::App* app, ImageCliOptions* o, bool with_cache_default)
   app->add_flag("--no-mirror-list", o->no_mirror_list,
                 "Do not read NAME.mirrors (the mirror list published next to the index)")
       ->group(kNet);
-  app->add_option("--connections", o->connections, "Transfers in flight at once per mirror (default 16)")
+  app->add_option("--connections", o->connections,
+                  "Transfers in flight at once per mirror (default 16)")
       ->check(CLI::Range(1, 256))
       ->group(kNet);
-  app->add_flag("--http2", o->http2, "Offer HTTP/2 to every server (multiplexes transfers on one connection)")
+  app->add_flag("--http2", o->http2,
+                "Offer HTTP/2 to every server (multiplexes transfers on one connection)")
       ->group(kNet);
   app->add_option("--proxy", o->proxy,
                   "HTTP proxy URL for every transfer (default: $http_proxy, $https_proxy, "
                   "$all_proxy, honouring $no_proxy)")
       ->group(kNet);
-  app->add_option("--cacert", o->cacert, "CA certificates (PEM) to verify HTTPS servers with "
-                                         "(default: the system's); certificates are always verified")
+  app->add_option("--cacert", o->cacert,
+                  "CA certificates (PEM) to verify HTTPS servers with "
+                  "(default: the system's); certificates are always verified")
       ->check(CLI::ExistingFile)
       ->group(kNet);
-  app->add_option("--header", o->headers, "Extra HTTP request header 'Name: value', e.g. a token; repeatable")
+  app->add_option("--header", o->headers,
+                  "Extra HTTP request header 'Name: value', e.g. a token; repeatable")
       ->check([](const std::string& h) {
         size_t colon = h.find(':');
-        if (colon == std::string::npos || colon == 0 || h.find_first_of("\r\n") != std::string::npos)
+        if (colon == std::string::npos || colon == 0 ||
+            h.find_first_of("\r\n") != std::string::npos)
           return std::string("header must look like 'Name: value'");
         return std::string();
       })
@@ -117,24 +130,30 @@ void AddImageOptions(CLI::App* app, ImageCliOptions* o, bool with_cache_default)
                   "(default 0: wait, as a root file system needs)")
       ->check(CLI::Range(0, 86400))
       ->group(kNet);
-  app->add_option("--stall-timeout", o->stall_timeout,
-                  "Seconds without a byte after which a transfer is abandoned and retried (default 10)")
+  app->add_option(
+         "--stall-timeout", o->stall_timeout,
+         "Seconds without a byte after which a transfer is abandoned and retried (default 10)")
       ->check(CLI::Range(1, 3600))
       ->group(kNet);
   app->add_flag("-v,--verbose", o->verbose, "Log retries, mirror changes and cache decisions");
-  app->add_option("--log", o->log_file, "Append log lines to this file instead of stderr "
-                                        "(useful with --daemon, which detaches from the terminal)");
+  app->add_option("--log", o->log_file,
+                  "Append log lines to this file instead of stderr "
+                  "(useful with --daemon, which detaches from the terminal)");
 }
 
 void AddProfileOptions(CLI::App* app, ImageCliOptions* o) {
   const char* kProfile = "Boot profile";
   o->profile_options = true;
-  auto* profile = app->add_option("--profile", o->profile,
-                  "Prefetch the chunks of this boot profile (file or URL) in the background, in the "
-                  "order they were read when it was recorded (default: NAME.profile next to the index, "
-                  "when there is one)")
-      ->group(kProfile);
-  app->add_flag("--no-profile", o->no_profile, "Do not prefetch NAME.profile")->group(kProfile)->excludes(profile);
+  auto* profile =
+      app->add_option(
+             "--profile", o->profile,
+             "Prefetch the chunks of this boot profile (file or URL) in the background, in the "
+             "order they were read when it was recorded (default: NAME.profile next to the index, "
+             "when there is one)")
+          ->group(kProfile);
+  app->add_flag("--no-profile", o->no_profile, "Do not prefetch NAME.profile")
+      ->group(kProfile)
+      ->excludes(profile);
   app->add_option("--record-profile", o->record_profile,
                   "Record the chunks read, in order with their times, into this file (written when "
                   "the image is closed, e.g. at unmount); publish it as NAME.profile")
@@ -143,19 +162,23 @@ void AddProfileOptions(CLI::App* app, ImageCliOptions* o) {
 
 CLI::Option* AddOverlayOptions(CLI::App* app, OverlayCliOptions* o) {
   const char* kOverlay = "Overlay";
-  auto* opt = app->add_option("--overlay", o->path,
-                              "Copy-on-write overlay file: writes go there (created if missing, bound to this "
-                              "image version), reads of written blocks come from it; the image, its store and "
-                              "the cache are never written")
-                  ->group(kOverlay);
-  app->add_flag("--force", o->force,
-                "Use the overlay even though it was made on another version of the image (same size)")
+  auto* opt =
+      app->add_option(
+             "--overlay", o->path,
+             "Copy-on-write overlay file: writes go there (created if missing, bound to this "
+             "image version), reads of written blocks come from it; the image, its store and "
+             "the cache are never written")
+          ->group(kOverlay);
+  app->add_flag(
+         "--force", o->force,
+         "Use the overlay even though it was made on another version of the image (same size)")
       ->group(kOverlay)
       ->needs(opt);
   return opt;
 }
 
-Result<std::unique_ptr<overlay::OverlayDevice>> OpenOverlay(const OverlayCliOptions& o, disk::ImageDevice& image,
+Result<std::unique_ptr<overlay::OverlayDevice>> OpenOverlay(const OverlayCliOptions& o,
+                                                            disk::ImageDevice& image,
                                                             const std::string& url, bool create) {
   if (o.path.empty()) return std::unique_ptr<overlay::OverlayDevice>();
   overlay::BaseIdentity id{image.index().digest(), disk::ImageName(image.index(), url)};
@@ -195,7 +218,8 @@ Result<disk::OpenOptions> MakeOpenOptions(const ImageCliOptions& o, bool with_ca
   opts.no_profile = !o.profile_options || o.no_profile;
   opts.profile = o.profile;
   opts.record_profile = o.record_profile;
-  if (!o.profile.empty() && o.no_profile) return Status::InvalidArgument("--profile and --no-profile exclude each other");
+  if (!o.profile.empty() && o.no_profile)
+    return Status::InvalidArgument("--profile and --no-profile exclude each other");
   auto mem = ParseSize(o.memory_cache);
   if (!mem.ok()) return mem.status();
   opts.image.memory_cache_bytes = *mem;
@@ -219,7 +243,8 @@ int Fail(const std::string& message) {
   return kExitFailure;
 }
 
-Progress::Progress(std::string label) : label_(std::move(label)), tty_(::isatty(2)), start_(Now()) {}
+Progress::Progress(std::string label)
+    : label_(std::move(label)), tty_(::isatty(2)), start_(Now()) {}
 Progress::~Progress() { Done(); }
 
 void Progress::Update(uint64_t done, uint64_t total) {

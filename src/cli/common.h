@@ -74,8 +74,10 @@ CLI::Option* AddOverlayOptions(CLI::App* app, OverlayCliOptions* o);
 // Opens the overlay asked for over `image`, which was opened from `url` and
 // must outlive it; null if no --overlay was given. `create`: make the file
 // if it does not exist (bound to this image).
-Result<std::unique_ptr<overlay::OverlayDevice>> OpenOverlay(const OverlayCliOptions& o, disk::ImageDevice& image,
-                                                            const std::string& url, bool create = true);
+Result<std::unique_ptr<overlay::OverlayDevice>> OpenOverlay(const OverlayCliOptions& o,
+                                                            disk::ImageDevice& image,
+                                                            const std::string& url,
+                                                            bool create = true);
 
 // A CLI11 validator for sizes with K/M/G/T suffixes.
 CLI::Validator SizeValidator();

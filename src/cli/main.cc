@@ -23,14 +23,15 @@ Command NinePCommand();
 
 int main(int argc, char** argv) {
   using namespace hloop::cli;
-  const Command commands[] = {PackCommand(),  InfoCommand(),  ServeCommand(), MountCommand(),
-                              CatCommand(),   FetchCommand(), VerifyCommand(), StatsCommand(),
+  const Command commands[] = {PackCommand(),    InfoCommand(),    ServeCommand(),  MountCommand(),
+                              CatCommand(),     FetchCommand(),   VerifyCommand(), StatsCommand(),
                               MirrorsCommand(), OverlayCommand(), CommitCommand(), NbdCommand(),
                               NinePCommand()};
-  CLI::App app{"hloop: disk images that live on any plain web server.\n"
-               "Pack an image into content-addressed chunk files, serve them over HTTP, and\n"
-               "mount the image lazily with a verified local cache.",
-               "hloop"};
+  CLI::App app{
+      "hloop: disk images that live on any plain web server.\n"
+      "Pack an image into content-addressed chunk files, serve them over HTTP, and\n"
+      "mount the image lazily with a verified local cache.",
+      "hloop"};
   app.set_version_flag("--version", std::string("hloop ") + HLOOP_VERSION);
   app.require_subcommand(1);
   std::vector<std::pair<CLI::App*, std::function<int()>>> runs;

@@ -38,9 +38,9 @@ ImageDevice::ImageDevice(format::Index index, std::unique_ptr<fetch::Source> sou
       fetcher_(reader_, options.workers, BacklogFor(options.readahead_chunks)),
       read_ahead_(ReadAheadOptionsFor(options, reader_.index(), reader_.disk_cache() != nullptr),
                   reader_.index().chunk_count()),
-      clusters_(reader_, fetcher_,
-                options.workers == 0 ? 0
-                                     : options.cluster_max_bytes / reader_.index().chunk_size()),
+      clusters_(
+          reader_, fetcher_,
+          options.workers == 0 ? 0 : options.cluster_max_bytes / reader_.index().chunk_size()),
       recorder_(reader_.index()),
       prefetcher_(reader_, options.prefetch_threads) {}
 
@@ -123,8 +123,10 @@ Result<std::vector<Extent>> ImageDevice::Extents(uint64_t offset, uint64_t len) 
     uint64_t chunk_end = std::min<uint64_t>(i * cs + index.chunk_length(i), size());
     uint64_t n = std::min(chunk_end, end) - pos;
     bool zero = index.entry(i).zero();
-    if (!out.empty() && out.back().zero == zero) out.back().length += n;
-    else out.push_back(Extent{n, zero});
+    if (!out.empty() && out.back().zero == zero)
+      out.back().length += n;
+    else
+      out.push_back(Extent{n, zero});
     pos += n;
   }
   return out;

@@ -23,10 +23,10 @@
 #include <string>
 #include <vector>
 
+#include "blockdev/block_device.h"
 #include "cache/disk_cache.h"
 #include "cache/memory_cache.h"
 #include "disk/background_fetcher.h"
-#include "blockdev/block_device.h"
 #include "disk/chunk_reader.h"
 #include "disk/clusters.h"
 #include "disk/profile_prefetcher.h"
@@ -39,7 +39,7 @@
 namespace hloop::disk {
 
 struct ImageOptions {
-  unsigned workers = 16;          // background fetch threads, one chunk in flight each
+  unsigned workers = 16;  // background fetch threads, one chunk in flight each
   // Window ahead of a sequential reader, in chunks. When adaptive, this is
   // only the start: the window follows the measured bandwidth-delay product
   // of the link, up to readahead_max_chunks.
@@ -102,7 +102,8 @@ class ImageDevice : public BlockDevice {
   Status EnsureCached(uint64_t i);
   // Raw content of chunk i, verified. REQUIRES: !index().entry(i).zero().
   // `priority` orders its fetch against others (readers go first).
-  Result<cache::ChunkData> GetChunk(uint64_t i, fetch::Priority priority = fetch::Priority::kDemand);
+  Result<cache::ChunkData> GetChunk(uint64_t i,
+                                    fetch::Priority priority = fetch::Priority::kDemand);
 
   // Boot profile (the papers' DLAHEAD). Fetches `chunks` in this order, in
   // parallel, into the cache (or memory without one), below readers and

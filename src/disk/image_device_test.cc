@@ -91,7 +91,8 @@ std::string MixedContent() {
   s += s.substr(kCs, kCs);
   s += std::string(2 * kCs, '\0');
   std::string text;
-  for (int i = 0; text.size() < 3 * kCs; i++) text += "line " + std::to_string(i) + " of some file\n";
+  for (int i = 0; text.size() < 3 * kCs; i++)
+    text += "line " + std::to_string(i) + " of some file\n";
   s += text.substr(0, 3 * kCs);
   s += RandomBytes(3 * kCs + 1000, 2);
   return s;
@@ -151,17 +152,18 @@ class ImageDeviceTest : public ::testing::Test {
 void ExpectReadsMatch(ImageDevice* dev, const std::string& content) {
   const uint64_t size = content.size();
   std::vector<std::pair<uint64_t, size_t>> reads = {
-      {0, size},                  // everything
-      {0, 1},                     // first byte
-      {size - 1, 1},              // last byte
-      {13 * kCs, 1000},           // the short last chunk exactly
-      {13 * kCs - 10, 1010},      // ending at the end, spanning into it
-      {kCs - 1, 2},               // straddling a boundary
-      {kCs - 100, 3 * kCs + 200}, // spanning data, zero and repeated chunks
-      {2 * kCs + 17, kCs},        // unaligned, one boundary
-      {5 * kCs, 2 * kCs},         // zero chunks only
+      {0, size},                   // everything
+      {0, 1},                      // first byte
+      {size - 1, 1},               // last byte
+      {13 * kCs, 1000},            // the short last chunk exactly
+      {13 * kCs - 10, 1010},       // ending at the end, spanning into it
+      {kCs - 1, 2},                // straddling a boundary
+      {kCs - 100, 3 * kCs + 200},  // spanning data, zero and repeated chunks
+      {2 * kCs + 17, kCs},         // unaligned, one boundary
+      {5 * kCs, 2 * kCs},          // zero chunks only
   };
-  for (uint64_t i = 0; i * kCs < size; i++) reads.push_back({i * kCs, std::min<uint64_t>(kCs, size - i * kCs)});
+  for (uint64_t i = 0; i * kCs < size; i++)
+    reads.push_back({i * kCs, std::min<uint64_t>(kCs, size - i * kCs)});
   std::mt19937_64 rng(42);
   for (int n = 0; n < 300; n++) {
     uint64_t off = rng() % size;
@@ -172,7 +174,8 @@ void ExpectReadsMatch(ImageDevice* dev, const std::string& content) {
     std::string buf(len, '\x55');
     Status st = dev->Read(off, len, buf.data());
     ASSERT_TRUE(st.ok()) << off << "+" << len << ": " << st.ToString();
-    ASSERT_EQ(FirstDifference(buf, content.substr(off, len)), "") << "read of " << len << " bytes at " << off;
+    ASSERT_EQ(FirstDifference(buf, content.substr(off, len)), "")
+        << "read of " << len << " bytes at " << off;
   }
 }
 
@@ -282,8 +285,10 @@ TEST_F(ImageDeviceTest, CorruptChunkIsNeitherServedNorCached) {
   const std::string rel = img.ChunkRel(10);
   fake_->Corrupt(rel);
   // Reads that touch the chunk fail, however they cover it.
-  for (auto [off, len] : {std::pair<uint64_t, size_t>{10 * kCs, kCs}, {10 * kCs + 100, 10},
-                          {9 * kCs, 3 * kCs}, {0, size_t(img.content.size())}}) {
+  for (auto [off, len] : {std::pair<uint64_t, size_t>{10 * kCs, kCs},
+                          {10 * kCs + 100, 10},
+                          {9 * kCs, 3 * kCs},
+                          {0, size_t(img.content.size())}}) {
     std::string buf(len, '\0');
     EXPECT_TRUE(dev->Read(off, len, buf.data()).IsCorruption()) << off << "+" << len;
   }
@@ -382,8 +387,8 @@ TEST_F(ImageDeviceTest, ConcurrentHttpReadersOfOneChunkMakeOneGet) {
   });
   fetch::FetchOptions fo;
   fo.max_attempts = 1;
-  auto source = std::make_unique<fetch::HttpSource>(
-      std::make_unique<fetch::FetchEngine>(server.base(), fo));
+  auto source =
+      std::make_unique<fetch::HttpSource>(std::make_unique<fetch::FetchEngine>(server.base(), fo));
   ImageDevice dev(img.Index(), std::move(source), nullptr, Quiet());
   constexpr int kThreads = 8;
   std::latch start(kThreads);
@@ -652,8 +657,8 @@ TEST_F(ImageDeviceTest, ReadsAPackedImageThroughAFileSource) {
   file[file.size() - 5] ^= 0x40;
   ASSERT_TRUE(WriteTestFile(path, file));
   auto index2 = format::Index::Parse(store->ReadIndex("disk").value(), "disk.idx");
-  ImageDevice dev2(std::move(index2.value()), std::move(fetch::OpenSource(*loc, {}).value()), nullptr,
-                   Quiet());
+  ImageDevice dev2(std::move(index2.value()), std::move(fetch::OpenSource(*loc, {}).value()),
+                   nullptr, Quiet());
   std::string buf(kCs, '\0');
   EXPECT_TRUE(dev2.Read(7 * kCs, kCs, buf.data()).IsCorruption());
   ASSERT_TRUE(dev2.Read(8 * kCs, kCs, buf.data()).ok());
@@ -752,8 +757,8 @@ TEST_F(ImageDeviceTest, RecordsFirstReadsOfNonZeroChunksInOrder) {
   char buf[10];
   ASSERT_TRUE(dev->Read(2 * kCs + 5, 10, buf).ok());
   ASSERT_TRUE(dev->Read(0, 10, buf).ok());
-  ASSERT_TRUE(dev->Read(2 * kCs, 10, buf).ok());   // again: not recorded twice
-  ASSERT_TRUE(dev->Read(3 * kCs, 10, buf).ok());   // a zero chunk: not recorded
+  ASSERT_TRUE(dev->Read(2 * kCs, 10, buf).ok());      // again: not recorded twice
+  ASSERT_TRUE(dev->Read(3 * kCs, 10, buf).ok());      // a zero chunk: not recorded
   ASSERT_TRUE(dev->Read(8 * kCs - 5, 10, buf).ok());  // spans 7 and 8
   std::string text = dev->ProfileText();
   EXPECT_EQ(text.rfind("hloop-profile 1\n", 0), 0u) << text;
@@ -834,7 +839,8 @@ TEST_F(ImageDeviceTest, ReadAheadWindowFollowsTheBandwidthDelayProduct) {
   EXPECT_EQ(dev->stats().readahead_max, 16u) << "unknown link: the configured window";
   // 50 ms, and a transfer rate at which ten chunk files fit in one round
   // trip: 2 * 10 + 4 chunks.
-  double stored = std::max(4096.0, double(img.Index().summary().stored_bytes) / double(img.Index().summary().unique_chunks));
+  double stored = std::max(4096.0, double(img.Index().summary().stored_bytes) /
+                                       double(img.Index().summary().unique_chunks));
   fake_->set_estimate(0.05, 10 * stored / 0.05);
   ASSERT_TRUE(dev->Read(kCs, 10, buf).ok());
   EXPECT_EQ(dev->stats().readahead_max, 24u);
@@ -851,7 +857,8 @@ TEST_F(ImageDeviceTest, ReadAheadWindowFollowsTheBandwidthDelayProduct) {
 
 // The stored size of an average chunk file of `img`, as ClusterChunks sees it.
 double StoredChunk(const TestImage& img) {
-  return std::max(4096.0, double(img.Index().summary().stored_bytes) / double(img.Index().summary().unique_chunks));
+  return std::max(4096.0, double(img.Index().summary().stored_bytes) /
+                              double(img.Index().summary().unique_chunks));
 }
 
 TEST_F(ImageDeviceTest, AMissOnALongFatLinkFetchesTheRestOfItsCluster) {
@@ -865,7 +872,8 @@ TEST_F(ImageDeviceTest, AMissOnALongFatLinkFetchesTheRestOfItsCluster) {
   ASSERT_TRUE(dev->Read(21 * kCs + 5, sizeof buf, buf).ok());
   EXPECT_EQ(std::string(buf, sizeof buf), img.content.substr(21 * kCs + 5, sizeof buf));
   // The aligned cluster 16..23 arrives in the background, nothing beyond it.
-  ASSERT_TRUE(WaitFor([&] { return dev->stats().chunks_fetched >= 8; })) << dev->stats().chunks_fetched;
+  ASSERT_TRUE(WaitFor([&] { return dev->stats().chunks_fetched >= 8; }))
+      << dev->stats().chunks_fetched;
   for (int i = 16; i <= 23; i++) EXPECT_EQ(fake_->gets(img.ChunkRel(i)), 1) << i;
   EXPECT_EQ(fake_->gets(img.ChunkRel(15)), 0);
   EXPECT_EQ(fake_->gets(img.ChunkRel(24)), 0);

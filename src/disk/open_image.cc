@@ -43,7 +43,8 @@ Result<format::Index> LoadIndexWith(const std::string& url, const fetch::FetchOp
 
 // NAME.mirrors next to the index: fetched from the index's server (cached
 // like the index, so an offline start keeps its mirrors). Absent is fine.
-void AddListedMirrors(fetch::FetchEngine& engine, const fetch::Location& loc, cache::DiskCache* cache) {
+void AddListedMirrors(fetch::FetchEngine& engine, const fetch::Location& loc,
+                      cache::DiskCache* cache) {
   const std::string rel = fetch::StemOf(loc.index_name) + ".mirrors";
   const std::string url = loc.base + rel;
   std::string text;
@@ -76,8 +77,10 @@ void AddListedMirrors(fetch::FetchEngine& engine, const fetch::Location& loc, ca
 
 // The profile to prefetch, if any: the one asked for (an error if it cannot
 // be read), else NAME.profile next to the index (quietly absent).
-Result<std::optional<std::vector<uint64_t>>> LoadProfile(const OpenOptions& options, const fetch::Location& loc,
-                                                         fetch::FetchEngine* engine, const format::Index& index) {
+Result<std::optional<std::vector<uint64_t>>> LoadProfile(const OpenOptions& options,
+                                                         const fetch::Location& loc,
+                                                         fetch::FetchEngine* engine,
+                                                         const format::Index& index) {
   std::string text, origin;
   if (!options.profile.empty()) {
     origin = options.profile;
@@ -139,7 +142,8 @@ Result<std::unique_ptr<ImageDevice>> OpenImage(const std::string& url, const Ope
   Result<format::Index> index = Status::IOError("index not loaded");
   if (loc->kind == fetch::Location::Kind::kFile) {
     if (!options.mirrors.empty())
-      return Status::InvalidArgument("--mirror needs an http:// or https:// index URL, not a local path");
+      return Status::InvalidArgument(
+          "--mirror needs an http:// or https:// index URL, not a local path");
     index = LoadIndex(url, options.fetch, cache.get());
     if (!index.ok()) return index.status();
     auto s = fetch::OpenSource(*loc, options.fetch);
@@ -156,19 +160,20 @@ Result<std::unique_ptr<ImageDevice>> OpenImage(const std::string& url, const Ope
     // Measure every mirror's round trip while the index loads.
     engine->Probe(loc->index_name, 3);
     const std::string rel = loc->index_name;
-    index = LoadIndexWith(url, options.fetch, cache.get(), [&](int attempts) -> Result<std::string> {
-      std::string bytes;
-      Status st = engine->Get(fetch::Request{.rel = rel, .max_attempts = attempts}, &bytes);
-      if (!st.ok()) return st;
-      return bytes;
-    });
+    index =
+        LoadIndexWith(url, options.fetch, cache.get(), [&](int attempts) -> Result<std::string> {
+          std::string bytes;
+          Status st = engine->Get(fetch::Request{.rel = rel, .max_attempts = attempts}, &bytes);
+          if (!st.ok()) return st;
+          return bytes;
+        });
     if (!index.ok()) return index.status();
     source = std::make_unique<fetch::HttpSource>(std::move(e));
   }
   auto profile = LoadProfile(options, *loc, engine, *index);
   if (!profile.ok()) return profile.status();
-  auto device = std::make_unique<ImageDevice>(std::move(index.value()), std::move(source), std::move(cache),
-                                              options.image);
+  auto device = std::make_unique<ImageDevice>(std::move(index.value()), std::move(source),
+                                              std::move(cache), options.image);
   if (!options.record_profile.empty()) device->StartRecording(options.record_profile);
   if (profile->has_value()) device->StartPrefetch(std::move(**profile));
   return device;

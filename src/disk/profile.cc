@@ -15,7 +15,9 @@ bool ParseNumber(std::string_view s, uint64_t* out) {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
-std::string FirstLine() { return std::string(kProfileMagic) + " " + std::to_string(kProfileVersion); }
+std::string FirstLine() {
+  return std::string(kProfileMagic) + " " + std::to_string(kProfileVersion);
+}
 
 // Checks line 1: the magic and a version this code reads. Empty: fine.
 std::string CheckFirstLine(std::string_view line) {
@@ -23,8 +25,8 @@ std::string CheckFirstLine(std::string_view line) {
   if (line == want) return "";
   uint64_t version;
   if (line.size() > kProfileMagic.size() && line.substr(0, kProfileMagic.size()) == kProfileMagic &&
-      line[kProfileMagic.size()] == ' ' && ParseNumber(line.substr(kProfileMagic.size() + 1), &version) &&
-      version != kProfileVersion)
+      line[kProfileMagic.size()] == ' ' &&
+      ParseNumber(line.substr(kProfileMagic.size() + 1), &version) && version != kProfileVersion)
     return "profile format version " + std::to_string(version) + ", this hloop reads version " +
            std::to_string(kProfileVersion);
   return "not an hloop profile (expected '" + want + "')";
@@ -69,9 +71,11 @@ Result<std::vector<uint64_t>> ParseProfile(const std::string& text, uint64_t chu
 
 std::string FormatProfile(const format::Index& index, const std::vector<ProfileEntry>& entries) {
   std::string out = FirstLine() + "\n";
-  out += std::string(1, kProfileComment) + " image " + format::ToHex(index.digest()) + " chunk-size " +
-         std::to_string(index.chunk_size()) + " chunks " + std::to_string(index.chunk_count()) + "\n";
-  out += std::string(1, kProfileComment) + " ms-since-start chunk-number, in the order of first reads\n";
+  out += std::string(1, kProfileComment) + " image " + format::ToHex(index.digest()) +
+         " chunk-size " + std::to_string(index.chunk_size()) + " chunks " +
+         std::to_string(index.chunk_count()) + "\n";
+  out += std::string(1, kProfileComment) +
+         " ms-since-start chunk-number, in the order of first reads\n";
   for (const auto& e : entries) out += std::to_string(e.ms) + " " + std::to_string(e.chunk) + "\n";
   return out;
 }

@@ -23,12 +23,12 @@ struct FetchEngine::Job {
   uint64_t seq = 0;  // ready_ key while waiting to start
   RetryState retry;
   bool ready = false, running = false;
-  int mirror = -1;  // where it runs or last ran
+  int mirror = -1;                          // where it runs or last ran
   Priority started_as = Priority::kDemand;  // its class in the mirror set while running
-  int avoid = -1;  // mirror that failed it last
-  MirrorMask not_found = 0;  // mirrors that answered 404
-  bool probe = false;  // an engine-made probe: updates mirror state only
-  Callback done;  // null for probes
+  int avoid = -1;                           // mirror that failed it last
+  MirrorMask not_found = 0;                 // mirrors that answered 404
+  bool probe = false;                       // an engine-made probe: updates mirror state only
+  Callback done;                            // null for probes
   std::string body;
   Sink sink{&body, 0};
   char errbuf[CURL_ERROR_SIZE] = {0};
@@ -117,7 +117,7 @@ void FetchEngine::Probe(const std::string& rel, int count) {
 void FetchEngine::EnqueueProbe(int mirror) {
   if (stopping_ || probe_rel_.empty()) return;
   auto job = std::make_unique<Job>();
-  job->req = Request{probe_rel_, 0, Priority::kDemand, 1, mirror, true};
+  job->req = Request{.rel = probe_rel_, .max_attempts = 1, .mirror = mirror, .head = true};
   job->probe = true;
   job->retry = retry_.Start(1);
   job->retry.deadline = Clock::TimePoint::max();  // one attempt, no retry to bound
@@ -232,7 +232,8 @@ void* FetchEngine::NewEasy(Job* job, const MirrorSpec& mirror) {
     if (!options_.cacert.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, options_.cacert.c_str());
     if (headers_) curl_easy_setopt(c, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(headers_));
   }
-  curl_easy_setopt(c, CURLOPT_HTTP_VERSION, long(mirror.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1));
+  curl_easy_setopt(c, CURLOPT_HTTP_VERSION,
+                   long(mirror.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1));
   curl_easy_setopt(c, CURLOPT_PIPEWAIT, long(mirror.http2));
   curl_easy_setopt(c, CURLOPT_NOBODY, long(job->req.head));
   if (!job->req.head) curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
@@ -250,7 +251,8 @@ void* FetchEngine::NewEasy(Job* job, const MirrorSpec& mirror) {
   long timeout_ms = 0;
   if (job->retry.deadline != Clock::TimePoint::max()) {
     auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(job->retry.deadline - clock_.Now()).count();
+        std::chrono::duration_cast<std::chrono::milliseconds>(job->retry.deadline - clock_.Now())
+            .count();
     timeout_ms = std::max<long>(1, long(left));
   }
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
@@ -281,7 +283,8 @@ void FetchEngine::StartReady() {
         continue;
       }
     } else {
-      mi = mirrors_.Pick(MirrorQuery{job->req.priority, job->req.expected_size, job->not_found, job->avoid});
+      mi = mirrors_.Pick(
+          MirrorQuery{job->req.priority, job->req.expected_size, job->not_found, job->avoid});
       if (mi == MirrorSet::kWait) break;  // the best mirror is busy: wait for a slot there
     }
     it = ready_.erase(it);
@@ -337,8 +340,8 @@ FetchEngine::Outcome FetchEngine::ReadOutcome(void* easy, int curl_code, Job* jo
   } else if (o.error == FetchError::kNone && job->req.expected_size &&
              job->body.size() != job->req.expected_size) {
     o.error = FetchError::kShortBody;
-    o.detail =
-        "got " + std::to_string(job->body.size()) + " bytes, expected " + std::to_string(job->req.expected_size);
+    o.detail = "got " + std::to_string(job->body.size()) + " bytes, expected " +
+               std::to_string(job->req.expected_size);
   }
   o.end.error = o.error;
   o.end.first_byte_s = first_us > pre_us ? double(first_us - pre_us) / 1e6 : -1;
@@ -377,20 +380,22 @@ std::optional<Status> FetchEngine::Settle(Job* job, Outcome o) {
     const bool pinned = job->req.mirror >= 0;
     const int healthy_others = mirrors_.HealthyOthers(job->mirror, job->not_found);
     // A 404 from one mirror may only mean it is behind: ask the others.
-    if (err == FetchError::kNotFound && !pinned && mirrors_.NotFoundAt(job->mirror, &job->not_found)) {
+    if (err == FetchError::kNotFound && !pinned &&
+        mirrors_.NotFoundAt(job->mirror, &job->not_found)) {
       LogInfo(url + ": not found there; asking another mirror");
       MakeReady(job);
       return std::nullopt;
     }
     RetryDecision d;
-    if (!stopping_) d = retry_.Decide(&job->retry, err, !pinned && healthy_others > 0, mirrors_.size());
+    if (!stopping_)
+      d = retry_.Decide(&job->retry, err, !pinned && healthy_others > 0, mirrors_.size());
     const std::string what = url + ": " + FetchErrorName(err) + " (" + o.detail + "), retry " +
                              std::to_string(job->retry.attempts);
     switch (d.action) {
-      case RetryAction::kGiveUp:
-        break;
+      case RetryAction::kGiveUp: break;
       case RetryAction::kTimedOut:
-        o.detail += "; no answer within --io-timeout " + std::to_string(options_.io_timeout_s) + " s";
+        o.detail +=
+            "; no answer within --io-timeout " + std::to_string(options_.io_timeout_s) + " s";
         break;
       case RetryAction::kNow:
         stats_.retries++;

@@ -45,9 +45,9 @@ struct Request {
   std::string rel;             // appended to the mirror's base URL
   uint64_t expected_size = 0;  // exact body length required; 0: any
   Priority priority = Priority::kDemand;
-  int max_attempts = -1;       // -1: FetchOptions::max_attempts
-  int mirror = -1;             // -1: the engine picks; else only this mirror
-  bool head = false;           // HEAD request (a probe): no body
+  int max_attempts = -1;  // -1: FetchOptions::max_attempts
+  int mirror = -1;        // -1: the engine picks; else only this mirror
+  bool head = false;      // HEAD request (a probe): no body
 };
 
 class FetchEngine {
@@ -119,7 +119,7 @@ class FetchEngine {
 
   const FetchOptions options_;
   const Clock& clock_ = Clock::Steady();
-  void* multi_;  // CURLM*, used only on the I/O thread (and wakeup)
+  void* multi_;              // CURLM*, used only on the I/O thread (and wakeup)
   void* headers_ = nullptr;  // curl_slist* of options_.headers
 
   Mutex mu_;

@@ -99,7 +99,10 @@ TEST(FetchEngineTest, UnreachableServerIsUnavailable) {
 
 TEST(FetchEngineTest, ByDefaultWaitsForAServerThatComesBack) {
   int port;
-  { TestHttpServer probe([](const httplib::Request&, httplib::Response&) {}); port = probe.port(); }
+  {
+    TestHttpServer probe([](const httplib::Request&, httplib::Response&) {});
+    port = probe.port();
+  }
   FetchOptions o;  // defaults: no attempt limit, no io-timeout
   o.retry_initial_ms = 20;
   o.retry_max_ms = 100;
@@ -111,9 +114,9 @@ TEST(FetchEngineTest, ByDefaultWaitsForAServerThatComesBack) {
   });
   // Nothing listens for a while: the request must still be waiting.
   EXPECT_EQ(result.wait_for(std::chrono::milliseconds(600)), std::future_status::timeout);
-  TestHttpServer back([](const httplib::Request&, httplib::Response& res) {
-    res.set_content("back again", "text/plain");
-  }, port);
+  TestHttpServer back([](const httplib::Request&,
+                         httplib::Response& res) { res.set_content("back again", "text/plain"); },
+                      port);
   ASSERT_EQ(result.wait_for(std::chrono::seconds(20)), std::future_status::ready);
   EXPECT_EQ(result.get(), "back again");
   EXPECT_GT(engine.stats().retries, 2u);
@@ -121,7 +124,10 @@ TEST(FetchEngineTest, ByDefaultWaitsForAServerThatComesBack) {
 
 TEST(FetchEngineTest, IoTimeoutFailsARequestTheServerNeverAnswers) {
   int port;
-  { TestHttpServer probe([](const httplib::Request&, httplib::Response&) {}); port = probe.port(); }
+  {
+    TestHttpServer probe([](const httplib::Request&, httplib::Response&) {});
+    port = probe.port();
+  }
   FetchOptions o;
   o.io_timeout_s = 1;
   o.retry_initial_ms = 20;
@@ -219,7 +225,8 @@ TEST(FetchEngineTest, DemandGoesBeforeQueuedPrefetch) {
   auto submit = [&](const std::string& rel, Priority p) {
     auto pr = std::make_shared<std::promise<Status>>();
     done.push_back(pr->get_future());
-    engine.Submit(Request{rel, 0, p}, [pr](const Status& st, std::string, int) { pr->set_value(st); });
+    engine.Submit(Request{rel, 0, p},
+                  [pr](const Status& st, std::string, int) { pr->set_value(st); });
   };
   submit("blocker", Priority::kDemand);
   // Wait until the blocker holds the only slot.
@@ -233,7 +240,8 @@ TEST(FetchEngineTest, DemandGoesBeforeQueuedPrefetch) {
   engine.Prioritize("boosted", Priority::kDemand);
   release.set_value();
   for (auto& f : done) EXPECT_TRUE(f.get().ok());
-  std::vector<std::string> want = {"/blocker", "/demand", "/boosted", "/readahead", "/prefetch1", "/prefetch2"};
+  std::vector<std::string> want = {"/blocker",   "/demand",    "/boosted",
+                                   "/readahead", "/prefetch1", "/prefetch2"};
   EXPECT_EQ(server.log(), want);
 }
 

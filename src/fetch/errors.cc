@@ -11,10 +11,8 @@ bool IsTransient(FetchError e) {
     case FetchError::kReset:
     case FetchError::kHttp5xx:
     case FetchError::kShortBody:
-    case FetchError::kOther:
-      return true;
-    default:
-      return false;
+    case FetchError::kOther: return true;
+    default: return false;
   }
 }
 
@@ -36,30 +34,24 @@ const char* FetchErrorName(FetchError e) {
 
 FetchError ClassifyCurlCode(int curl_code) {
   switch (CURLcode(curl_code)) {
-    case CURLE_OK:
-      return FetchError::kNone;
+    case CURLE_OK: return FetchError::kNone;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT:
-      return FetchError::kConnect;
-    case CURLE_OPERATION_TIMEDOUT:
-      return FetchError::kTimeout;
+    case CURLE_COULDNT_CONNECT: return FetchError::kConnect;
+    case CURLE_OPERATION_TIMEDOUT: return FetchError::kTimeout;
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
     case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      return FetchError::kReset;
+    case CURLE_HTTP2_STREAM: return FetchError::kReset;
     case CURLE_WRITE_ERROR:  // our write callback refused an overlong body
       return FetchError::kShortBody;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CACERT_BADFILE:
-      return FetchError::kTls;
-    default:
-      return FetchError::kOther;
+    case CURLE_SSL_CACERT_BADFILE: return FetchError::kTls;
+    default: return FetchError::kOther;
   }
 }
 

@@ -21,7 +21,9 @@ constexpr uint64_t kMinBodyForRate = 32 * 1024;
 constexpr double kUnknownBytesPerS = 20e6;
 constexpr double kUnknownSize = 64e3;
 
-double Smooth(double old, double sample) { return old < 0 ? sample : old + kAlpha * (sample - old); }
+double Smooth(double old, double sample) {
+  return old < 0 ? sample : old + kAlpha * (sample - old);
+}
 
 bool Has(MirrorMask mask, int m) { return (mask & (MirrorMask(1) << m)) != 0; }
 
@@ -129,8 +131,9 @@ void MirrorSet::Ended(int i, Priority started_as, const TransferEnd& end) {
     if (end.first_byte_s > 0) {
       const double sample = end.first_byte_s;
       m.srtt = Smooth(m.srtt, sample);
-      m.base_rtt = m.base_rtt < 0 || sample < m.base_rtt ? sample
-                                                          : m.base_rtt + kBaseRttDrift * (sample - m.base_rtt);
+      m.base_rtt = m.base_rtt < 0 || sample < m.base_rtt
+                       ? sample
+                       : m.base_rtt + kBaseRttDrift * (sample - m.base_rtt);
     }
     if (end.body_bytes >= kMinBodyForRate) {
       m.thr = Smooth(m.thr, double(end.body_bytes) / std::max(end.body_s, 1e-4));
@@ -143,10 +146,12 @@ void MirrorSet::Ended(int i, Priority started_as, const TransferEnd& end) {
     m.aside = m.probing = false;
   } else if (end.error == FetchError::kNotFound) {
     m.not_found++;
-  } else if (IsTransient(end.error) || end.error == FetchError::kTls || end.error == FetchError::kHttp4xx) {
+  } else if (IsTransient(end.error) || end.error == FetchError::kTls ||
+             end.error == FetchError::kHttp4xx) {
     m.errors++;
     m.failures_in_a_row++;
-    if (end.probe || end.error == FetchError::kConnect || m.failures_in_a_row >= kFailuresToSetAside)
+    if (end.probe || end.error == FetchError::kConnect ||
+        m.failures_in_a_row >= kFailuresToSetAside)
       SetAside(m, kAsideInitialMs);
   }
 }
@@ -189,7 +194,8 @@ void MirrorSet::SetAside(Mirror& m, int initial_ms) {
   m.aside = true;
   m.probing = false;
   m.aside_until = now + std::chrono::milliseconds(m.aside_ms);
-  LogInfo("mirror " + m.spec.base + " set aside for " + std::to_string(m.aside_ms / 1000.0).substr(0, 5) + " s");
+  LogInfo("mirror " + m.spec.base + " set aside for " +
+          std::to_string(m.aside_ms / 1000.0).substr(0, 5) + " s");
 }
 
 std::vector<int> MirrorSet::TakeDueProbes() {
@@ -231,7 +237,8 @@ std::vector<MirrorStats> MirrorSet::Stats() const {
     s.not_found = m.not_found;
     s.active = m.active;
     s.set_aside = m.aside;
-    if (m.aside && m.aside_until > now) s.aside_s = std::chrono::duration<double>(m.aside_until - now).count();
+    if (m.aside && m.aside_until > now)
+      s.aside_s = std::chrono::duration<double>(m.aside_until - now).count();
     out.push_back(s);
   }
   return out;

@@ -52,8 +52,8 @@ struct TransferEnd {
   FetchError error = FetchError::kNone;
   double first_byte_s = -1;  // request sent to first byte (connection set-up excluded); <0: unknown
   uint64_t body_bytes = 0;
-  double body_s = 0;         // first byte to last
-  bool probe = false;        // an engine-made probe (a HEAD) rather than a request
+  double body_s = 0;   // first byte to last
+  bool probe = false;  // an engine-made probe (a HEAD) rather than a request
 };
 
 class MirrorSet {

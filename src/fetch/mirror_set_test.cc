@@ -16,7 +16,8 @@ class MirrorSetTest : public ::testing::Test {
  protected:
   // Mirrors "http://mN/" with `connections` each.
   void AddMirrors(int n, unsigned connections = 4) {
-    for (int i = 0; i < n; i++) set_.Add(MirrorSpec{"http://m" + std::to_string(i) + "/"}, connections, false);
+    for (int i = 0; i < n; i++)
+      set_.Add(MirrorSpec{"http://m" + std::to_string(i) + "/"}, connections, false);
   }
   // One successful transfer on `m`: first byte after `rtt_s`, `bytes` in `body_s`.
   void Transfer(int m, double rtt_s, uint64_t bytes = 1000, double body_s = 0.001,
@@ -28,7 +29,8 @@ class MirrorSetTest : public ::testing::Test {
     set_.Started(m, Priority::kDemand);
     set_.Ended(m, Priority::kDemand, TransferEnd{error, -1, 0, 0, probe});
   }
-  int Pick(uint64_t size = 0, Priority p = Priority::kDemand, MirrorMask not_found = 0, int avoid = -1) {
+  int Pick(uint64_t size = 0, Priority p = Priority::kDemand, MirrorMask not_found = 0,
+           int avoid = -1) {
     return set_.Pick(MirrorQuery{p, size, not_found, avoid});
   }
   bool Aside(int m) { return set_.Stats()[size_t(m)].set_aside; }
@@ -54,7 +56,8 @@ TEST_F(MirrorSetTest, AddSettlesConnectionsAndHttp2AndNumbersInOrder) {
 }
 
 TEST_F(MirrorSetTest, IgnoresMirrorsPastTheMaskWidth) {
-  for (int i = 0; i < MirrorSet::kMaxMirrors; i++) set_.Add(MirrorSpec{"http://m/" + std::to_string(i) + "/"}, 1, false);
+  for (int i = 0; i < MirrorSet::kMaxMirrors; i++)
+    set_.Add(MirrorSpec{"http://m/" + std::to_string(i) + "/"}, 1, false);
   EXPECT_EQ(set_.Add(MirrorSpec{"http://one-too-many/"}, 1, false), MirrorSet::kMaxMirrors - 1);
   EXPECT_EQ(set_.size(), MirrorSet::kMaxMirrors);
 }
@@ -91,7 +94,8 @@ TEST_F(MirrorSetTest, ABusyMirrorCountsDoubleAndIsWaitedForWhenStillTheBest) {
   far_set.Add(MirrorSpec{"http://slow/"}, 2, false);
   for (int m = 0; m < 2; m++) {
     far_set.Started(m, Priority::kDemand);
-    far_set.Ended(m, Priority::kDemand, TransferEnd{FetchError::kNone, m == 0 ? 0.010 : 0.500, 1 << 20, 0.01});
+    far_set.Ended(m, Priority::kDemand,
+                  TransferEnd{FetchError::kNone, m == 0 ? 0.010 : 0.500, 1 << 20, 0.01});
   }
   far_set.Started(0, Priority::kDemand);
   far_set.Started(0, Priority::kDemand);
@@ -134,7 +138,7 @@ TEST_F(MirrorSetTest, SmoothsRoundTripsAndRatesAndKeepsASlowlyRisingBase) {
   EXPECT_DOUBLE_EQ(s.bytes_per_s, 655360);
   Transfer(0, 0.200, 128 * 1024, 0.1);
   s = set_.Stats()[0];
-  EXPECT_DOUBLE_EQ(s.rtt_s, 0.125);                     // 0.1 + 0.25 * (0.2 - 0.1)
+  EXPECT_DOUBLE_EQ(s.rtt_s, 0.125);                      // 0.1 + 0.25 * (0.2 - 0.1)
   EXPECT_DOUBLE_EQ(s.base_rtt_s, 0.100 + 0.02 * 0.100);  // drifts up slowly
   EXPECT_DOUBLE_EQ(s.bytes_per_s, 655360 + 0.25 * 655360);
   Transfer(0, 0.050, 16 * 1024, 0.1);  // too small a body for a rate
@@ -204,7 +208,7 @@ TEST_F(MirrorSetTest, OtherFailuresOfTheSameIncidentDoNotDoubleTheTime) {
   AddMirrors(2);
   Fail(0, FetchError::kConnect);
   clock_.Advance(milliseconds(500));
-  Fail(0, FetchError::kConnect);  // a transfer that was already running
+  Fail(0, FetchError::kConnect);                   // a transfer that was already running
   EXPECT_DOUBLE_EQ(set_.Stats()[0].aside_s, 1.0);  // 1 s from now, not 2
   clock_.Advance(milliseconds(1000));
   EXPECT_EQ(set_.TakeDueProbes(), std::vector<int>{0});

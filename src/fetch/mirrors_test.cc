@@ -7,9 +7,9 @@
 #include <future>
 #include <thread>
 
-#include "util/mutex.h"
 #include "fetch/engine.h"
 #include "testing/http_server.h"
+#include "util/mutex.h"
 
 namespace hloop::fetch {
 namespace {
@@ -66,14 +66,16 @@ TEST(MirrorSpecTest, ParsesUrlsAndOptions) {
 }
 
 TEST(MirrorSpecTest, ParsesAMirrorListAndNamesTheBadLine) {
-  auto ok = ParseMirrorList("# mirrors of debian\n\nhttp://a/x/\r\nhttps://b/y/ http2\n", "debian.mirrors");
+  auto ok = ParseMirrorList("# mirrors of debian\n\nhttp://a/x/\r\nhttps://b/y/ http2\n",
+                            "debian.mirrors");
   ASSERT_TRUE(ok.ok());
   ASSERT_EQ(ok->size(), 2u);
   EXPECT_EQ((*ok)[1].base, "https://b/y/");
   EXPECT_TRUE((*ok)[1].http2);
   auto bad = ParseMirrorList("http://a/x/\nnot a url\n", "debian.mirrors");
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("debian.mirrors line 2"), std::string::npos) << bad.status().message();
+  EXPECT_NE(bad.status().message().find("debian.mirrors line 2"), std::string::npos)
+      << bad.status().message();
 }
 
 TEST(MirrorsTest, ProbesRankMirrorsAndMostWorkGoesToTheFastestOne) {
@@ -107,7 +109,8 @@ TEST(MirrorsTest, WorkSpillsToASlowerMirrorWhenTheFastOneIsBusy) {
   for (int i = 0; i < 8; i++) {
     auto p = std::make_shared<std::promise<Status>>();
     done.push_back(p->get_future());
-    engine.Submit(Request{"obj" + std::to_string(i)}, [p](const Status& st, std::string, int) { p->set_value(st); });
+    engine.Submit(Request{"obj" + std::to_string(i)},
+                  [p](const Status& st, std::string, int) { p->set_value(st); });
   }
   for (auto& f : done) EXPECT_TRUE(f.get().ok());
   EXPECT_GT(a.log().size(), 0u);
@@ -229,7 +232,8 @@ TEST(MirrorsTest, ARequestWhosePriorityRoseWhileRunningDoesNotLeakItsSlot) {
   FetchEngine engine(server.base(), o);
   auto p = std::make_shared<std::promise<Status>>();
   auto ahead = p->get_future();
-  engine.Submit(Request{"ahead", 0, Priority::kReadAhead}, [p](const Status& st, std::string, int) { p->set_value(st); });
+  engine.Submit(Request{"ahead", 0, Priority::kReadAhead},
+                [p](const Status& st, std::string, int) { p->set_value(st); });
   while (server.count("/ahead") == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   engine.Prioritize("ahead", Priority::kDemand);
   release.set_value();
@@ -237,8 +241,10 @@ TEST(MirrorsTest, ARequestWhosePriorityRoseWhileRunningDoesNotLeakItsSlot) {
   for (int i = 0; i < 6; i++) {
     auto q = std::make_shared<std::promise<Status>>();
     auto f = q->get_future();
-    engine.Submit(Request{"d" + std::to_string(i)}, [q](const Status& st, std::string, int) { q->set_value(st); });
-    ASSERT_EQ(f.wait_for(std::chrono::seconds(5)), std::future_status::ready) << "demand request " << i << " hangs";
+    engine.Submit(Request{"d" + std::to_string(i)},
+                  [q](const Status& st, std::string, int) { q->set_value(st); });
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(5)), std::future_status::ready)
+        << "demand request " << i << " hangs";
     EXPECT_TRUE(f.get().ok());
   }
 }
@@ -263,12 +269,15 @@ TEST(MirrorsTest, PrefetchNeverTakesTheSlotsAWaitingReadNeeds) {
                   [p](const Status& st, std::string, int) { p->set_value(st); });
   }
   // Let the prefetch take every slot it may before the read arrives.
-  for (int i = 0; i < 200 && engine.stats().inflight < 3; i++) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int i = 0; i < 200 && engine.stats().inflight < 3; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   auto q = std::make_shared<std::promise<Status>>();
   auto demand = q->get_future();
-  engine.Submit(Request{"read", 0, Priority::kDemand}, [q](const Status& st, std::string, int) { q->set_value(st); });
-  EXPECT_EQ(demand.wait_for(std::chrono::seconds(5)), std::future_status::ready) << "the read starved behind prefetch";
+  engine.Submit(Request{"read", 0, Priority::kDemand},
+                [q](const Status& st, std::string, int) { q->set_value(st); });
+  EXPECT_EQ(demand.wait_for(std::chrono::seconds(5)), std::future_status::ready)
+      << "the read starved behind prefetch";
   EXPECT_LE(engine.stats().max_inflight_seen, 4u);
   release.set_value();
   for (auto& f : prefetches) EXPECT_TRUE(f.get().ok());

@@ -31,7 +31,9 @@ RetryState RetryPolicy::Start(int max_attempts) const {
   return s;
 }
 
-bool RetryPolicy::Retryable(FetchError error) { return error != FetchError::kNone && IsTransient(error); }
+bool RetryPolicy::Retryable(FetchError error) {
+  return error != FetchError::kNone && IsTransient(error);
+}
 
 int RetryPolicy::AttemptLimit(const RetryState& state, FetchError error) const {
   int limit = state.max_attempts >= 0 ? state.max_attempts : max_attempts_;
@@ -42,12 +44,14 @@ int RetryPolicy::AttemptLimit(const RetryState& state, FetchError error) const {
   return limit;
 }
 
-RetryDecision RetryPolicy::Decide(RetryState* state, FetchError error, bool other_mirror, int mirrors) {
+RetryDecision RetryPolicy::Decide(RetryState* state, FetchError error, bool other_mirror,
+                                  int mirrors) {
   if (!Retryable(error)) return {RetryAction::kGiveUp};
   const int limit = AttemptLimit(*state, error);
   if (limit != 0 && state->attempts >= limit) return {RetryAction::kGiveUp};
   const int wait_ms = state->delay_ms / 2 + jitter_(state->delay_ms / 2);
-  if (clock_.Now() + std::chrono::milliseconds(wait_ms) >= state->deadline) return {RetryAction::kTimedOut};
+  if (clock_.Now() + std::chrono::milliseconds(wait_ms) >= state->deadline)
+    return {RetryAction::kTimedOut};
   // Another mirror may have it now; after a round of them, back off.
   if (other_mirror && state->quick_retries < mirrors) {
     state->quick_retries++;

@@ -28,10 +28,10 @@ namespace hloop::fetch {
 
 // One request's retry state; the engine counts attempts as it starts them.
 struct RetryState {
-  int attempts = 0;             // transfers started for the request
-  int max_attempts = -1;        // the request's own limit; -1: FetchOptions::max_attempts
-  int quick_retries = 0;        // retries on another mirror since the last back-off
-  int delay_ms = 0;             // the next back-off, before jitter
+  int attempts = 0;       // transfers started for the request
+  int max_attempts = -1;  // the request's own limit; -1: FetchOptions::max_attempts
+  int quick_retries = 0;  // retries on another mirror since the last back-off
+  int delay_ms = 0;       // the next back-off, before jitter
   Clock::TimePoint deadline = Clock::TimePoint::max();  // from io_timeout_s
 };
 

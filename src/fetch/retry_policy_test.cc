@@ -13,7 +13,8 @@ namespace {
 using std::chrono::milliseconds;
 using testing::FakeClock;
 
-FetchOptions Options(int max_attempts, int initial_ms = 100, int max_ms = 400, int io_timeout_s = 0) {
+FetchOptions Options(int max_attempts, int initial_ms = 100, int max_ms = 400,
+                     int io_timeout_s = 0) {
   FetchOptions o;
   o.max_attempts = max_attempts;
   o.retry_initial_ms = initial_ms;
@@ -31,7 +32,8 @@ RetryPolicy::Jitter Shortest() {
 }
 
 // One failed attempt: counts it, as the engine does when it starts one.
-RetryDecision Fail(RetryPolicy& p, RetryState& s, FetchError e, bool other_mirror = false, int mirrors = 1) {
+RetryDecision Fail(RetryPolicy& p, RetryState& s, FetchError e, bool other_mirror = false,
+                   int mirrors = 1) {
   s.attempts++;
   return p.Decide(&s, e, other_mirror, mirrors);
 }
@@ -39,12 +41,13 @@ RetryDecision Fail(RetryPolicy& p, RetryState& s, FetchError e, bool other_mirro
 TEST(RetryPolicyTest, OnlyTransientFailuresAreRetried) {
   FakeClock clock;
   RetryPolicy p(Options(0), clock, Longest());
-  for (FetchError e : {FetchError::kConnect, FetchError::kTimeout, FetchError::kReset, FetchError::kHttp5xx,
-                       FetchError::kShortBody, FetchError::kOther}) {
+  for (FetchError e : {FetchError::kConnect, FetchError::kTimeout, FetchError::kReset,
+                       FetchError::kHttp5xx, FetchError::kShortBody, FetchError::kOther}) {
     RetryState s = p.Start(-1);
     EXPECT_EQ(Fail(p, s, e).action, RetryAction::kAfterDelay) << FetchErrorName(e);
   }
-  for (FetchError e : {FetchError::kNone, FetchError::kNotFound, FetchError::kHttp4xx, FetchError::kTls}) {
+  for (FetchError e :
+       {FetchError::kNone, FetchError::kNotFound, FetchError::kHttp4xx, FetchError::kTls}) {
     RetryState s = p.Start(-1);
     EXPECT_EQ(Fail(p, s, e).action, RetryAction::kGiveUp) << FetchErrorName(e);
     EXPECT_FALSE(RetryPolicy::Retryable(e));
@@ -55,14 +58,16 @@ TEST(RetryPolicyTest, GivesUpAfterTheAttemptLimit) {
   FakeClock clock;
   RetryPolicy p(Options(4), clock, Longest());
   RetryState s = p.Start(-1);
-  for (int i = 1; i < 4; i++) EXPECT_EQ(Fail(p, s, FetchError::kHttp5xx).action, RetryAction::kAfterDelay) << i;
+  for (int i = 1; i < 4; i++)
+    EXPECT_EQ(Fail(p, s, FetchError::kHttp5xx).action, RetryAction::kAfterDelay) << i;
   EXPECT_EQ(Fail(p, s, FetchError::kHttp5xx).action, RetryAction::kGiveUp);
   EXPECT_EQ(s.attempts, 4);
   // A request's own limit wins over the options'.
   RetryState one = p.Start(1);
   EXPECT_EQ(Fail(p, one, FetchError::kConnect).action, RetryAction::kGiveUp);
   RetryState six = p.Start(6);
-  for (int i = 1; i < 6; i++) EXPECT_EQ(Fail(p, six, FetchError::kConnect).action, RetryAction::kAfterDelay) << i;
+  for (int i = 1; i < 6; i++)
+    EXPECT_EQ(Fail(p, six, FetchError::kConnect).action, RetryAction::kAfterDelay) << i;
   EXPECT_EQ(Fail(p, six, FetchError::kConnect).action, RetryAction::kGiveUp);
 }
 
@@ -70,7 +75,8 @@ TEST(RetryPolicyTest, WithoutALimitAServerThatIsAwayIsWaitedForEvenLonger) {
   FakeClock clock;
   RetryPolicy p(Options(0), clock, Longest());
   RetryState s = p.Start(-1);
-  for (int i = 0; i < 1000; i++) ASSERT_EQ(Fail(p, s, FetchError::kConnect).action, RetryAction::kAfterDelay) << i;
+  for (int i = 0; i < 1000; i++)
+    ASSERT_EQ(Fail(p, s, FetchError::kConnect).action, RetryAction::kAfterDelay) << i;
 }
 
 TEST(RetryPolicyTest, WrongAnswersAreAskedThreeTimesAtMost) {
@@ -109,14 +115,17 @@ TEST(RetryPolicyTest, RetriesOnAnotherMirrorAtOnceThenBacksOffAfterARound) {
   RetryPolicy p(Options(0, 100, 400), clock, Longest());
   RetryState s = p.Start(-1);
   std::vector<RetryAction> got;
-  for (int i = 0; i < 6; i++) got.push_back(Fail(p, s, FetchError::kReset, /*other_mirror=*/true, /*mirrors=*/2).action);
-  EXPECT_EQ(got, (std::vector<RetryAction>{RetryAction::kNow, RetryAction::kNow, RetryAction::kAfterDelay,
-                                           RetryAction::kNow, RetryAction::kNow, RetryAction::kAfterDelay}));
+  for (int i = 0; i < 6; i++)
+    got.push_back(Fail(p, s, FetchError::kReset, /*other_mirror=*/true, /*mirrors=*/2).action);
+  EXPECT_EQ(got, (std::vector<RetryAction>{RetryAction::kNow, RetryAction::kNow,
+                                           RetryAction::kAfterDelay, RetryAction::kNow,
+                                           RetryAction::kNow, RetryAction::kAfterDelay}));
   // Quick retries do not grow the back-off: the two waits were 100 and 200.
   EXPECT_EQ(s.delay_ms, 400);
   // Without a healthy mirror to go to, every retry waits.
   RetryState alone = p.Start(-1);
-  EXPECT_EQ(Fail(p, alone, FetchError::kReset, /*other_mirror=*/false, 2).action, RetryAction::kAfterDelay);
+  EXPECT_EQ(Fail(p, alone, FetchError::kReset, /*other_mirror=*/false, 2).action,
+            RetryAction::kAfterDelay);
 }
 
 TEST(RetryPolicyTest, NoRetryPastTheIoTimeout) {

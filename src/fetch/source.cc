@@ -14,7 +14,8 @@ class FileSource : public Source {
  public:
   explicit FileSource(std::string base) : base_(std::move(base)) {}
   using Source::Get;
-  Status Get(const std::string& rel, uint64_t expected_size, Priority, std::string* out, int* origin) override {
+  Status Get(const std::string& rel, uint64_t expected_size, Priority, std::string* out,
+             int* origin) override {
     if (origin) *origin = 0;
     auto data = ReadFile(base_ + rel);
     if (!data.ok()) return data.status();
@@ -55,8 +56,10 @@ Result<MirrorSpec> ParseMirrorSpec(const std::string& text) {
   if (url.back() != '/') {
     // "http://host/dir/name.idx" names the index; its directory is the mirror.
     size_t slash = url.rfind('/');
-    if (url.ends_with(".idx")) url.resize(slash + 1);
-    else url += '/';
+    if (url.ends_with(".idx"))
+      url.resize(slash + 1);
+    else
+      url += '/';
   }
   if (url.find_first_of("?") != std::string::npos)
     return Status::InvalidArgument("mirror '" + t + "': a base URL cannot have a query string");

@@ -49,7 +49,7 @@ struct FetchOptions {
 // as a base URL ending in '/', with its own transfer settings.
 struct MirrorSpec {
   std::string base;
-  bool http2 = false;       // offer HTTP/2 to this mirror
+  bool http2 = false;        // offer HTTP/2 to this mirror
   unsigned connections = 0;  // transfers in flight at once; 0: the default
 };
 
@@ -105,7 +105,9 @@ class Source {
   // The full URL or path of `rel`, for messages.
   virtual std::string Describe(const std::string& rel) const = 0;
   // The same, at the mirror `origin` (from Get).
-  virtual std::string DescribeFrom(const std::string& rel, int /*origin*/) const { return Describe(rel); }
+  virtual std::string DescribeFrom(const std::string& rel, int /*origin*/) const {
+    return Describe(rel);
+  }
 };
 
 // A source for the directory or server that holds the index at `loc`.

@@ -30,9 +30,11 @@ Result<Location> ParseLocation(const std::string& url) {
     return loc;
   }
   if (url.find("://") != std::string::npos && !url.starts_with("file://"))
-    return Status::InvalidArgument(url + ": unsupported URL scheme (use http, https, file or a path)");
+    return Status::InvalidArgument(url +
+                                   ": unsupported URL scheme (use http, https, file or a path)");
   std::string path = url.starts_with("file://") ? url.substr(7) : url;
-  if (path.empty() || path.back() == '/') return Status::InvalidArgument(url + ": does not name an index file");
+  if (path.empty() || path.back() == '/')
+    return Status::InvalidArgument(url + ": does not name an index file");
   if (path[0] != '/') {
     char cwd[PATH_MAX];
     if (!::getcwd(cwd, sizeof cwd)) return Status::IOError("getcwd failed");

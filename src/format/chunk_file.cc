@@ -33,10 +33,12 @@ Result<ChunkHeader> ParseChunkHeader(std::string_view file) {
     return Status::Corruption("not a chunk file (bad magic)");
   if (p[kChkVersion] != kChunkVersion)
     return Status::Unsupported("chunk file version " + std::to_string(p[kChkVersion]));
-  if (GetU16(p + kChkReserved) != 0) return Status::Corruption("chunk file has non-zero reserved bytes");
+  if (GetU16(p + kChkReserved) != 0)
+    return Status::Corruption("chunk file has non-zero reserved bytes");
   ChunkHeader h;
   uint8_t codec = p[kChkCodec];
-  if (codec > uint8_t(Codec::kZlib)) return Status::Corruption("chunk file names unknown codec " + std::to_string(codec));
+  if (codec > uint8_t(Codec::kZlib))
+    return Status::Corruption("chunk file names unknown codec " + std::to_string(codec));
   h.codec = Codec(codec);
   h.raw_size = GetU32(p + kChkRawSize);
   if (h.raw_size > kMaxChunkSize) return Status::Corruption("chunk file claims an absurd raw size");
@@ -48,10 +50,11 @@ Status DecodeChunk(std::string_view file, const Hash& expected, uint32_t expecte
   auto header = ParseChunkHeader(file);
   if (!header.ok()) return header.status();
   if (header->raw_size != expected_size)
-    return Status::Corruption("chunk is " + std::to_string(header->raw_size) + " bytes, index says " +
-                              std::to_string(expected_size));
+    return Status::Corruption("chunk is " + std::to_string(header->raw_size) +
+                              " bytes, index says " + std::to_string(expected_size));
   out->resize(expected_size);
-  HLOOP_RETURN_IF_ERROR(Decompress(header->codec, file.substr(kChunkHeaderSize), out->data(), expected_size));
+  HLOOP_RETURN_IF_ERROR(
+      Decompress(header->codec, file.substr(kChunkHeaderSize), out->data(), expected_size));
   Hash got = Sha256(out->data(), out->size());
   if (got != expected)
     return Status::Corruption("hash mismatch: expected " + ToHex(expected) + ", got " + ToHex(got));

@@ -19,7 +19,8 @@ using hloop::testing::RandomBytes;
 // Compressible but not trivial: words with varying numbers.
 std::string TextBytes(size_t n) {
   std::string s;
-  for (uint64_t i = 0; s.size() < n; i++) s += "block " + std::to_string(i * 7919 % 1000) + " of the disk; ";
+  for (uint64_t i = 0; s.size() < n; i++)
+    s += "block " + std::to_string(i * 7919 % 1000) + " of the disk; ";
   s.resize(n);
   return s;
 }
@@ -274,7 +275,8 @@ TEST(CodecTest, DecompressShorterStreamThanClaimedIsCorruption) {
     std::string compressed;
     ASSERT_TRUE(Compress(codec, DefaultLevel(codec), raw, &compressed).ok());
     std::vector<char> buf(8192);
-    EXPECT_TRUE(Decompress(codec, compressed, buf.data(), buf.size()).IsCorruption()) << CodecName(codec);
+    EXPECT_TRUE(Decompress(codec, compressed, buf.data(), buf.size()).IsCorruption())
+        << CodecName(codec);
   }
 }
 

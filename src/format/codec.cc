@@ -33,19 +33,22 @@ int DefaultLevel(Codec c) {
 }
 
 namespace {
-struct ZstdCctxDeleter { void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); } };
-struct ZstdDctxDeleter { void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); } };
+struct ZstdCctxDeleter {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+struct ZstdDctxDeleter {
+  void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
+};
 }  // namespace
 
 Status Compress(Codec codec, int level, std::string_view raw, std::string* out) {
   switch (codec) {
-    case Codec::kNone:
-      out->assign(raw);
-      return Status::Ok();
+    case Codec::kNone: out->assign(raw); return Status::Ok();
     case Codec::kZstd: {
       thread_local std::unique_ptr<ZSTD_CCtx, ZstdCctxDeleter> cctx(ZSTD_createCCtx());
       out->resize(ZSTD_compressBound(raw.size()));
-      size_t n = ZSTD_compressCCtx(cctx.get(), out->data(), out->size(), raw.data(), raw.size(), level);
+      size_t n =
+          ZSTD_compressCCtx(cctx.get(), out->data(), out->size(), raw.data(), raw.size(), level);
       if (ZSTD_isError(n)) return Status::IOError(std::string("zstd: ") + ZSTD_getErrorName(n));
       out->resize(n);
       return Status::Ok();
@@ -80,7 +83,8 @@ Status Decompress(Codec codec, std::string_view data, char* out, size_t raw_size
       uLongf n = uLongf(raw_size);
       int rc = uncompress(reinterpret_cast<Bytef*>(out), &n,
                           reinterpret_cast<const Bytef*>(data.data()), uLong(data.size()));
-      if (rc != Z_OK) return Status::Corruption("zlib stream is malformed (" + std::to_string(rc) + ")");
+      if (rc != Z_OK)
+        return Status::Corruption("zlib stream is malformed (" + std::to_string(rc) + ")");
       if (n != raw_size) return Status::Corruption("zlib stream decodes to the wrong length");
       return Status::Ok();
     }

@@ -76,7 +76,8 @@ Result<Index> Index::Parse(std::string bytes, const std::string& origin) {
   uint16_t version = GetU16(p + kHdrVersion);
   if (version != kIndexVersion)
     return fail(Status::Unsupported("index version " + std::to_string(version) +
-                                    " (this hloop reads version " + std::to_string(kIndexVersion) + ")"));
+                                    " (this hloop reads version " + std::to_string(kIndexVersion) +
+                                    ")"));
   Index ix;
   uint16_t header_size = GetU16(p + kHdrHeaderSize);
   ix.image_size_ = GetU64(p + kHdrImageSize);
@@ -95,7 +96,8 @@ Result<Index> Index::Parse(std::string bytes, const std::string& origin) {
   if (header_size != kIndexHeaderSize) return fail(Status::Corruption("bad header size"));
   if (!IsValidChunkSize(ix.chunk_size_))
     return fail(Status::Corruption("bad chunk size " + std::to_string(ix.chunk_size_)));
-  if (codec > uint8_t(Codec::kZlib)) return fail(Status::Corruption("unknown codec " + std::to_string(codec)));
+  if (codec > uint8_t(Codec::kZlib))
+    return fail(Status::Corruption("unknown codec " + std::to_string(codec)));
   ix.codec_ = Codec(codec);
   if (hash_algo != uint8_t(HashAlgo::kSha256))
     return fail(Status::Unsupported("unknown hash algorithm " + std::to_string(hash_algo)));
@@ -115,7 +117,8 @@ Result<Index> Index::Parse(std::string bytes, const std::string& origin) {
   ix.digest_ = Sha256(p, n);
   Hash stored;
   std::memcpy(stored.data(), p + n - kIndexTrailerSize, kHashSize);
-  if (Sha256(p, n - kIndexTrailerSize) != stored) return fail(Status::Corruption("checksum mismatch"));
+  if (Sha256(p, n - kIndexTrailerSize) != stored)
+    return fail(Status::Corruption("checksum mismatch"));
   bool reserved_zero = GetU32(p + kHdrFlags) == 0 && p[kHdrEntrySize + 1] == 0;
   for (size_t i = kHdrReserved; i < kIndexHeaderSize; i++) reserved_zero &= p[i] == 0;
   if (!reserved_zero) return fail(Status::Corruption("reserved header fields are not zero"));
@@ -158,7 +161,10 @@ std::string IndexBuilder::Encode() const {
   IndexSummary sum;
   std::set<Hash> seen;
   for (const auto& e : entries_) {
-    if (e.zero()) { sum.zero_chunks++; continue; }
+    if (e.zero()) {
+      sum.zero_chunks++;
+      continue;
+    }
     if (seen.insert(e.hash).second) sum.stored_bytes += e.stored_size;
   }
   sum.unique_chunks = seen.size();

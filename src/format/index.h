@@ -33,7 +33,7 @@ struct IndexMeta {
 };
 
 struct IndexSummary {
-  uint64_t stored_bytes = 0;  // sum of the sizes of the distinct chunk files
+  uint64_t stored_bytes = 0;   // sum of the sizes of the distinct chunk files
   uint64_t unique_chunks = 0;  // distinct non-zero chunks
   uint64_t zero_chunks = 0;
 };

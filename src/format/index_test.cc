@@ -302,7 +302,8 @@ TEST(IndexTest, RejectsChecksumMismatch) {
 TEST(IndexTest, RejectsHtmlPage) {
   std::string page =
       "<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>"
-      "<body><h1>Not Found</h1><p>The requested URL was not found on this server.</p></body></html>\n";
+      "<body><h1>Not Found</h1><p>The requested URL was not found on this "
+      "server.</p></body></html>\n";
   page.append(400, ' ');
   ExpectRejected(page, Status::Code::kCorruption, "HTML");
   ExpectRejected("<html><body>Moved</body></html>", Status::Code::kCorruption, "HTML");
@@ -351,12 +352,14 @@ TEST(IndexTest, RejectsBadHeaderFields) {
   const std::vector<Case> cases = {
       {"header size", [](uint8_t* p) { PutU16(p + kHdrHeaderSize, 64); }, Status::Code::kCorruption,
        "header size"},
-      {"entry size", [](uint8_t* p) { p[kHdrEntrySize] = 32; }, Status::Code::kCorruption, "entry size"},
+      {"entry size", [](uint8_t* p) { p[kHdrEntrySize] = 32; }, Status::Code::kCorruption,
+       "entry size"},
       {"codec", [](uint8_t* p) { p[kHdrCodec] = 3; }, Status::Code::kCorruption, "codec"},
       {"hash algo", [](uint8_t* p) { p[kHdrHashAlgo] = 2; }, Status::Code::kUnsupported, "hash"},
-      {"table offset", [](uint8_t* p) { PutU64(p + kHdrTableOffset, 256); }, Status::Code::kCorruption,
-       "table offset"},
-      {"meta offset", [](uint8_t* p) { PutU64(p + kHdrMetaOffset, GetU64(p + kHdrMetaOffset) + 1); },
+      {"table offset", [](uint8_t* p) { PutU64(p + kHdrTableOffset, 256); },
+       Status::Code::kCorruption, "table offset"},
+      {"meta offset",
+       [](uint8_t* p) { PutU64(p + kHdrMetaOffset, GetU64(p + kHdrMetaOffset) + 1); },
        Status::Code::kCorruption, "metadata"},
       {"meta length", [](uint8_t* p) { PutU64(p + kHdrMetaLength, kMaxMetaLength + 1); },
        Status::Code::kCorruption, "metadata"},
@@ -525,7 +528,8 @@ TEST(IndexTest, ValidChunkSizes) {
 
 TEST(HashTest, Sha256KnownAnswerAndText) {
   EXPECT_EQ(ToHex(Sha256("")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  EXPECT_EQ(ToHex(Sha256("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(ToHex(Sha256("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   Hash h;
   ASSERT_TRUE(ParseHash(ToHex(Sha256("abc")), &h));
   EXPECT_EQ(h, Sha256("abc"));

@@ -61,14 +61,16 @@ class OverlayDevice::RangeLock {
   std::vector<Mutex*> held_;
 };
 
-Result<std::unique_ptr<OverlayDevice>> OverlayDevice::Open(const std::string& path, BlockDevice& base,
+Result<std::unique_ptr<OverlayDevice>> OverlayDevice::Open(const std::string& path,
+                                                           BlockDevice& base,
                                                            const BaseIdentity& base_id,
                                                            const OverlayOptions& options) {
   struct stat sb;
   if (::stat(path.c_str(), &sb) != 0) {
     if (errno != ENOENT) return Status::FromErrno(errno, "overlay " + path);
     if (!options.create) return Status::NotFound("overlay " + path + " does not exist");
-    if (base.size() > kMaxImageSize) return Status::InvalidArgument("image too large for an overlay");
+    if (base.size() > kMaxImageSize)
+      return Status::InvalidArgument("image too large for an overlay");
     Header h = MakeHeader(base.size(), base_id.digest, base_id.name, uint64_t(std::time(nullptr)));
     Status st = CreateOverlayFile(path, h);
     // Someone else created it meanwhile: open theirs below.
@@ -81,37 +83,42 @@ Result<std::unique_ptr<OverlayDevice>> OverlayDevice::Open(const std::string& pa
   // own map and overwrite the first one's.
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK)
-      return Status::Unavailable("overlay " + path + " is in use by another process (a mount or a commit)");
+      return Status::Unavailable("overlay " + path +
+                                 " is in use by another process (a mount or a commit)");
     return Status::FromErrno(errno, "lock overlay " + path);
   }
   if (::fstat(fd.get(), &sb) != 0) return Status::FromErrno(errno, "overlay " + path);
   std::string hbytes(kHeaderSize, '\0');
   size_t got = 0;
-  HLOOP_RETURN_IF_ERROR(PreadFull(fd.get(), hbytes.data(), hbytes.size(), 0, &got).Annotate("overlay " + path));
+  HLOOP_RETURN_IF_ERROR(
+      PreadFull(fd.get(), hbytes.data(), hbytes.size(), 0, &got).Annotate("overlay " + path));
   hbytes.resize(got);
   auto header = ParseHeader(hbytes, path);
   if (!header.ok()) return header.status();
   const Header& h = header.value();
   if (uint64_t(sb.st_size) != h.file_size())
-    return Status::Corruption("overlay " + path + ": " + std::to_string(sb.st_size) + " bytes, expected " +
-                              std::to_string(h.file_size()) + " (truncated or extended)");
+    return Status::Corruption("overlay " + path + ": " + std::to_string(sb.st_size) +
+                              " bytes, expected " + std::to_string(h.file_size()) +
+                              " (truncated or extended)");
   if (h.image_size != base.size())
-    return Status::InvalidArgument("overlay " + path + " was made for an image of " + std::to_string(h.image_size) +
-                                   " bytes; this image has " + std::to_string(base.size()));
+    return Status::InvalidArgument("overlay " + path + " was made for an image of " +
+                                   std::to_string(h.image_size) + " bytes; this image has " +
+                                   std::to_string(base.size()));
   if (h.base_digest != base_id.digest) {
     std::string msg = "overlay " + path + " was made on " + h.base_name + " (index " +
-                      format::ToHex(h.base_digest).substr(0, 16) + "…), not on " + base_id.name + " (index " +
-                      format::ToHex(base_id.digest).substr(0, 16) + "…)";
+                      format::ToHex(h.base_digest).substr(0, 16) + "…), not on " + base_id.name +
+                      " (index " + format::ToHex(base_id.digest).substr(0, 16) + "…)";
     if (!options.force) return Status::InvalidArgument(msg + "; --force uses it anyway");
     LogWarn(msg + "; using it anyway (--force)");
   }
   std::vector<uint8_t> map(h.map_length);
-  HLOOP_RETURN_IF_ERROR(PreadFull(fd.get(), map.data(), map.size(), h.map_offset, &got).Annotate("overlay " + path));
+  HLOOP_RETURN_IF_ERROR(
+      PreadFull(fd.get(), map.data(), map.size(), h.map_offset, &got).Annotate("overlay " + path));
   map.resize(got);
   auto counts = CheckMap(map, h, path);
   if (!counts.ok()) return counts.status();
-  return std::unique_ptr<OverlayDevice>(
-      new OverlayDevice(path, std::move(fd), std::move(header.value()), std::move(map), *counts, base));
+  return std::unique_ptr<OverlayDevice>(new OverlayDevice(
+      path, std::move(fd), std::move(header.value()), std::move(map), *counts, base));
 }
 
 OverlayDevice::OverlayDevice(std::string path, ScopedFd fd, Header header, std::vector<uint8_t> map,
@@ -141,7 +148,8 @@ BlockState OverlayDevice::state(uint64_t b) {
 
 bool OverlayDevice::Touches(uint64_t offset, uint64_t len) {
   if (len == 0 || offset >= size()) return false;
-  const uint64_t first = offset / kBlockSize, last = (std::min(offset + len, size()) - 1) / kBlockSize;
+  const uint64_t first = offset / kBlockSize,
+                 last = (std::min(offset + len, size()) - 1) / kBlockSize;
   MutexLock lock(&map_mu_);
   for (uint64_t b = first; b <= last; b++)
     if (GetState(map_.data(), b) != BlockState::kBase) return true;
@@ -177,7 +185,8 @@ struct Run {
 
 Status OverlayDevice::Read(uint64_t offset, size_t len, char* buf) {
   if (len == 0) return Status::Ok();
-  if (offset > size() || len > size() - offset) return Status::InvalidArgument("read past the end of the image");
+  if (offset > size() || len > size() - offset)
+    return Status::InvalidArgument("read past the end of the image");
   const uint64_t end = offset + len;
   const uint64_t first = offset / kBlockSize, last = (end - 1) / kBlockSize;
   std::vector<Run> runs;
@@ -186,20 +195,18 @@ Status OverlayDevice::Read(uint64_t offset, size_t len, char* buf) {
     for (uint64_t b = first; b <= last; b++) {
       BlockState s = GetState(map_.data(), b);
       uint64_t to = std::min(end, BlockEnd(b));
-      if (!runs.empty() && runs.back().state == s) runs.back().to = to;
-      else runs.push_back(Run{std::max(offset, b * kBlockSize), to, s});
+      if (!runs.empty() && runs.back().state == s)
+        runs.back().to = to;
+      else
+        runs.push_back(Run{std::max(offset, b * kBlockSize), to, s});
     }
   }
   for (const Run& r : runs) {
     char* out = buf + (r.from - offset);
     const size_t n = size_t(r.to - r.from);
     switch (r.state) {
-      case BlockState::kBase:
-        HLOOP_RETURN_IF_ERROR(base_.Read(r.from, n, out));
-        break;
-      case BlockState::kZero:
-        std::memset(out, 0, n);
-        break;
+      case BlockState::kBase: HLOOP_RETURN_IF_ERROR(base_.Read(r.from, n, out)); break;
+      case BlockState::kZero: std::memset(out, 0, n); break;
       case BlockState::kData: {
         size_t got = 0;
         Status st = PreadFull(fd_.get(), out, n, DataPos(r.from), &got);
@@ -218,8 +225,10 @@ Result<std::vector<Extent>> OverlayDevice::Extents(uint64_t offset, uint64_t len
   std::vector<Extent> out;
   auto add = [&](uint64_t n, bool zero) {
     if (n == 0) return;
-    if (!out.empty() && out.back().zero == zero) out.back().length += n;
-    else out.push_back(Extent{n, zero});
+    if (!out.empty() && out.back().zero == zero)
+      out.back().length += n;
+    else
+      out.push_back(Extent{n, zero});
   };
   if (len == 0) return out;
   const uint64_t end = offset + len;
@@ -229,8 +238,10 @@ Result<std::vector<Extent>> OverlayDevice::Extents(uint64_t offset, uint64_t len
     for (uint64_t b = offset / kBlockSize; b <= (end - 1) / kBlockSize; b++) {
       BlockState s = GetState(map_.data(), b);
       uint64_t to = std::min(end, BlockEnd(b));
-      if (!runs.empty() && runs.back().state == s) runs.back().to = to;
-      else runs.push_back(Run{std::max(offset, b * kBlockSize), to, s});
+      if (!runs.empty() && runs.back().state == s)
+        runs.back().to = to;
+      else
+        runs.push_back(Run{std::max(offset, b * kBlockSize), to, s});
     }
   }
   for (const Run& r : runs) {
@@ -264,7 +275,8 @@ Status OverlayDevice::WritePartialLocked(uint64_t b, uint64_t offset, size_t len
     // The block is in the file: change just these bytes in place.
     std::string zeros;
     if (!buf) zeros.assign(len, '\0');
-    HLOOP_RETURN_IF_ERROR(PwriteFull(fd_.get(), buf ? buf : zeros.data(), len, DataPos(offset)).Annotate("overlay " + path_));
+    HLOOP_RETURN_IF_ERROR(PwriteFull(fd_.get(), buf ? buf : zeros.data(), len, DataPos(offset))
+                              .Annotate("overlay " + path_));
     writes_++;
     return Status::Ok();
   }
@@ -272,13 +284,16 @@ Status OverlayDevice::WritePartialLocked(uint64_t b, uint64_t offset, size_t len
   const uint64_t start = b * kBlockSize;
   std::string block(size_t(BlockEnd(b) - start), '\0');
   if (s == BlockState::kBase) HLOOP_RETURN_IF_ERROR(base_.Read(start, block.size(), block.data()));
-  if (buf) std::memcpy(block.data() + (offset - start), buf, len);
-  else std::memset(block.data() + (offset - start), 0, len);
+  if (buf)
+    std::memcpy(block.data() + (offset - start), buf, len);
+  else
+    std::memset(block.data() + (offset - start), 0, len);
   if (IsAllZero(block)) {
     SetStates(b, b, BlockState::kZero);
     return Status::Ok();
   }
-  HLOOP_RETURN_IF_ERROR(PwriteFull(fd_.get(), block.data(), block.size(), DataPos(start)).Annotate("overlay " + path_));
+  HLOOP_RETURN_IF_ERROR(PwriteFull(fd_.get(), block.data(), block.size(), DataPos(start))
+                            .Annotate("overlay " + path_));
   SetStates(b, b, BlockState::kData);
   return Status::Ok();
 }
@@ -302,7 +317,8 @@ Status OverlayDevice::WriteWhole(uint64_t first, uint64_t last, const char* buf)
     // disk reads the same (zeros), so no sync is needed in between; where
     // the file system cannot punch holes the old bytes just stay, unused.
     const uint64_t span = (bl - bf + 1) * kBlockSize;
-    if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_t(DataPos(from)), off_t(span)) != 0 &&
+    if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_t(DataPos(from)),
+                    off_t(span)) != 0 &&
         errno != EOPNOTSUPP)
       LogDebug("overlay " + path_ + ": punch hole: " + std::strerror(errno));
   }
@@ -311,7 +327,8 @@ Status OverlayDevice::WriteWhole(uint64_t first, uint64_t last, const char* buf)
 
 Status OverlayDevice::WriteRange(uint64_t offset, uint64_t len, const char* buf) {
   if (len == 0) return Status::Ok();
-  if (offset > size() || len > size() - offset) return Status::InvalidArgument("write past the end of the image");
+  if (offset > size() || len > size() - offset)
+    return Status::InvalidArgument("write past the end of the image");
   const uint64_t end = offset + len;
   const uint64_t first = offset / kBlockSize, last = (end - 1) / kBlockSize;
   auto whole = [&](uint64_t b) { return offset <= b * kBlockSize && end >= BlockEnd(b); };
@@ -320,7 +337,8 @@ Status OverlayDevice::WriteRange(uint64_t offset, uint64_t len, const char* buf)
   // Unaligned head.
   if (!whole(first)) {
     MutexLock lock(&stripes_[(first >> kGroupShift) % kStripes]);
-    HLOOP_RETURN_IF_ERROR(WritePartialLocked(first, offset, size_t(std::min(end, BlockEnd(first)) - offset), src(offset)));
+    HLOOP_RETURN_IF_ERROR(WritePartialLocked(
+        first, offset, size_t(std::min(end, BlockEnd(first)) - offset), src(offset)));
     if (first == last) return Status::Ok();
     body_first = first + 1;
   }
@@ -333,7 +351,8 @@ Status OverlayDevice::WriteRange(uint64_t offset, uint64_t len, const char* buf)
     body_last = last - 1;
   }
   // Aligned body.
-  if (body_first <= body_last) return WriteWhole(body_first, body_last, src(body_first * kBlockSize));
+  if (body_first <= body_last)
+    return WriteWhole(body_first, body_last, src(body_first * kBlockSize));
   return Status::Ok();
 }
 
@@ -356,7 +375,9 @@ Status OverlayDevice::WriteZeroes(uint64_t offset, uint64_t len, bool fua) {
 // acknowledged flush has both.
 Status OverlayDevice::Flush() {
   MutexLock flush_lock(&flush_mu_);
-  if (broken_) return Status::IOError("overlay " + path_ + ": an earlier sync failed; writes since may be lost");
+  if (broken_)
+    return Status::IOError("overlay " + path_ +
+                           ": an earlier sync failed; writes since may be lost");
   const uint64_t writes = writes_.load();
   std::vector<std::pair<uint64_t, std::string>> pages;  // (page number, bytes)
   {
@@ -364,7 +385,9 @@ Status OverlayDevice::Flush() {
     for (uint64_t p = 0; p < dirty_pages_.size(); p++) {
       if (!dirty_pages_[p]) continue;
       dirty_pages_[p] = 0;
-      pages.emplace_back(p, std::string(reinterpret_cast<const char*>(map_.data()) + p * kMapPageSize, kMapPageSize));
+      pages.emplace_back(
+          p,
+          std::string(reinterpret_cast<const char*>(map_.data()) + p * kMapPageSize, kMapPageSize));
     }
   }
   if (pages.empty() && writes == flushed_writes_) return Status::Ok();
@@ -386,7 +409,8 @@ Status OverlayDevice::Flush() {
     return Status::Ok();
   }
   for (const auto& [p, bytes] : pages) {
-    Status st = PwriteFull(fd_.get(), bytes.data(), bytes.size(), header_.map_offset + p * kMapPageSize);
+    Status st =
+        PwriteFull(fd_.get(), bytes.data(), bytes.size(), header_.map_offset + p * kMapPageSize);
     if (!st.ok()) return fail(st.Annotate("write block map"));
   }
   if (::fdatasync(fd_.get()) != 0) {

@@ -64,7 +64,8 @@ class OverlayDevice : public BlockDevice {
   // the device. An existing overlay must have been made on `base_id.digest`
   // (unless options.force) and for base.size() bytes.
   static Result<std::unique_ptr<OverlayDevice>> Open(const std::string& path, BlockDevice& base,
-                                                     const BaseIdentity& base_id, const OverlayOptions& options);
+                                                     const BaseIdentity& base_id,
+                                                     const OverlayOptions& options);
   // Flushes (best effort; a failure is logged).
   ~OverlayDevice() override;
   OverlayDevice(const OverlayDevice&) = delete;
@@ -93,8 +94,8 @@ class OverlayDevice : public BlockDevice {
   bool Touches(uint64_t offset, uint64_t len) EXCLUDES(map_mu_);
 
  private:
-  OverlayDevice(std::string path, ScopedFd fd, Header header, std::vector<uint8_t> map, MapCounts counts,
-                BlockDevice& base);
+  OverlayDevice(std::string path, ScopedFd fd, Header header, std::vector<uint8_t> map,
+                MapCounts counts, BlockDevice& base);
 
   // A lock on every block group that [first, last] (blocks) touches, taken in
   // ascending order so that two writers never deadlock.
@@ -111,7 +112,9 @@ class OverlayDevice : public BlockDevice {
   // Records the new state of blocks [first, last] in the map (memory only;
   // Flush writes it). Call after their data is in the file.
   void SetStates(uint64_t first, uint64_t last, BlockState s) EXCLUDES(map_mu_);
-  uint64_t BlockEnd(uint64_t b) const { return std::min<uint64_t>((b + 1) * kBlockSize, header_.image_size); }
+  uint64_t BlockEnd(uint64_t b) const {
+    return std::min<uint64_t>((b + 1) * kBlockSize, header_.image_size);
+  }
   uint64_t DataPos(uint64_t image_offset) const { return header_.data_offset + image_offset; }
 
   const std::string path_;

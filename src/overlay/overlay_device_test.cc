@@ -36,7 +36,8 @@ class MemDevice : public BlockDevice {
   explicit MemDevice(std::string content) : content_(std::move(content)) {}
   uint64_t size() const override { return content_.size(); }
   Status Read(uint64_t offset, size_t len, char* buf) override {
-    if (offset > size() || len > size() - offset) return Status::InvalidArgument("read past the end");
+    if (offset > size() || len > size() - offset)
+      return Status::InvalidArgument("read past the end");
     if (delay_.count()) std::this_thread::sleep_for(delay_);
     std::memcpy(buf, content_.data() + offset, len);
     reads_++;
@@ -47,7 +48,8 @@ class MemDevice : public BlockDevice {
     uint64_t end = std::min(offset + len, size());
     for (uint64_t pos = offset; pos < end;) {
       bool zero = pos >= hole_from && pos < hole_to;
-      uint64_t stop = zero ? std::min(end, hole_to) : (pos < hole_from ? std::min(end, hole_from) : end);
+      uint64_t stop =
+          zero ? std::min(end, hole_to) : (pos < hole_from ? std::min(end, hole_from) : end);
       out.push_back(Extent{stop - pos, zero});
       pos = stop;
     }
@@ -145,7 +147,8 @@ TEST_F(OverlayTest, OpenWithoutCreateNeedsAFile) {
 TEST_F(OverlayTest, WritesOfEveryAlignmentReadBack) {
   auto d = OpenOk();
   ASSERT_TRUE(d);
-  const uint64_t offsets[] = {0, 1, 100, kB - 1, kB, kB + 1, 3 * kB - 7, 5 * kB, 12 * kB + 5, 13 * kB, 13 * kB + 999};
+  const uint64_t offsets[] = {0,          1,      100,         kB - 1,  kB,           kB + 1,
+                              3 * kB - 7, 5 * kB, 12 * kB + 5, 13 * kB, 13 * kB + 999};
   const uint64_t lens[] = {1, 7, kB - 1, kB, kB + 1, 2 * kB, 3 * kB + 123, 9 * kB};
   uint64_t seed = 100;
   for (uint64_t off : offsets) {
@@ -236,7 +239,7 @@ TEST_F(OverlayTest, ExtentsShowZeroBlocksAsHolesAndAskTheBaseForTheRest) {
   model_ = base_.content();
   auto d = OpenOk();
   ASSERT_TRUE(d);
-  ZeroBoth(*d, kB, 2 * kB);            // hole at blocks 1-2
+  ZeroBoth(*d, kB, 2 * kB);                     // hole at blocks 1-2
   WriteBoth(*d, 7 * kB, std::string(kB, 'a'));  // data inside the base's hole
   auto ex = d->Extents(0, kSize);
   ASSERT_TRUE(ex.ok());
@@ -247,7 +250,8 @@ TEST_F(OverlayTest, ExtentsShowZeroBlocksAsHolesAndAskTheBaseForTheRest) {
     total += e.length;
   }
   std::vector<std::pair<uint64_t, bool>> want = {
-      {kB, false}, {2 * kB, true}, {3 * kB, false}, {kB, true}, {kB, false}, {kB, true}, {kSize - 9 * kB, false}};
+      {kB, false}, {2 * kB, true}, {3 * kB, false},        {kB, true},
+      {kB, false}, {kB, true},     {kSize - 9 * kB, false}};
   EXPECT_EQ(got, want);
   EXPECT_EQ(total, kSize);
   // A range inside one run, unaligned.
@@ -347,7 +351,8 @@ TEST_F(OverlayTest, TornMapPageMixesOldAndNewStatesOnly) {
   for (size_t cut : cuts) {
     std::string torn = new_file;
     // Sectors past the cut still hold the old map.
-    torn.replace(h->map_offset + cut, kMapPageSize - cut, old_file.substr(h->map_offset + cut, kMapPageSize - cut));
+    torn.replace(h->map_offset + cut, kMapPageSize - cut,
+                 old_file.substr(h->map_offset + cut, kMapPageSize - cut));
     ASSERT_TRUE(WriteTestFile(path(), torn));
     auto d = OpenOk();
     ASSERT_TRUE(d) << "cut " << cut;
@@ -378,7 +383,8 @@ TEST_F(OverlayTest, RefusesAnotherBaseUnlessForced) {
   BaseIdentity other{DigestOf("base index v2"), "base-v2"};
   auto refused = OverlayDevice::Open(path(), base_, other, {});
   ASSERT_FALSE(refused.ok());
-  EXPECT_NE(refused.status().message().find("was made on base"), std::string::npos) << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("was made on base"), std::string::npos)
+      << refused.status().ToString();
   EXPECT_NE(refused.status().message().find("--force"), std::string::npos);
   OverlayOptions force;
   force.force = true;
@@ -418,7 +424,8 @@ TEST_F(OverlayTest, RefusesDamagedFiles) {
   const std::string good = ReadTestFile(path());
   auto h = ParseHeader(good, "test");
   ASSERT_TRUE(h.ok());
-  auto expect_refused = [&](const std::string& bytes, const std::string& why, bool corruption = true) {
+  auto expect_refused = [&](const std::string& bytes, const std::string& why,
+                            bool corruption = true) {
     ASSERT_TRUE(WriteTestFile(path(), bytes));
     auto d = OverlayDevice::Open(path(), base_, id_, {});
     ASSERT_FALSE(d.ok()) << why;
@@ -507,11 +514,13 @@ TEST_F(OverlayTest, ConcurrentWritersDoNotLoseEachOthersBytes) {
     });
   }
   std::thread flusher([&] {
-    while (!stop) if (!d.Flush().ok()) errors++;
+    while (!stop)
+      if (!d.Flush().ok()) errors++;
   });
   std::thread reader([&] {
     std::string buf(slow.size(), '\0');
-    while (!stop) if (!d.Read(0, buf.size(), buf.data()).ok()) errors++;
+    while (!stop)
+      if (!d.Read(0, buf.size(), buf.data()).ok()) errors++;
   });
   for (auto& th : threads) th.join();
   stop = true;

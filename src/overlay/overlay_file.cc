@@ -17,8 +17,9 @@ namespace {
 uint64_t RoundUp(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
 
 uint64_t MapLengthFor(uint64_t block_count) {
-  return std::max<uint64_t>(kMapPageSize, RoundUp((block_count + kBlocksPerMapByte - 1) / kBlocksPerMapByte,
-                                                  kMapPageSize));
+  return std::max<uint64_t>(
+      kMapPageSize,
+      RoundUp((block_count + kBlocksPerMapByte - 1) / kBlocksPerMapByte, kMapPageSize));
 }
 
 std::string DirOf(const std::string& path) {
@@ -29,7 +30,8 @@ std::string DirOf(const std::string& path) {
 
 }  // namespace
 
-Header MakeHeader(uint64_t image_size, const format::Hash& base_digest, std::string base_name, uint64_t created) {
+Header MakeHeader(uint64_t image_size, const format::Hash& base_digest, std::string base_name,
+                  uint64_t created) {
   Header h;
   h.image_size = image_size;
   h.block_count = (image_size + kBlockSize - 1) / kBlockSize;
@@ -66,15 +68,20 @@ std::string EncodeHeader(const Header& h) {
 }
 
 Result<Header> ParseHeader(std::string_view bytes, const std::string& origin) {
-  auto bad = [&](const std::string& why) { return Status::Corruption("overlay " + origin + ": " + why); };
+  auto bad = [&](const std::string& why) {
+    return Status::Corruption("overlay " + origin + ": " + why);
+  };
   if (bytes.size() < kHeaderSize) return bad("shorter than its header");
   const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
-  if (std::memcmp(p + kHdrMagic, kOverlayMagic, sizeof kOverlayMagic) != 0) return bad("not an hloop overlay (bad magic)");
+  if (std::memcmp(p + kHdrMagic, kOverlayMagic, sizeof kOverlayMagic) != 0)
+    return bad("not an hloop overlay (bad magic)");
   if (GetU16(p + kHdrVersion) != kOverlayVersion)
-    return Status::Unsupported("overlay " + origin + ": version " + std::to_string(GetU16(p + kHdrVersion)) +
-                               " (this hloop reads version " + std::to_string(kOverlayVersion) + ")");
+    return Status::Unsupported(
+        "overlay " + origin + ": version " + std::to_string(GetU16(p + kHdrVersion)) +
+        " (this hloop reads version " + std::to_string(kOverlayVersion) + ")");
   format::Hash sum = format::Sha256(p, kHdrChecksum);
-  if (std::memcmp(sum.data(), p + kHdrChecksum, sum.size()) != 0) return bad("header checksum mismatch");
+  if (std::memcmp(sum.data(), p + kHdrChecksum, sum.size()) != 0)
+    return bad("header checksum mismatch");
   if (GetU16(p + kHdrHeaderSize) != kHeaderSize) return bad("bad header size");
   if (GetU32(p + kHdrBlockSize) != kBlockSize) return bad("block size is not 4096");
   if (GetU16(p + kHdrFlags) != 0) return bad("unknown flags");
@@ -87,7 +94,8 @@ Result<Header> ParseHeader(std::string_view bytes, const std::string& origin) {
   h.created = GetU64(p + kHdrCreated);
   std::memcpy(h.base_digest.data(), p + kHdrBaseDigest, h.base_digest.size());
   if (h.image_size > kMaxImageSize) return bad("image size too large");
-  if (h.block_count != (h.image_size + kBlockSize - 1) / kBlockSize) return bad("block count does not match the image size");
+  if (h.block_count != (h.image_size + kBlockSize - 1) / kBlockSize)
+    return bad("block count does not match the image size");
   if (h.map_offset != kHeaderSize || h.map_length != MapLengthFor(h.block_count) ||
       h.data_offset != h.map_offset + h.map_length)
     return bad("map or data area not where the sizes put them");
@@ -99,23 +107,29 @@ Result<Header> ParseHeader(std::string_view bytes, const std::string& origin) {
   return h;
 }
 
-Result<MapCounts> CheckMap(const std::vector<uint8_t>& map, const Header& h, const std::string& origin) {
-  if (map.size() != h.map_length) return Status::Corruption("overlay " + origin + ": short block map");
+Result<MapCounts> CheckMap(const std::vector<uint8_t>& map, const Header& h,
+                           const std::string& origin) {
+  if (map.size() != h.map_length)
+    return Status::Corruption("overlay " + origin + ": short block map");
   MapCounts c;
   const uint64_t full_bytes = h.block_count / kBlocksPerMapByte;
   for (uint64_t i = 0; i < h.map_length; i++) {
     uint8_t v = map[i];
     if (v == 0) continue;
     // Entries past the last block must be zero (kBase).
-    unsigned entries = i < full_bytes ? kBlocksPerMapByte : i == full_bytes ? unsigned(h.block_count % kBlocksPerMapByte) : 0;
+    unsigned entries = i < full_bytes    ? kBlocksPerMapByte
+                       : i == full_bytes ? unsigned(h.block_count % kBlocksPerMapByte)
+                                         : 0;
     for (unsigned e = 0; e < kBlocksPerMapByte; e++) {
       unsigned s = (v >> (2 * e)) & 3;
       if (s == 0) continue;
       if (e >= entries || s == 3)
         return Status::Corruption("overlay " + origin + ": invalid block map entry for block " +
                                   std::to_string(i * kBlocksPerMapByte + e));
-      if (BlockState(s) == BlockState::kData) c.data_blocks++;
-      else c.zero_blocks++;
+      if (BlockState(s) == BlockState::kData)
+        c.data_blocks++;
+      else
+        c.zero_blocks++;
     }
   }
   return c;
@@ -135,13 +149,16 @@ Status CreateOverlayFile(const std::string& path, const Header& h) {
   // The map starts all zero (every block from the base) and the data area
   // is a hole: ftruncate allocates neither.
   if (::ftruncate(fd.get(), off_t(h.file_size())) != 0)
-    return fail(Status::FromErrno(errno, "size the file to " + std::to_string(h.file_size()) + " bytes"));
+    return fail(
+        Status::FromErrno(errno, "size the file to " + std::to_string(h.file_size()) + " bytes"));
   if (::fsync(fd.get()) != 0) return fail(Status::FromErrno(errno, "fsync"));
   // link() rather than rename(): fails if someone created `path` meanwhile.
-  if (::link(tmp.c_str(), path.c_str()) != 0) return fail(Status::FromErrno(errno, "link to " + path));
+  if (::link(tmp.c_str(), path.c_str()) != 0)
+    return fail(Status::FromErrno(errno, "link to " + path));
   ::unlink(tmp.c_str());
   ScopedFd dir(::open(DirOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir.valid() && ::fsync(dir.get()) != 0) return Status::FromErrno(errno, "fsync the directory of " + path);
+  if (dir.valid() && ::fsync(dir.get()) != 0)
+    return Status::FromErrno(errno, "fsync the directory of " + path);
   return Status::Ok();
 }
 
@@ -157,8 +174,9 @@ Result<OverlayInfo> InspectOverlay(const std::string& path) {
   auto h = ParseHeader(header, path);
   if (!h.ok()) return h.status();
   if (uint64_t(sb.st_size) != h->file_size())
-    return Status::Corruption("overlay " + path + ": " + std::to_string(sb.st_size) + " bytes, expected " +
-                              std::to_string(h->file_size()) + " (truncated or extended)");
+    return Status::Corruption("overlay " + path + ": " + std::to_string(sb.st_size) +
+                              " bytes, expected " + std::to_string(h->file_size()) +
+                              " (truncated or extended)");
   std::vector<uint8_t> map(h->map_length);
   HLOOP_RETURN_IF_ERROR(PreadFull(fd.get(), map.data(), map.size(), h->map_offset, &got));
   map.resize(got);

@@ -28,26 +28,27 @@ inline constexpr uint32_t kHeaderSize = 4096;
 inline constexpr uint32_t kBlockSize = 4096;    // the overlay's granularity
 inline constexpr uint32_t kMapPageSize = 4096;  // the map is written in pages of this size
 inline constexpr uint32_t kBlocksPerMapByte = 4;
-inline constexpr uint64_t kBlocksPerMapPage = uint64_t(kMapPageSize) * kBlocksPerMapByte;  // 64 MiB of image
+inline constexpr uint64_t kBlocksPerMapPage =
+    uint64_t(kMapPageSize) * kBlocksPerMapByte;  // 64 MiB of image
 inline constexpr size_t kMaxBaseName = 1024;
 // Image sizes an overlay accepts (the index's limit).
 inline constexpr uint64_t kMaxImageSize = uint64_t(1) << 52;
 
 // Header field offsets (all integers little-endian).
-inline constexpr size_t kHdrMagic = 0;          // 8 bytes "HLOOPCOW"
-inline constexpr size_t kHdrVersion = 8;        // u16
-inline constexpr size_t kHdrHeaderSize = 10;    // u16, 4096
-inline constexpr size_t kHdrBlockSize = 12;     // u32, 4096
-inline constexpr size_t kHdrImageSize = 16;     // u64
-inline constexpr size_t kHdrBlockCount = 24;    // u64 = ceil(image_size / 4096)
-inline constexpr size_t kHdrMapOffset = 32;     // u64 = 4096
-inline constexpr size_t kHdrMapLength = 40;     // u64
-inline constexpr size_t kHdrDataOffset = 48;    // u64
-inline constexpr size_t kHdrCreated = 56;       // u64 seconds since the epoch
-inline constexpr size_t kHdrBaseDigest = 64;    // 32 bytes: digest of the base index
-inline constexpr size_t kHdrBaseNameLen = 96;   // u16
-inline constexpr size_t kHdrFlags = 98;         // u16, 0 (reserved)
-inline constexpr size_t kHdrBaseName = 100;     // base_name_length bytes of UTF-8; then zeros
+inline constexpr size_t kHdrMagic = 0;         // 8 bytes "HLOOPCOW"
+inline constexpr size_t kHdrVersion = 8;       // u16
+inline constexpr size_t kHdrHeaderSize = 10;   // u16, 4096
+inline constexpr size_t kHdrBlockSize = 12;    // u32, 4096
+inline constexpr size_t kHdrImageSize = 16;    // u64
+inline constexpr size_t kHdrBlockCount = 24;   // u64 = ceil(image_size / 4096)
+inline constexpr size_t kHdrMapOffset = 32;    // u64 = 4096
+inline constexpr size_t kHdrMapLength = 40;    // u64
+inline constexpr size_t kHdrDataOffset = 48;   // u64
+inline constexpr size_t kHdrCreated = 56;      // u64 seconds since the epoch
+inline constexpr size_t kHdrBaseDigest = 64;   // 32 bytes: digest of the base index
+inline constexpr size_t kHdrBaseNameLen = 96;  // u16
+inline constexpr size_t kHdrFlags = 98;        // u16, 0 (reserved)
+inline constexpr size_t kHdrBaseName = 100;    // base_name_length bytes of UTF-8; then zeros
 inline constexpr size_t kHdrChecksum = kHeaderSize - 32;  // SHA-256 of bytes [0, 4064)
 
 // What the map says about one block. Two bits; 3 is invalid.
@@ -73,7 +74,8 @@ struct Header {
 
 // The header of a new overlay over an image of `image_size` bytes whose
 // index has `base_digest`. REQUIRES: image_size <= kMaxImageSize.
-Header MakeHeader(uint64_t image_size, const format::Hash& base_digest, std::string base_name, uint64_t created);
+Header MakeHeader(uint64_t image_size, const format::Hash& base_digest, std::string base_name,
+                  uint64_t created);
 std::string EncodeHeader(const Header& h);
 // Checks magic, version, sizes, offsets and the checksum. `origin` names the
 // file in messages.
@@ -95,7 +97,8 @@ struct MapCounts {
 };
 // Checks a map read from disk (map_length bytes): no entry is 3 and the
 // bits past block_count are zero. Counts the blocks in each state.
-Result<MapCounts> CheckMap(const std::vector<uint8_t>& map, const Header& h, const std::string& origin);
+Result<MapCounts> CheckMap(const std::vector<uint8_t>& map, const Header& h,
+                           const std::string& origin);
 
 // Creates an empty overlay at `path` (which must not exist) atomically: a
 // temporary file gets the header, an all-zero map and a sparse data area,

@@ -14,7 +14,8 @@ Result<writer::WriteSummary> Pack(const std::string& image_path, store::LocalSto
   o.level = options.level;
   o.threads = options.threads;
   o.progress = options.progress;
-  if (!writer::IsValidImageName(o.name)) return Status::InvalidArgument("bad image name '" + o.name + "'");
+  if (!writer::IsValidImageName(o.name))
+    return Status::InvalidArgument("bad image name '" + o.name + "'");
   if (auto old = store.ReadIndex(o.name); old.ok()) {
     auto parent = format::Index::Parse(std::move(old.value()), o.name);
     if (parent.ok()) {

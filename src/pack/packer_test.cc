@@ -35,7 +35,8 @@ constexpr uint32_t kCs = 4096;
 
 std::string Text(size_t n, int seed) {
   std::string s;
-  for (int i = 0; s.size() < n; i++) s += "record " + std::to_string(seed) + "/" + std::to_string(i) + "; ";
+  for (int i = 0; s.size() < n; i++)
+    s += "record " + std::to_string(seed) + "/" + std::to_string(i) + "; ";
   s.resize(n);
   return s;
 }
@@ -63,7 +64,9 @@ class PackerTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? r.value() : writer::WriteSummary();
   }
-  format::Index LoadIndex(const std::string& name = "disk") { return LoadStoreIndex(store(), name); }
+  format::Index LoadIndex(const std::string& name = "disk") {
+    return LoadStoreIndex(store(), name);
+  }
   size_t ChunkFiles() { return ChunkNames(store()).size(); }
   // The index describes `content` exactly, and every chunk file decodes.
   void ExpectIndexDescribes(const format::Index& ix, const std::string& content) {
@@ -142,8 +145,8 @@ TEST_F(PackerTest, IdenticalChunksAreStoredOnce) {
 }
 
 TEST_F(PackerTest, ZeroChunksAreNotStored) {
-  std::string content = std::string(3 * kCs, '\0') + RandomBytes(kCs, 3) + std::string(2 * kCs, '\0') +
-                        Text(kCs, 3) + std::string(500, '\0');
+  std::string content = std::string(3 * kCs, '\0') + RandomBytes(kCs, 3) +
+                        std::string(2 * kCs, '\0') + Text(kCs, 3) + std::string(500, '\0');
   writer::WriteSummary sum = PackOk(content, Options());
   EXPECT_EQ(sum.chunks_total, 8u);
   EXPECT_EQ(sum.chunks_zero, 6u);
@@ -268,7 +271,8 @@ TEST_F(PackerTest, CodecOption) {
 
 TEST_F(PackerTest, SingleAndManyThreadsProduceTheSameEntries) {
   std::string content;
-  for (int i = 0; i < 40; i++) content += (i % 3 == 0) ? std::string(kCs, '\0') : RandomBytes(kCs, 100 + i % 7);
+  for (int i = 0; i < 40; i++)
+    content += (i % 3 == 0) ? std::string(kCs, '\0') : RandomBytes(kCs, 100 + i % 7);
   PackOptions one = Options("one");
   one.threads = 1;
   PackOptions many = Options("many");
@@ -371,7 +375,8 @@ TEST_F(PackerTest, VerifyReportsCorruptAndMissingChunks) {
   ASSERT_TRUE(WriteTestFile(store().ChunkFilePath(bad), file));
   ASSERT_TRUE(fs::remove(store().ChunkFilePath(gone)));
 
-  for (std::vector<std::string> names : {std::vector<std::string>{}, std::vector<std::string>{"disk"}}) {
+  for (std::vector<std::string> names :
+       {std::vector<std::string>{}, std::vector<std::string>{"disk"}}) {
     auto r = VerifyStore(store(), names, 2);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(r->indexes, 1u);

@@ -30,7 +30,8 @@ Result<VerifyReport> VerifyStore(const store::LocalStore& store,
   for (const auto& name : names) {
     auto bytes = store.ReadIndex(name);
     if (!bytes.ok()) {
-      report.problems.push_back({"missing", "", "index " + store.IndexPath(name) + ": " + bytes.status().ToString()});
+      report.problems.push_back(
+          {"missing", "", "index " + store.IndexPath(name) + ": " + bytes.status().ToString()});
       continue;
     }
     auto index = format::Index::Parse(std::move(bytes.value()), store.IndexPath(name));

@@ -72,12 +72,14 @@ Status HttpServer::Listen() {
   const std::string root = options.root;
   auto cache_control = [chunk_prefix, index_cache](const std::string& path) {
     // Chunk files never change: their name is their content's hash.
-    return path.starts_with(chunk_prefix) ? std::string("public, max-age=31536000, immutable") : index_cache;
+    return path.starts_with(chunk_prefix) ? std::string("public, max-age=31536000, immutable")
+                                          : index_cache;
   };
   // Conditional requests (a proxy revalidating): 304 when the validators match.
   server.set_pre_routing_handler([root, chunk_prefix, cache_control](const httplib::Request& req,
-                                                                      httplib::Response& res) {
-    if (req.method != "GET" && req.method != "HEAD") return httplib::Server::HandlerResponse::Unhandled;
+                                                                     httplib::Response& res) {
+    if (req.method != "GET" && req.method != "HEAD")
+      return httplib::Server::HandlerResponse::Unhandled;
     bool has_inm = req.has_header("If-None-Match"), has_ims = req.has_header("If-Modified-Since");
     if (!has_inm && !has_ims) return httplib::Server::HandlerResponse::Unhandled;
     auto v = ValidatorsFor(root, req.path, chunk_prefix);
@@ -93,24 +95,24 @@ Status HttpServer::Listen() {
     return httplib::Server::HandlerResponse::Handled;
   });
   // Runs after GET and HEAD alike (httplib's file handler hook skips HEAD).
-  server.set_post_routing_handler([root, chunk_prefix, index_cache](const httplib::Request& req,
-                                                                    httplib::Response& res) {
-    if (!res.has_header("Date")) res.set_header("Date", HttpDate(::time(nullptr)));
-    if (res.status != 200 && res.status != 206) return;
-    if (auto v = ValidatorsFor(root, req.path, chunk_prefix)) {
-      res.set_header("ETag", v->etag);
-      res.set_header("Last-Modified", v->last_modified);
-    }
-    res.headers.erase("Cache-Control");
-    if (req.path.starts_with(chunk_prefix)) {
-      // Chunk files never change: their name is their content's hash.
-      res.set_header("Cache-Control", "public, max-age=31536000, immutable");
-      res.headers.erase("Content-Type");
-      res.set_header("Content-Type", "application/octet-stream");
-    } else {
-      res.set_header("Cache-Control", index_cache);
-    }
-  });
+  server.set_post_routing_handler(
+      [root, chunk_prefix, index_cache](const httplib::Request& req, httplib::Response& res) {
+        if (!res.has_header("Date")) res.set_header("Date", HttpDate(::time(nullptr)));
+        if (res.status != 200 && res.status != 206) return;
+        if (auto v = ValidatorsFor(root, req.path, chunk_prefix)) {
+          res.set_header("ETag", v->etag);
+          res.set_header("Last-Modified", v->last_modified);
+        }
+        res.headers.erase("Cache-Control");
+        if (req.path.starts_with(chunk_prefix)) {
+          // Chunk files never change: their name is their content's hash.
+          res.set_header("Cache-Control", "public, max-age=31536000, immutable");
+          res.headers.erase("Content-Type");
+          res.set_header("Content-Type", "application/octet-stream");
+        } else {
+          res.set_header("Cache-Control", index_cache);
+        }
+      });
   // httplib gives each connection a thread until it closes; clients keep
   // one connection per fetching thread alive (a mount uses two dozen), so
   // the pool must be larger than that, and idle connections short-lived.

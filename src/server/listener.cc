@@ -86,7 +86,8 @@ Status Listener::ListenUnix(const std::string& path, mode_t mode) {
     // A socket file nobody answers on is left over from a server that
     // died: replace it. One that answers belongs to a live server.
     ScopedFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (probe.valid() && ::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
+    if (probe.valid() &&
+        ::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
       return Status::InvalidArgument(path + ": address in use by another server");
     ::unlink(path.c_str());
   }
@@ -96,7 +97,8 @@ Status Listener::ListenUnix(const std::string& path, mode_t mode) {
     return Status::FromErrno(errno, "bind " + path);
   // From here on the file is ours: Close() removes it.
   sockets_.push_back(Socket{ScopedFd(), path});
-  if (mode != 0 && ::chmod(path.c_str(), mode) != 0) return Status::FromErrno(errno, "chmod " + path);
+  if (mode != 0 && ::chmod(path.c_str(), mode) != 0)
+    return Status::FromErrno(errno, "chmod " + path);
   if (::listen(fd.get(), kBacklog) != 0) return Status::FromErrno(errno, "listen " + path);
   sockets_.back().fd = std::move(fd);
   return Status::Ok();

@@ -28,9 +28,10 @@ TEST(HostPortTest, ParsesGoodAddresses) {
     const char* host;
     uint16_t port;
   };
-  for (const Case& c : {Case{"127.0.0.1:8080", "127.0.0.1", 8080}, Case{"[::1]:564", "::1", 564},
-                        Case{"localhost:0", "localhost", 0}, Case{":10809", "", 10809},
-                        Case{"example.org:65535", "example.org", 65535}, Case{"[fe80::1%lo]:1", "fe80::1%lo", 1}}) {
+  for (const Case& c :
+       {Case{"127.0.0.1:8080", "127.0.0.1", 8080}, Case{"[::1]:564", "::1", 564},
+        Case{"localhost:0", "localhost", 0}, Case{":10809", "", 10809},
+        Case{"example.org:65535", "example.org", 65535}, Case{"[fe80::1%lo]:1", "fe80::1%lo", 1}}) {
     auto hp = ParseHostPort(c.text);
     ASSERT_TRUE(hp.ok()) << c.text << ": " << hp.status().ToString();
     EXPECT_EQ(hp->host, c.host) << c.text;
@@ -41,13 +42,14 @@ TEST(HostPortTest, ParsesGoodAddresses) {
 }
 
 TEST(HostPortTest, RefusesBadAddressesWithOneMessage) {
-  for (const char* bad : {"", "no-port", "host:", ":", "127.0.0.1:notaport", "127.0.0.1:65536", "h:99999999",
-                          "h:-1", "h:+1", "::1:80", "[]:80", "[::1:80", "::1]:80", "a b:80", "a/b:80",
-                          "unix:/tmp/x.sock"}) {
+  for (const char* bad :
+       {"", "no-port", "host:", ":", "127.0.0.1:notaport", "127.0.0.1:65536", "h:99999999", "h:-1",
+        "h:+1", "::1:80", "[]:80", "[::1:80", "::1]:80", "a b:80", "a/b:80", "unix:/tmp/x.sock"}) {
     auto hp = ParseHostPort(bad);
     ASSERT_FALSE(hp.ok()) << bad;
     EXPECT_TRUE(hp.status().code() == Status::Code::kInvalidArgument) << bad;
-    EXPECT_NE(hp.status().message().find("expected HOST:PORT"), std::string::npos) << hp.status().ToString();
+    EXPECT_NE(hp.status().message().find("expected HOST:PORT"), std::string::npos)
+        << hp.status().ToString();
   }
 }
 
@@ -202,7 +204,8 @@ TEST(WorkerPoolTest, RunsTasksConcurrently) {
     pool.Submit([&] {
       arrived++;
       auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-      while (arrived.load() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+      while (arrived.load() < 2 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::yield();
       if (arrived.load() == 2) both = true;
     });
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);

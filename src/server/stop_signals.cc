@@ -68,7 +68,8 @@ void StopSignals::Loop() {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 || fds[0].revents) return;
     signalfd_siginfo info;
-    while (::read(signal_fd_.get(), &info, sizeof info) == ssize_t(sizeof info)) Take(int(info.ssi_signo));
+    while (::read(signal_fd_.get(), &info, sizeof info) == ssize_t(sizeof info))
+      Take(int(info.ssi_signo));
   }
 }
 

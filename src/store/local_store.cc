@@ -52,7 +52,9 @@ bool LocalStore::HasChunk(const format::Hash& h) const {
 
 uint32_t LocalStore::ChunkFileSize(const format::Hash& h) const {
   struct stat sb;
-  if (::stat(ChunkFilePath(h).c_str(), &sb) != 0 || uint64_t(sb.st_size) <= format::kChunkHeaderSize) return 0;
+  if (::stat(ChunkFilePath(h).c_str(), &sb) != 0 ||
+      uint64_t(sb.st_size) <= format::kChunkHeaderSize)
+    return 0;
   return uint32_t(sb.st_size);
 }
 
@@ -70,8 +72,10 @@ Status LocalStore::PutChunk(const format::Hash& h, const std::string& file, bool
     if (IsValidChunkFile(path, h)) return Status::Ok();
   }
   std::string dir = path.substr(0, path.rfind('/'));
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(errno, "mkdir " + dir);
-  HLOOP_RETURN_IF_ERROR(WriteFileAtomic(path, file.data(), file.size(), durable ? Sync::kFull : Sync::kStart));
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+    return Status::FromErrno(errno, "mkdir " + dir);
+  HLOOP_RETURN_IF_ERROR(
+      WriteFileAtomic(path, file.data(), file.size(), durable ? Sync::kFull : Sync::kStart));
   *written = true;
   return Status::Ok();
 }
@@ -116,7 +120,8 @@ Result<std::vector<std::string>> LocalStore::ListIndexes() const {
   std::vector<std::string> out;
   const std::string suffix = format::kIndexSuffix;
   HLOOP_RETURN_IF_ERROR(ForEachEntry(root_, [&](const std::string& n) {
-    if (n.size() > suffix.size() && n.ends_with(suffix)) out.push_back(n.substr(0, n.size() - suffix.size()));
+    if (n.size() > suffix.size() && n.ends_with(suffix))
+      out.push_back(n.substr(0, n.size() - suffix.size()));
   }));
   std::sort(out.begin(), out.end());
   return out;

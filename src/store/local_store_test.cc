@@ -6,8 +6,8 @@
 #include <atomic>
 #include <filesystem>
 #include <optional>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>

@@ -89,8 +89,8 @@ class FakeSource : public fetch::Source {
   }
 
   using Source::Get;
-  Status Get(const std::string& rel, uint64_t expected_size, fetch::Priority priority, std::string* out,
-             int* origin) override {
+  Status Get(const std::string& rel, uint64_t expected_size, fetch::Priority priority,
+             std::string* out, int* origin) override {
     if (origin) *origin = 0;
     std::chrono::milliseconds delay;
     {

@@ -20,7 +20,10 @@ namespace hloop::testing {
 class MemoryDevice : public BlockDevice {
  public:
   explicit MemoryDevice(std::string data, bool writable = false, uint64_t zero_granularity = 4096)
-      : data_(std::move(data)), size_(data_.size()), writable_(writable), granularity_(zero_granularity) {}
+      : data_(std::move(data)),
+        size_(data_.size()),
+        writable_(writable),
+        granularity_(zero_granularity) {}
 
   uint64_t size() const override { return size_; }
   bool can_write() const override { return writable_; }
@@ -30,14 +33,16 @@ class MemoryDevice : public BlockDevice {
     MutexLock lock(&mu_);
     reads_++;
     if (!fail_reads_.ok()) return fail_reads_;
-    if (offset > data_.size() || len > data_.size() - offset) return Status::InvalidArgument("read past the end");
+    if (offset > data_.size() || len > data_.size() - offset)
+      return Status::InvalidArgument("read past the end");
     std::memcpy(buf, data_.data() + offset, len);
     return Status::Ok();
   }
   Status Write(uint64_t offset, size_t len, const char* buf, bool fua) override {
     MutexLock lock(&mu_);
     if (!writable_) return Status::Unsupported("read-only device");
-    if (offset > data_.size() || len > data_.size() - offset) return Status::NoSpace("write past the end");
+    if (offset > data_.size() || len > data_.size() - offset)
+      return Status::NoSpace("write past the end");
     std::memcpy(data_.data() + offset, buf, len);
     fua_writes_ += fua;
     return Status::Ok();
@@ -50,7 +55,8 @@ class MemoryDevice : public BlockDevice {
   Status WriteZeroes(uint64_t offset, uint64_t len, bool) override {
     MutexLock lock(&mu_);
     if (!writable_) return Status::Unsupported("read-only device");
-    if (offset > data_.size() || len > data_.size() - offset) return Status::NoSpace("write past the end");
+    if (offset > data_.size() || len > data_.size() - offset)
+      return Status::NoSpace("write past the end");
     std::memset(data_.data() + offset, 0, len);
     return Status::Ok();
   }
@@ -65,12 +71,16 @@ class MemoryDevice : public BlockDevice {
     std::vector<Extent> out;
     uint64_t pos = offset, end = offset + len;
     while (pos < end) {
-      uint64_t block_end = std::min<uint64_t>((pos / granularity_ + 1) * granularity_, data_.size());
+      uint64_t block_end =
+          std::min<uint64_t>((pos / granularity_ + 1) * granularity_, data_.size());
       uint64_t n = std::min(block_end, end) - pos;
       uint64_t bs = pos / granularity_ * granularity_;
-      bool zero = std::all_of(data_.begin() + long(bs), data_.begin() + long(block_end), [](char c) { return c == 0; });
-      if (!out.empty() && out.back().zero == zero) out.back().length += n;
-      else out.push_back(Extent{n, zero});
+      bool zero = std::all_of(data_.begin() + long(bs), data_.begin() + long(block_end),
+                              [](char c) { return c == 0; });
+      if (!out.empty() && out.back().zero == zero)
+        out.back().length += n;
+      else
+        out.push_back(Extent{n, zero});
       pos += n;
     }
     return out;

@@ -85,7 +85,8 @@ class P9Client {
   }
 
   // Tversion (tag NOTAG) + Tattach; the errno of the attach.
-  int Connect(uint32_t fid = 0, const std::string& aname = "", uint32_t uid = 0, uint32_t msize = 65536) {
+  int Connect(uint32_t fid = 0, const std::string& aname = "", uint32_t uid = 0,
+              uint32_t msize = 65536) {
     if (!Send(p9::kNoTag, p9::Tversion{msize, p9::kProtocolVersion})) return EIO;
     auto v = Receive();
     if (!v || !std::holds_alternative<p9::Rversion>(v->body)) return EPROTO;

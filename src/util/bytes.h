@@ -9,7 +9,10 @@
 
 namespace hloop {
 
-inline void PutU16(uint8_t* p, uint16_t v) { p[0] = v; p[1] = v >> 8; }
+inline void PutU16(uint8_t* p, uint16_t v) {
+  p[0] = v;
+  p[1] = v >> 8;
+}
 inline void PutU32(uint8_t* p, uint32_t v) {
   for (int i = 0; i < 4; i++) p[i] = uint8_t(v >> (8 * i));
 }
@@ -29,7 +32,10 @@ inline uint64_t GetU64(const uint8_t* p) {
 }
 
 // Big-endian (network byte order), as the NBD protocol sends integers.
-inline void PutBE16(uint8_t* p, uint16_t v) { p[0] = uint8_t(v >> 8); p[1] = uint8_t(v); }
+inline void PutBE16(uint8_t* p, uint16_t v) {
+  p[0] = uint8_t(v >> 8);
+  p[1] = uint8_t(v);
+}
 inline void PutBE32(uint8_t* p, uint32_t v) {
   for (int i = 0; i < 4; i++) p[i] = uint8_t(v >> (8 * (3 - i)));
 }
@@ -50,7 +56,8 @@ inline uint64_t GetBE64(const uint8_t* p) {
 
 // Whether every byte of `data` is zero (true for an empty one).
 inline bool IsAllZero(std::string_view data) {
-  return data.empty() || (data[0] == 0 && std::memcmp(data.data(), data.data() + 1, data.size() - 1) == 0);
+  return data.empty() ||
+         (data[0] == 0 && std::memcmp(data.data(), data.data() + 1, data.size() - 1) == 0);
 }
 
 // Lower-case hex of `n` bytes.

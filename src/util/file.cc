@@ -76,10 +76,12 @@ Status WriteFileAtomic(const std::string& path, const void* data, size_t len, Sy
   ScopedFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!fd.valid()) return Status::FromErrno(errno, tmp);
   Status st = WriteFull(fd.get(), data, len);
-  if (st.ok() && sync == Sync::kFull && ::fsync(fd.get()) != 0) st = Status::FromErrno(errno, "fsync " + tmp);
+  if (st.ok() && sync == Sync::kFull && ::fsync(fd.get()) != 0)
+    st = Status::FromErrno(errno, "fsync " + tmp);
   if (st.ok() && sync == Sync::kStart) ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
   if (st.ok() && ::close(fd.release()) != 0) st = Status::FromErrno(errno, "close " + tmp);
-  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = Status::FromErrno(errno, "rename to " + path);
+  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0)
+    st = Status::FromErrno(errno, "rename to " + path);
   if (!st.ok()) {
     ::unlink(tmp.c_str());
     return st.Annotate(path);

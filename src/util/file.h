@@ -20,7 +20,11 @@ class ScopedFd {
   ~ScopedFd();
   int get() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
-  int release() { int f = fd_; fd_ = -1; return f; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
 
  private:
   int fd_ = -1;

@@ -27,9 +27,7 @@ class [[nodiscard]] Status {
   static Status NotFound(std::string m) { return {Code::kNotFound, std::move(m)}; }
   static Status Corruption(std::string m) { return {Code::kCorruption, std::move(m)}; }
   static Status IOError(std::string m) { return {Code::kIOError, std::move(m)}; }
-  static Status InvalidArgument(std::string m) {
-    return {Code::kInvalidArgument, std::move(m)};
-  }
+  static Status InvalidArgument(std::string m) { return {Code::kInvalidArgument, std::move(m)}; }
   static Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
   static Status Unsupported(std::string m) { return {Code::kUnsupported, std::move(m)}; }
   static Status NoSpace(std::string m) { return {Code::kNoSpace, std::move(m)}; }
@@ -65,7 +63,7 @@ namespace internal {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT
     assert(!status_.ok());
   }
@@ -87,10 +85,10 @@ class [[nodiscard]] Result {
   std::optional<T> value_;
 };
 
-#define HLOOP_RETURN_IF_ERROR(expr)       \
-  do {                                    \
-    ::hloop::Status _st = (expr);         \
-    if (!_st.ok()) return _st;            \
+#define HLOOP_RETURN_IF_ERROR(expr) \
+  do {                              \
+    ::hloop::Status _st = (expr);   \
+    if (!_st.ok()) return _st;      \
   } while (0)
 
 }  // namespace hloop

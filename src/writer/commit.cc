@@ -4,9 +4,11 @@ namespace hloop::writer {
 
 Result<WriteSummary> Commit(const format::Index& base, ImageBytes& image, store::LocalStore& store,
                             const CommitOptions& options) {
-  if (!IsValidImageName(options.name)) return Status::InvalidArgument("bad image name '" + options.name + "'");
+  if (!IsValidImageName(options.name))
+    return Status::InvalidArgument("bad image name '" + options.name + "'");
   if (image.size() != base.image_size())
-    return Status::InvalidArgument("the overlay and the base index are for images of different sizes");
+    return Status::InvalidArgument(
+        "the overlay and the base index are for images of different sizes");
   if (auto old = store.ReadIndex(options.name); old.ok()) {
     auto parsed = format::Index::Parse(std::move(old.value()), store.IndexPath(options.name));
     if (!parsed.ok() || parsed->digest() != base.digest())

@@ -20,10 +20,11 @@
 namespace hloop::writer {
 
 struct CommitOptions {
-  std::string name;         // the new index: STORE/NAME.idx. Required.
-  std::string parent_name;  // recorded with the base's digest as the parent; empty: the base's own name
-  int level = -1;           // compression level; -1: the codec's default
-  unsigned threads = 0;     // 0: one per core, at most kMaxDefaultThreads
+  std::string name;  // the new index: STORE/NAME.idx. Required.
+  std::string
+      parent_name;  // recorded with the base's digest as the parent; empty: the base's own name
+  int level = -1;   // compression level; -1: the codec's default
+  unsigned threads = 0;  // 0: one per core, at most kMaxDefaultThreads
   // Called from the committing thread about five times a second with the
   // bytes of the image handled so far.
   std::function<void(uint64_t bytes_done, uint64_t bytes_total)> progress;
@@ -36,7 +37,7 @@ struct CommitOptions {
 // place, with the old one as parent). The source is only read.
 // In the summary, chunks_changed counts the chunks `image` may have changed
 // and chunks_copied the unchanged ones the store lacked.
-Result<WriteSummary> Commit(const format::Index& base_index, ImageBytes& image, store::LocalStore& store,
-                            const CommitOptions& options);
+Result<WriteSummary> Commit(const format::Index& base_index, ImageBytes& image,
+                            store::LocalStore& store, const CommitOptions& options);
 
 }  // namespace hloop::writer

@@ -43,8 +43,9 @@ class CommitTest : public ::testing::Test {
     auto dev = disk::OpenImage(store_->IndexPath("base"), oo);
     ASSERT_TRUE(dev.ok()) << dev.status().ToString();
     image_ = std::move(dev.value());
-    auto ov = overlay::OverlayDevice::Open(tmp_.Join("disk.overlay"), *image_,
-                                           overlay::BaseIdentity{image_->index().digest(), "base"}, {});
+    auto ov =
+        overlay::OverlayDevice::Open(tmp_.Join("disk.overlay"), *image_,
+                                     overlay::BaseIdentity{image_->index().digest(), "base"}, {});
     ASSERT_TRUE(ov.ok()) << ov.status().ToString();
     overlay_ = std::move(ov.value());
   }
@@ -68,7 +69,8 @@ class CommitTest : public ::testing::Test {
     o.name = name;
     o.parent_name = "base";
     o.threads = 3;
-    DeviceBytes bytes(*overlay_, [this](uint64_t off, uint64_t len) { return overlay_->Touches(off, len); });
+    DeviceBytes bytes(*overlay_,
+                      [this](uint64_t off, uint64_t len) { return overlay_->Touches(off, len); });
     return Commit(image_->index(), bytes, s, o);
   }
 
@@ -82,12 +84,12 @@ class CommitTest : public ::testing::Test {
 // The acceptance test: the committed index is the one the packer makes of
 // base + overlay, entry for entry, and only changed chunks became files.
 TEST_F(CommitTest, EqualsPackingBasePlusOverlay) {
-  Write(kCs - 10, RandomBytes(30, 1));           // across chunks 0 and 1
-  Write(4 * kCs + 4096, RandomBytes(4096, 2));   // one aligned block of chunk 4
-  Zero(7 * kCs, kCs);                            // chunk 7 becomes zero
-  Write(3 * kCs + 5, "x");                       // zero chunk 3 gets data
-  Write(10 * kCs, content_.substr(12 * kCs, kCs));  // chunk 10 = chunk 12: no new file
-  Write(20 * kCs + 4000, RandomBytes(1000, 3));  // the short tail chunk
+  Write(kCs - 10, RandomBytes(30, 1));                         // across chunks 0 and 1
+  Write(4 * kCs + 4096, RandomBytes(4096, 2));                 // one aligned block of chunk 4
+  Zero(7 * kCs, kCs);                                          // chunk 7 becomes zero
+  Write(3 * kCs + 5, "x");                                     // zero chunk 3 gets data
+  Write(10 * kCs, content_.substr(12 * kCs, kCs));             // chunk 10 = chunk 12: no new file
+  Write(20 * kCs + 4000, RandomBytes(1000, 3));                // the short tail chunk
   Write(15 * kCs + 100, content_.substr(15 * kCs + 100, 50));  // rewritten as it was: no new file
   const std::set<std::string> before = ChunkNames(*store_);
 
@@ -97,7 +99,7 @@ TEST_F(CommitTest, EqualsPackingBasePlusOverlay) {
   EXPECT_EQ(sum->chunks_changed, 8u);  // 0, 1, 3, 4, 7, 10, 15, 20
   EXPECT_EQ(sum->chunks_new, 5u);      // 0, 1, 3, 4, 20
   EXPECT_EQ(sum->chunks_copied, 0u);
-  EXPECT_EQ(sum->chunks_zero, 2u);     // 7 and 9
+  EXPECT_EQ(sum->chunks_zero, 2u);  // 7 and 9
   const std::set<std::string> after = ChunkNames(*store_);
   EXPECT_EQ(after.size(), before.size() + 5);
   uint64_t new_bytes = 0;

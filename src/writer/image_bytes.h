@@ -59,7 +59,9 @@ class DeviceBytes : public ImageBytes {
       : device_(device), may_differ_(std::move(may_differ)) {}
 
   uint64_t size() const override { return device_.size(); }
-  Status ReadAt(uint64_t offset, size_t len, char* buf) override { return device_.Read(offset, len, buf); }
+  Status ReadAt(uint64_t offset, size_t len, char* buf) override {
+    return device_.Read(offset, len, buf);
+  }
   bool MayDiffer(uint64_t offset, uint64_t len) override {
     return !may_differ_ || may_differ_(offset, len);
   }

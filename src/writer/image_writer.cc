@@ -150,7 +150,8 @@ Status Run::WriteChunk(uint64_t i, std::string& raw, std::string& file) {
       HLOOP_RETURN_IF_ERROR(store_.PutChunk(e.hash, file, /*durable=*/false, &written));
       // Not written: the store kept a valid file, maybe of another codec.
       stored = written ? uint32_t(file.size()) : store_.ChunkFileSize(e.hash);
-      if (stored == 0) return Status::IOError(store_.ChunkFilePath(e.hash) + " vanished after writing");
+      if (stored == 0)
+        return Status::IOError(store_.ChunkFilePath(e.hash) + " vanished after writing");
       if (written) {
         fresh_++;
         fresh_bytes_ += stored;
@@ -197,11 +198,13 @@ bool IsValidImageName(const std::string& name) {
   return !name.empty() && name.find('/') == std::string::npos && name[0] != '.';
 }
 
-Result<WriteSummary> WriteImage(ImageBytes& bytes, store::LocalStore& store, const WriteOptions& options) {
+Result<WriteSummary> WriteImage(ImageBytes& bytes, store::LocalStore& store,
+                                const WriteOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   if (!format::IsValidChunkSize(options.chunk_size))
     return Status::InvalidArgument("chunk size must be a power of two from 4 KiB to 4 MiB");
-  if (!IsValidImageName(options.name)) return Status::InvalidArgument("bad image name '" + options.name + "'");
+  if (!IsValidImageName(options.name))
+    return Status::InvalidArgument("bad image name '" + options.name + "'");
   if (bytes.size() > format::kMaxImageSize)
     return Status::InvalidArgument("image too large: " + std::to_string(bytes.size()) + " bytes");
   if (options.base && (options.base->image_size() != bytes.size() ||

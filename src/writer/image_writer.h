@@ -58,11 +58,11 @@ struct WriteSummary {
   uint64_t chunks_unique = 0;   // distinct non-zero chunks in the image
   uint64_t chunks_new = 0;      // chunk files this run added to the store
   uint64_t bytes_new = 0;       // their size
-  uint64_t chunks_copied = 0;   // of those, unchanged chunks the store lacked (read from the source)
-  uint64_t chunks_zero = 0;     // zero chunks in the image
-  uint64_t bytes_read = 0;      // from the source
-  uint64_t stored_bytes = 0;    // the image's distinct chunk files, old and new
-  uint64_t bytes_written = 0;   // bytes_new plus the index
+  uint64_t chunks_copied = 0;  // of those, unchanged chunks the store lacked (read from the source)
+  uint64_t chunks_zero = 0;    // zero chunks in the image
+  uint64_t bytes_read = 0;     // from the source
+  uint64_t stored_bytes = 0;   // the image's distinct chunk files, old and new
+  uint64_t bytes_written = 0;  // bytes_new plus the index
   double seconds = 0;
   std::string index_path;
   format::Hash digest{};  // SHA-256 of the index written
@@ -70,7 +70,8 @@ struct WriteSummary {
 
 // Writes the image `bytes` reads into `store` as `options.name` (see the
 // top of this file). The source is read from several threads at once.
-Result<WriteSummary> WriteImage(ImageBytes& bytes, store::LocalStore& store, const WriteOptions& options);
+Result<WriteSummary> WriteImage(ImageBytes& bytes, store::LocalStore& store,
+                                const WriteOptions& options);
 
 // Whether `name` may name an index in a store (see WriteOptions::name).
 bool IsValidImageName(const std::string& name);

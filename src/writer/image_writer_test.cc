@@ -48,8 +48,8 @@ class FakeBytes : public ImageBytes {
     return dirty.count(offset / kCs) > 0;
   }
 
-  std::set<uint64_t> dirty;              // chunks that may differ from the base
-  std::optional<uint64_t> fail_chunk;    // a read of it fails
+  std::set<uint64_t> dirty;            // chunks that may differ from the base
+  std::optional<uint64_t> fail_chunk;  // a read of it fails
   // The chunks read so far.
   std::set<uint64_t> read() {
     MutexLock lock(&mu_);
@@ -97,10 +97,10 @@ TEST_F(ImageWriterTest, WithABaseReadsOnlyTheChunksThatMayDiffer) {
   const format::Index base = LoadStoreIndex(*store_, "v1");
 
   std::string v2 = v1;
-  v2.replace(2 * kCs + 5, 3, "new");                      // chunk 2: new content
-  v2.replace(4 * kCs + 9, 1, "x");                        // zero chunk 4 gets data
-  v2.replace(7 * kCs, kCs, std::string(kCs, '\0'));       // chunk 7 becomes zero
-  v2.replace(10 * kCs + 1, 2, "zz");                      // the tail
+  v2.replace(2 * kCs + 5, 3, "new");                 // chunk 2: new content
+  v2.replace(4 * kCs + 9, 1, "x");                   // zero chunk 4 gets data
+  v2.replace(7 * kCs, kCs, std::string(kCs, '\0'));  // chunk 7 becomes zero
+  v2.replace(10 * kCs + 1, 2, "zz");                 // the tail
   FakeBytes bytes(v2);
   bytes.dirty = {2, 4, 7, 10};
   WriteOptions o = Options("v2");
@@ -122,7 +122,8 @@ TEST_F(ImageWriterTest, WithABaseReadsOnlyTheChunksThatMayDiffer) {
   WriteSummary scratch = WriteOk(whole, Options("scratch"));
   EXPECT_EQ(whole.read().size(), 11u);
   EXPECT_EQ(scratch.chunks_new, 0u);
-  const format::Index got = LoadStoreIndex(*store_, "v2"), want = LoadStoreIndex(*store_, "scratch");
+  const format::Index got = LoadStoreIndex(*store_, "v2"),
+                      want = LoadStoreIndex(*store_, "scratch");
   ASSERT_EQ(got.chunk_count(), want.chunk_count());
   for (uint64_t i = 0; i < got.chunk_count(); i++) {
     EXPECT_EQ(got.entry(i).hash, want.entry(i).hash) << i;

@@ -42,12 +42,11 @@ struct FaultPlan {
   // Each connection draws the same number of values whatever the
   // probabilities, so changing one probability does not move the others.
   // REQUIRES: window > 0.
-  static FaultPlan Draw(uint64_t seed, uint64_t conn_id, double reset_prob,
-                        double stall_prob, double flip_prob, uint64_t window) {
+  static FaultPlan Draw(uint64_t seed, uint64_t conn_id, double reset_prob, double stall_prob,
+                        double flip_prob, uint64_t window) {
     SplitMix64 rng(seed ^ (conn_id * 0xd1b54a32d192ed03ULL));
     FaultPlan p;
-    double u_reset = rng.NextDouble(), u_stall = rng.NextDouble(),
-           u_flip = rng.NextDouble();
+    double u_reset = rng.NextDouble(), u_stall = rng.NextDouble(), u_flip = rng.NextDouble();
     uint64_t at_reset = rng.Below(window), at_stall = rng.Below(window),
              at_flip = rng.Below(window);
     uint8_t x = uint8_t(1 + rng.Below(255));

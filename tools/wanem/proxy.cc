@@ -32,14 +32,11 @@ constexpr size_t kMaxRead = 64 << 10;
 // epoll tags for the two sockets that are not connection endpoints.
 char kListenTag, kSignalTag;
 
-std::string ErrnoText(const std::string& what) {
-  return what + ": " + std::strerror(errno);
-}
+std::string ErrnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
 
 // Resolves "HOST:PORT" (or "[V6]:PORT", hloop::server::ParseHostPort) to
 // the first address getaddrinfo gives. Returns an error message or "".
-std::string Resolve(const std::string& hostport, sockaddr_storage* addr,
-                    socklen_t* len) {
+std::string Resolve(const std::string& hostport, sockaddr_storage* addr, socklen_t* len) {
   auto where = hloop::server::ParseHostPort(hostport);
   if (!where.ok()) return where.status().message();
   std::string port = std::to_string(where->port);
@@ -48,8 +45,8 @@ std::string Resolve(const std::string& hostport, sockaddr_storage* addr,
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV;
   addrinfo* res = nullptr;
-  int rc = getaddrinfo(where->host.empty() ? nullptr : where->host.c_str(),
-                       port.c_str(), &hints, &res);
+  int rc =
+      getaddrinfo(where->host.empty() ? nullptr : where->host.c_str(), port.c_str(), &hints, &res);
   if (rc != 0) return hostport + ": " + gai_strerror(rc);
   std::memcpy(addr, res->ai_addr, res->ai_addrlen);
   *len = res->ai_addrlen;
@@ -90,9 +87,7 @@ struct Link {
     free_at = std::max(free_at, double(now)) + double(n) * 1e6 / double(rate);
     return Micros(std::ceil(free_at));
   }
-  bool Backlogged(Micros now) const {
-    return rate != 0 && free_at > double(now) + backlog_us;
-  }
+  bool Backlogged(Micros now) const { return rate != 0 && free_at > double(now) + backlog_us; }
   Micros Unblocks() const { return Micros(std::ceil(free_at - backlog_us)); }
 };
 
@@ -153,12 +148,10 @@ std::string Proxy::Listen(std::string* bound) {
   std::string err = Resolve(opt_.connect, &up, &up_len);
   if (err.empty()) err = Resolve(opt_.listen, &addr, &len);
   if (!err.empty()) return err;
-  upstream_addr_.assign(reinterpret_cast<char*>(&up),
-                        reinterpret_cast<char*>(&up) + up_len);
+  upstream_addr_.assign(reinterpret_cast<char*>(&up), reinterpret_cast<char*>(&up) + up_len);
   upstream_addr_len_ = up_len;
 
-  listen_fd_ =
-      socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  listen_fd_ = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) return ErrnoText("socket");
   int one = 1;
   setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -186,8 +179,7 @@ std::string Proxy::Listen(std::string* bound) {
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = &kListenTag;
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev) != 0)
-    return ErrnoText("epoll_ctl");
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev) != 0) return ErrnoText("epoll_ctl");
   return "";
 }
 
@@ -205,8 +197,7 @@ std::string Proxy::Run(int signal_fd) {
     // Round up: waking early would only spin until the deadline.
     int timeout_ms = -1;
     if (deadline != kForever)
-      timeout_ms =
-          int(std::clamp<Micros>((deadline - now + 999) / 1000, 0, 60000));
+      timeout_ms = int(std::clamp<Micros>((deadline - now + 999) / 1000, 0, 60000));
     int n = epoll_wait(epoll_fd_, events, 256, timeout_ms);
     if (n < 0 && errno != EINTR) return ErrnoText("epoll_wait");
     now = NowMicros();
@@ -245,11 +236,9 @@ std::string Proxy::Run(int signal_fd) {
 
 void Proxy::AcceptAll(Micros now) {
   for (;;) {
-    int fd =
-        accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-          errno != ECONNABORTED)
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
         std::fprintf(stderr, "hloop-wanem: accept: %s\n", std::strerror(errno));
       // Out of descriptors: the listening socket stays readable, so back
       // off instead of spinning until a connection closes.
@@ -263,9 +252,8 @@ void Proxy::AcceptAll(Micros now) {
     c->connect_at = now + opt_.rtt + opt_.rtt / 2;
     c->client = {c.get(), true, fd};
     c->server = {c.get(), false, -1};
-    c->faults =
-        FaultPlan::Draw(opt_.seed, c->id, opt_.reset_prob, opt_.stall_prob,
-                        opt_.flip_prob, opt_.fault_bytes);
+    c->faults = FaultPlan::Draw(opt_.seed, c->id, opt_.reset_prob, opt_.stall_prob, opt_.flip_prob,
+                                opt_.fault_bytes);
     stats_.connections++;
     conns_.push_back(std::move(c));
   }
@@ -274,8 +262,7 @@ void Proxy::AcceptAll(Micros now) {
 void Proxy::StartUpstream(Conn& c) {
   c.upstream_started = true;
   const auto* addr = reinterpret_cast<const sockaddr*>(upstream_addr_.data());
-  int fd =
-      socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd >= 0) {
     SetNoDelay(fd);
     c.server.fd = fd;
@@ -288,8 +275,7 @@ void Proxy::StartUpstream(Conn& c) {
       return;
     }
   }
-  std::fprintf(stderr, "hloop-wanem: connect %s: %s\n", opt_.connect.c_str(),
-               std::strerror(errno));
+  std::fprintf(stderr, "hloop-wanem: connect %s: %s\n", opt_.connect.c_str(), std::strerror(errno));
   stats_.upstream_failures++;
   Close(c, true);
 }
@@ -321,8 +307,7 @@ void Proxy::ReadSide(Conn& c, bool from_client, Micros now) {
   Pipe& p = from_client ? c.up : c.down;
   Link& link = from_client ? *up_ : *down_;
   while (e.readable && CanRead(c, from_client, now)) {
-    std::vector<char> buf(
-        std::min<uint64_t>(link.read_size, opt_.window - p.held));
+    std::vector<char> buf(std::min<uint64_t>(link.read_size, opt_.window - p.held));
     ssize_t r = recv(e.fd, buf.data(), buf.size(), 0);
     if (r < 0) {
       if (errno == EINTR) continue;
@@ -345,8 +330,7 @@ void Proxy::ReadSide(Conn& c, bool from_client, Micros now) {
     }
     p.read += uint64_t(r);
     p.held += uint64_t(r);
-    p.queue.push_back(
-        {link.Depart(size_t(r), now) + opt_.rtt / 2, std::move(buf)});
+    p.queue.push_back({link.Depart(size_t(r), now) + opt_.rtt / 2, std::move(buf)});
     if (link.rate != 0) return;  // one segment per turn on a shared link
   }
 }
@@ -387,8 +371,7 @@ void Proxy::WriteSide(Conn& c, bool to_client, Micros now) {
     s.off += size_t(w);
     p.written += uint64_t(w);
     p.held -= uint64_t(w);
-    (to_client ? stats_.bytes_server_to_client
-               : stats_.bytes_client_to_server) += uint64_t(w);
+    (to_client ? stats_.bytes_server_to_client : stats_.bytes_client_to_server) += uint64_t(w);
     if (s.off == s.data.size()) p.queue.pop_front();
   }
   if (p.eof && !p.shut && p.queue.empty() && now >= p.eof_release) {
@@ -401,14 +384,13 @@ void Proxy::Pump(Conn& c, Micros now) {
   if (c.dead) return;
   if (!c.upstream_started && now >= c.connect_at) StartUpstream(c);
   if (c.dead) return;
-  if (c.upstream_started && !c.connected &&
-      (!c.server.blocked || c.server.error)) {
+  if (c.upstream_started && !c.connected && (!c.server.blocked || c.server.error)) {
     int err = 0;
     socklen_t len = sizeof err;
     getsockopt(c.server.fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) {
-      std::fprintf(stderr, "hloop-wanem: connect %s: %s\n",
-                   opt_.connect.c_str(), std::strerror(err));
+      std::fprintf(stderr, "hloop-wanem: connect %s: %s\n", opt_.connect.c_str(),
+                   std::strerror(err));
       stats_.upstream_failures++;
       Close(c, true);
       return;
@@ -428,8 +410,7 @@ void Proxy::Pump(Conn& c, Micros now) {
     if (!c.dead) ReadSide(c, true, now);
     if (!c.dead) ReadSide(c, false, now);
     if (c.dead) return;
-    if (c.up.read + c.down.read + c.up.written + c.down.written == before)
-      break;
+    if (c.up.read + c.down.read + c.up.written + c.down.written == before) break;
   }
   if (c.up.shut && c.down.shut) {
     Close(c, false);  // both directions finished: a normal close
@@ -450,12 +431,9 @@ void Proxy::UpdateInterest(Conn& c, Micros now) {
     epoll_event ev{};
     ev.events = want;
     ev.data.ptr = e;
-    int op = want == 0        ? EPOLL_CTL_DEL
-             : e->events == 0 ? EPOLL_CTL_ADD
-                              : EPOLL_CTL_MOD;
+    int op = want == 0 ? EPOLL_CTL_DEL : e->events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
     if (epoll_ctl(epoll_fd_, op, e->fd, &ev) != 0) {
-      std::fprintf(stderr, "hloop-wanem: epoll_ctl: %s\n",
-                   std::strerror(errno));
+      std::fprintf(stderr, "hloop-wanem: epoll_ctl: %s\n", std::strerror(errno));
       Close(c, true);
       return;
     }
@@ -509,13 +487,11 @@ std::string WriteStatsFile(const std::string& path, const Stats& s) {
                (unsigned long long)s.connections, (unsigned long long)s.active,
                (unsigned long long)s.upstream_failures,
                (unsigned long long)s.bytes_client_to_server,
-               (unsigned long long)s.bytes_server_to_client,
-               (unsigned long long)s.resets, (unsigned long long)s.stalls,
-               (unsigned long long)s.flips);
+               (unsigned long long)s.bytes_server_to_client, (unsigned long long)s.resets,
+               (unsigned long long)s.stalls, (unsigned long long)s.flips);
   bool ok = std::fflush(f) == 0;
   ok = std::fclose(f) == 0 && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0)
-    return ErrnoText("stats file " + path);
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoText("stats file " + path);
   return "";
 }
 

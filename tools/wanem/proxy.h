@@ -51,15 +51,15 @@ struct Options {
   std::string listen = "127.0.0.1:0";  // HOST:PORT; port 0 picks a free port
   std::string connect;                 // HOST:PORT of the real server
   Micros rtt = 0;                      // round-trip time; d = rtt / 2 each way
-  uint64_t rate = 0;  // bytes/s per direction, all connections; 0: no cap
-  uint64_t window = 4 << 20;       // bytes held per direction per connection
-  uint64_t seed = 1;               // fixes every fault decision
-  double reset_prob = 0;           // per connection, in [0, 1]
-  double stall_prob = 0;           // per connection, in [0, 1]
-  Micros stall = 0;                // stall length; 0 means forever
-  double flip_prob = 0;            // per connection, in [0, 1]
-  uint64_t fault_bytes = 1 << 20;  // fault offsets are uniform in [0, this)
-  std::string stats_file;          // JSON counters go here; empty: nowhere
+  uint64_t rate = 0;                   // bytes/s per direction, all connections; 0: no cap
+  uint64_t window = 4 << 20;           // bytes held per direction per connection
+  uint64_t seed = 1;                   // fixes every fault decision
+  double reset_prob = 0;               // per connection, in [0, 1]
+  double stall_prob = 0;               // per connection, in [0, 1]
+  Micros stall = 0;                    // stall length; 0 means forever
+  double flip_prob = 0;                // per connection, in [0, 1]
+  uint64_t fault_bytes = 1 << 20;      // fault offsets are uniform in [0, this)
+  std::string stats_file;              // JSON counters go here; empty: nowhere
 };
 
 // Counters for --stats-file. Faults count when applied, not when planned: a

@@ -35,8 +35,7 @@ bool ParseSize(const std::string& text, uint64_t* out) {
   if (end == s || errno != 0 || !std::isfinite(v) || v < 0) return false;
   std::string unit(end);
   for (char& ch : unit) ch = char(std::toupper(static_cast<unsigned char>(ch)));
-  if (unit.size() > 1 && (unit.substr(1) == "B" || unit.substr(1) == "IB"))
-    unit.resize(1);
+  if (unit.size() > 1 && (unit.substr(1) == "B" || unit.substr(1) == "IB")) unit.resize(1);
   double mult = 1;
   if (unit == "K")
     mult = 1024.0;
@@ -66,11 +65,9 @@ int main(int argc, char** argv) {
       "hloop-wanem: a TCP proxy that emulates a WAN link (latency, bandwidth,\n"
       "resets, stalls, corrupted bytes) between its clients and one server.",
       "hloop-wanem"};
-  app.add_option("--listen", o.listen,
-                 "HOST:PORT to accept on (port 0 picks one)")
+  app.add_option("--listen", o.listen, "HOST:PORT to accept on (port 0 picks one)")
       ->capture_default_str();
-  app.add_option("--connect", o.connect, "HOST:PORT of the real server")
-      ->required();
+  app.add_option("--connect", o.connect, "HOST:PORT of the real server")->required();
   app.add_option("--rtt", rtt_ms,
                  "Round-trip time in ms (rtt/2 each way; a new "
                  "connection pays one more RTT)")
@@ -81,13 +78,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--window", window, "Bytes held per direction per connection")
       ->capture_default_str();
-  app.add_option("--seed", o.seed, "Seed for every fault decision")
-      ->capture_default_str();
-  app.add_option("--reset-prob", o.reset_prob,
-                 "Probability that a connection is reset")
+  app.add_option("--seed", o.seed, "Seed for every fault decision")->capture_default_str();
+  app.add_option("--reset-prob", o.reset_prob, "Probability that a connection is reset")
       ->check(CLI::Range(0.0, 1.0));
-  app.add_option("--stall-prob", o.stall_prob,
-                 "Probability that a connection stalls")
+  app.add_option("--stall-prob", o.stall_prob, "Probability that a connection stalls")
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--stall-ms", stall_ms, "Stall length in ms (0: forever)")
       ->check(CLI::NonNegativeNumber);
@@ -97,8 +91,7 @@ int main(int argc, char** argv) {
   app.add_option("--fault-bytes", fault_bytes,
                  "Faults hit at a server->client offset uniform in [0, this)")
       ->capture_default_str();
-  app.add_option("--stats-file", o.stats_file,
-                 "Write JSON counters here on SIGUSR1 and at exit");
+  app.add_option("--stats-file", o.stats_file, "Write JSON counters here on SIGUSR1 and at exit");
   app.footer(
       "Faults apply to the server->client stream. See tools/wanem/proxy.h for "
       "the exact model.");
@@ -114,8 +107,7 @@ int main(int argc, char** argv) {
     auto parsed = hloop::server::ParseHostPort(*address);
     if (!parsed.ok()) return Usage(parsed.status().message());
   }
-  if (!ParseSize(rate, &o.rate))
-    return Usage("--rate " + rate + ": not a size");
+  if (!ParseSize(rate, &o.rate)) return Usage("--rate " + rate + ": not a size");
   if (!ParseSize(window, &o.window) || o.window == 0)
     return Usage("--window " + window + ": not a positive size");
   if (!ParseSize(fault_bytes, &o.fault_bytes) || o.fault_bytes == 0)

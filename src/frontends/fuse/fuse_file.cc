@@ -8,15 +8,15 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <fstream>
 #include <sstream>
-#include <cerrno>
-#include <cstring>
-#include <chrono>
-#include <ctime>
 #include <vector>
 
 #include "util/log.h"
@@ -102,7 +102,8 @@ int Read(const char* path, char* buf, size_t size, off_t off, fuse_file_info*) {
   size = size_t(std::min<uint64_t>(size, dev_size - uint64_t(off)));
   Status st = c->device->Read(uint64_t(off), size, buf);
   if (!st.ok()) {
-    LogError("read of " + std::to_string(size) + " bytes at " + std::to_string(off) + ": " + st.ToString());
+    LogError("read of " + std::to_string(size) + " bytes at " + std::to_string(off) + ": " +
+             st.ToString());
     return -ErrnoFromStatus(st);
   }
   return int(size);
@@ -119,7 +120,8 @@ int Write(const char* path, const char* buf, size_t size, off_t off, fuse_file_i
   size = size_t(std::min<uint64_t>(size, dev_size - uint64_t(off)));
   Status st = c->device->Write(uint64_t(off), size, buf);
   if (!st.ok()) {
-    LogError("write of " + std::to_string(size) + " bytes at " + std::to_string(off) + ": " + st.ToString());
+    LogError("write of " + std::to_string(size) + " bytes at " + std::to_string(off) + ": " +
+             st.ToString());
     return -ErrnoFromStatus(st);
   }
   return int(size);
@@ -170,7 +172,8 @@ int Fallocate(const char* path, int mode, off_t off, off_t len, fuse_file_info*)
     return -EOPNOTSUPP;
   }
   if (!st.ok()) {
-    LogError("fallocate mode " + std::to_string(mode) + " at " + std::to_string(off) + ": " + st.ToString());
+    LogError("fallocate mode " + std::to_string(mode) + " at " + std::to_string(off) + ": " +
+             st.ToString());
     return -ErrnoFromStatus(st);
   }
   return 0;
@@ -187,7 +190,8 @@ int StatFs(const char*, struct statvfs* sv) {
 
 int GetXattr(const char* path, const char* name, char* value, size_t size) {
   Context* c = Ctx();
-  if (std::strcmp(path, "/") != 0 || !c->stats || std::strcmp(name, kStatsXattr) != 0) return -ENODATA;
+  if (std::strcmp(path, "/") != 0 || !c->stats || std::strcmp(name, kStatsXattr) != 0)
+    return -ENODATA;
   std::string text = c->stats();
   if (size == 0) return int(text.size());
   if (size < text.size()) return -ERANGE;
@@ -237,7 +241,8 @@ void RaiseReadAhead(const std::string& mountpoint, unsigned kb) {
   std::string path = "/sys/class/bdi/" + dev + "/read_ahead_kb";
   std::ofstream out(path);
   if (dev.empty() || !(out << kb << "\n") || !out.flush())
-    LogInfo("could not set the kernel read-ahead of " + mountpoint + " (" + path + "); reads stay at 128 KiB");
+    LogInfo("could not set the kernel read-ahead of " + mountpoint + " (" + path +
+            "); reads stay at 128 KiB");
 }
 
 // SIGUSR2 wakes Run()'s thread out of libfuse's loop (see Stop()).
@@ -312,7 +317,7 @@ Status FuseMount::Mount() {
 }
 
 Status FuseMount::Run() {
-  struct sigaction wake{};
+  struct sigaction wake {};
   wake.sa_handler = OnWakeSignal;
   sigemptyset(&wake.sa_mask);
   ::sigaction(kWakeSignal, &wake, nullptr);

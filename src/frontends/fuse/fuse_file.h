@@ -32,10 +32,10 @@ namespace hloop::fuse {
 
 struct FuseOptions {
   std::string mountpoint;
-  std::string file_name;     // the one file shown
+  std::string file_name;  // the one file shown
   // Runs once the mount is live, e.g. to tell a waiting parent process.
   std::function<void()> on_ready;
-  bool allow_other = true;   // other users (and root's losetup) may open it
+  bool allow_other = true;  // other users (and root's losetup) may open it
   unsigned max_threads = 16;
   // The kernel's read-ahead for the mount, in KiB (0: leave the kernel's
   // default, 128 KiB). FUSE cannot ask for more than that at mount time, so

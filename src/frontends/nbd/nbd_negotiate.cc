@@ -35,13 +35,11 @@ Transmission Negotiator::transmission() const {
   return t;
 }
 
-Negotiator::Next Negotiator::HandleOption(uint32_t option, std::string_view data, std::string* out) {
+Negotiator::Next Negotiator::HandleOption(uint32_t option, std::string_view data,
+                                          std::string* out) {
   switch (option) {
-    case kOptExportName:
-      return ExportName(out);  // any name: there is one export
-    case kOptAbort:
-      AppendOptionReply(out, option, kRepAck);
-      return Next::kClose;
+    case kOptExportName: return ExportName(out);  // any name: there is one export
+    case kOptAbort: AppendOptionReply(out, option, kRepAck); return Next::kClose;
     case kOptList:
       if (!data.empty()) {
         AppendOptionReply(out, option, kRepErrInvalid, "LIST takes no data");
@@ -51,8 +49,7 @@ Negotiator::Next Negotiator::HandleOption(uint32_t option, std::string_view data
       AppendOptionReply(out, option, kRepAck);
       return Next::kContinue;
     case kOptInfo:
-    case kOptGo:
-      return InfoOrGo(option, data, out);
+    case kOptGo: return InfoOrGo(option, data, out);
     case kOptStructuredReply:
       if (!data.empty()) {
         AppendOptionReply(out, option, kRepErrInvalid, "STRUCTURED_REPLY takes no data");
@@ -62,8 +59,7 @@ Negotiator::Next Negotiator::HandleOption(uint32_t option, std::string_view data
       AppendOptionReply(out, option, kRepAck);
       return Next::kContinue;
     case kOptListMetaContext:
-    case kOptSetMetaContext:
-      return MetaContext(option, data, out);
+    case kOptSetMetaContext: return MetaContext(option, data, out);
     default:
       // STARTTLS, EXTENDED_HEADERS and anything unknown: clients fall back.
       AppendOptionReply(out, option, kRepErrUnsup, "option not supported by hloop");
@@ -88,7 +84,8 @@ Negotiator::Next Negotiator::InfoOrGo(uint32_t option, std::string_view data, st
   if (name_asked) AppendOptionReply(out, option, kRepInfo, InfoNameData(export_.name));
   // Block sizes go to every client, asked or not (the spec allows it): they
   // tell it how large a request may be.
-  AppendOptionReply(out, option, kRepInfo, InfoBlockSizeData(kMinBlockSize, kPreferredBlockSize, kMaxPayload));
+  AppendOptionReply(out, option, kRepInfo,
+                    InfoBlockSizeData(kMinBlockSize, kPreferredBlockSize, kMaxPayload));
   AppendOptionReply(out, option, kRepAck);
   return option == kOptGo ? Next::kTransmission : Next::kContinue;
 }
@@ -123,12 +120,14 @@ Negotiator::Next Negotiator::MetaContext(uint32_t option, std::string_view data,
 Status RunHandshake(Stream& s, Negotiator& negotiator) {
   if (!s.Write(EncodeGreeting())) return Status::Unavailable("client left before the greeting");
   uint8_t flags[4];
-  if (!s.ReadFull(flags, sizeof flags)) return Status::Unavailable("client left during the handshake");
+  if (!s.ReadFull(flags, sizeof flags))
+    return Status::Unavailable("client left during the handshake");
   if (!negotiator.AcceptClientFlags(GetBE32(flags)))
     return Status::InvalidArgument("unknown client flags " + std::to_string(GetBE32(flags)));
   for (;;) {
     uint8_t head[kOptionHeaderSize];
-    if (!s.ReadFull(head, sizeof head)) return Status::Unavailable("client left during the handshake");
+    if (!s.ReadFull(head, sizeof head))
+      return Status::Unavailable("client left during the handshake");
     auto h = ParseOptionHeader(head);
     if (!h.ok()) return h.status();
     std::string out;
@@ -139,11 +138,13 @@ Status RunHandshake(Stream& s, Negotiator& negotiator) {
                                      std::to_string(h->length) + " bytes of data");
     }
     std::string data(h->length, '\0');  // bounded by the check above
-    if (!s.ReadFull(data.data(), data.size())) return Status::Unavailable("client left during the handshake");
+    if (!s.ReadFull(data.data(), data.size()))
+      return Status::Unavailable("client left during the handshake");
     Negotiator::Next next = negotiator.HandleOption(h->option, data, &out);
     if (!s.Write(out)) return Status::Unavailable("client left during the handshake");
     if (next == Negotiator::Next::kTransmission) return Status::Ok();
-    if (next == Negotiator::Next::kClose) return Status::Unavailable("client aborted the handshake");
+    if (next == Negotiator::Next::kClose)
+      return Status::Unavailable("client aborted the handshake");
   }
 }
 

@@ -98,9 +98,11 @@ Result<InfoRequest> ParseInfoRequest(std::string_view data) {
   Reader r(data);
   InfoRequest req;
   uint16_t n;
-  if (!r.String(&req.name) || !r.U16(&n)) return Status::InvalidArgument("malformed INFO/GO request");
+  if (!r.String(&req.name) || !r.U16(&n))
+    return Status::InvalidArgument("malformed INFO/GO request");
   // Each request is 2 bytes: the count must match what is left exactly.
-  if (r.left() != size_t(n) * 2) return Status::InvalidArgument("INFO/GO request count does not match its length");
+  if (r.left() != size_t(n) * 2)
+    return Status::InvalidArgument("INFO/GO request count does not match its length");
   req.infos.resize(n);
   for (uint16_t& info : req.infos) r.U16(&info);
   return req;
@@ -110,10 +112,12 @@ Result<MetaContextRequest> ParseMetaContextRequest(std::string_view data) {
   Reader r(data);
   MetaContextRequest req;
   uint32_t n;
-  if (!r.String(&req.name) || !r.U32(&n)) return Status::InvalidArgument("malformed meta context request");
+  if (!r.String(&req.name) || !r.U32(&n))
+    return Status::InvalidArgument("malformed meta context request");
   // Each query takes at least its 4-byte length: a count beyond what the
   // data can hold is refused before anything is reserved for it.
-  if (n > r.left() / 4) return Status::InvalidArgument("meta context query count exceeds the option's length");
+  if (n > r.left() / 4)
+    return Status::InvalidArgument("meta context query count exceeds the option's length");
   for (uint32_t i = 0; i < n; i++) {
     std::string q;
     if (!r.String(&q)) return Status::InvalidArgument("malformed meta context query");
@@ -232,11 +236,14 @@ std::string EncodeRequest(const Request& r) {
 Check CheckRequest(const Request& r, const Transmission& t) {
   const std::string what = CommandName(r.type);
   switch (r.type) {
-    case kCmdRead: case kCmdWrite: case kCmdFlush: case kCmdTrim:
-    case kCmdCache: case kCmdWriteZeroes: case kCmdBlockStatus:
-      break;
-    default:
-      return {kEinval, "unknown command " + std::to_string(r.type)};
+    case kCmdRead:
+    case kCmdWrite:
+    case kCmdFlush:
+    case kCmdTrim:
+    case kCmdCache:
+    case kCmdWriteZeroes:
+    case kCmdBlockStatus: break;
+    default: return {kEinval, "unknown command " + std::to_string(r.type)};
   }
   if (r.flags & ~AllowedFlags(r.type, t))
     return {kEinval, what + ": unsupported flags " + Hex(r.flags)};
@@ -246,16 +253,17 @@ Check CheckRequest(const Request& r, const Transmission& t) {
   // too large to read is always refused the same way (and the connection
   // closed: its payload cannot be skipped).
   if ((r.type == kCmdRead || r.type == kCmdWrite) && r.length > kMaxPayload)
-    return {t.structured ? kEoverflow : kEinval,
-            what + " of " + std::to_string(r.length) + " bytes exceeds the maximum of " +
-                std::to_string(kMaxPayload)};
+    return {t.structured ? kEoverflow : kEinval, what + " of " + std::to_string(r.length) +
+                                                     " bytes exceeds the maximum of " +
+                                                     std::to_string(kMaxPayload)};
   if (IsWriteCommand(r.type) && !t.writable) return {kEperm, what + " on a read-only export"};
   if (r.type == kCmdFlush) return {};  // offset and length are reserved
   if (r.offset > t.size || r.length > t.size - r.offset) {
     // Past the end: writes get ENOSPC, everything else EINVAL (the spec).
     uint32_t err = (r.type == kCmdWrite || r.type == kCmdWriteZeroes) ? kEnospc : kEinval;
-    return {err, what + " of " + std::to_string(r.length) + " bytes at " + std::to_string(r.offset) +
-                     " is past the end of the export (" + std::to_string(t.size) + " bytes)"};
+    return {err, what + " of " + std::to_string(r.length) + " bytes at " +
+                     std::to_string(r.offset) + " is past the end of the export (" +
+                     std::to_string(t.size) + " bytes)"};
   }
   if (r.type == kCmdBlockStatus && r.length == 0) return {kEinval, "BLOCK_STATUS of 0 bytes"};
   return {};
@@ -267,7 +275,8 @@ void AppendSimpleReply(std::string* out, uint32_t error, uint64_t cookie) {
   AppendU64(out, cookie);
 }
 
-void AppendChunkHeader(std::string* out, uint16_t flags, uint16_t type, uint64_t cookie, uint32_t length) {
+void AppendChunkHeader(std::string* out, uint16_t flags, uint16_t type, uint64_t cookie,
+                       uint32_t length) {
   AppendU32(out, kStructuredReplyMagic);
   AppendU16(out, flags);
   AppendU16(out, type);
@@ -281,7 +290,8 @@ void AppendDataChunkHeader(std::string* out, uint16_t flags, uint64_t cookie, ui
   AppendU64(out, offset);
 }
 
-void AppendHoleChunk(std::string* out, uint16_t flags, uint64_t cookie, uint64_t offset, uint32_t length) {
+void AppendHoleChunk(std::string* out, uint16_t flags, uint64_t cookie, uint64_t offset,
+                     uint32_t length) {
   AppendChunkHeader(out, flags, kReplyOffsetHole, cookie, 12);
   AppendU64(out, offset);
   AppendU32(out, length);

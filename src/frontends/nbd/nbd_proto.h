@@ -167,7 +167,8 @@ Result<OptionHeader> ParseOptionHeader(const uint8_t* p);
 Result<InfoRequest> ParseInfoRequest(std::string_view data);
 Result<MetaContextRequest> ParseMetaContextRequest(std::string_view data);
 // Appends one option reply: magic, option, type, u32 length, data.
-void AppendOptionReply(std::string* out, uint32_t option, uint32_t type, std::string_view data = {});
+void AppendOptionReply(std::string* out, uint32_t option, uint32_t type,
+                       std::string_view data = {});
 // Reply data of kRepServer (one export), kRepMetaContext and kRepInfo.
 std::string ServerReplyData(std::string_view export_name);
 std::string MetaContextReplyData(uint32_t id, std::string_view name);
@@ -222,13 +223,15 @@ Check CheckRequest(const Request& r, const Transmission& t);
 void AppendSimpleReply(std::string* out, uint32_t error, uint64_t cookie);
 // Structured chunk header: magic, u16 flags, u16 type, u64 cookie, u32
 // payload length.
-void AppendChunkHeader(std::string* out, uint16_t flags, uint16_t type, uint64_t cookie, uint32_t length);
+void AppendChunkHeader(std::string* out, uint16_t flags, uint16_t type, uint64_t cookie,
+                       uint32_t length);
 // OFFSET_DATA header: the chunk header plus the u64 offset; `data_length`
 // bytes of data must follow. REQUIRES: 0 < data_length <= 2^32 - 9.
 void AppendDataChunkHeader(std::string* out, uint16_t flags, uint64_t cookie, uint64_t offset,
                            uint32_t data_length);
 // OFFSET_HOLE: `length` (> 0) bytes at `offset` read as zeros.
-void AppendHoleChunk(std::string* out, uint16_t flags, uint64_t cookie, uint64_t offset, uint32_t length);
+void AppendHoleChunk(std::string* out, uint16_t flags, uint64_t cookie, uint64_t offset,
+                     uint32_t length);
 void AppendNoneChunk(std::string* out, uint64_t cookie);  // NONE with DONE
 // ERROR with DONE: u32 error, u16 message length, message (cut to fit).
 void AppendErrorChunk(std::string* out, uint64_t cookie, uint32_t error, std::string_view message);

@@ -78,12 +78,12 @@ TEST(NbdProtoTest, InfoRequestRoundTrips) {
 TEST(NbdProtoTest, InfoRequestRejectsEveryMalformedShape) {
   std::string good = EncodeInfoRequest(InfoRequest{"disk", {kInfoName}});
   EXPECT_FALSE(ParseInfoRequest("").ok());                               // nothing
-  EXPECT_FALSE(ParseInfoRequest(good.substr(0, 3)).ok());               // short name length
-  EXPECT_FALSE(ParseInfoRequest(good.substr(0, 6)).ok());               // name cut
-  EXPECT_FALSE(ParseInfoRequest(good.substr(0, 9)).ok());               // count cut
+  EXPECT_FALSE(ParseInfoRequest(good.substr(0, 3)).ok());                // short name length
+  EXPECT_FALSE(ParseInfoRequest(good.substr(0, 6)).ok());                // name cut
+  EXPECT_FALSE(ParseInfoRequest(good.substr(0, 9)).ok());                // count cut
   EXPECT_FALSE(ParseInfoRequest(good.substr(0, good.size() - 1)).ok());  // request cut
-  EXPECT_FALSE(ParseInfoRequest(good + "xx").ok());                     // more than counted
-  std::string huge_name(4, '\xff');                                     // 4 GB name
+  EXPECT_FALSE(ParseInfoRequest(good + "xx").ok());                      // more than counted
+  std::string huge_name(4, '\xff');                                      // 4 GB name
   EXPECT_FALSE(ParseInfoRequest(huge_name + "ab").ok());
   InfoRequest long_name{std::string(kMaxStringLength + 1, 'n'), {}};
   EXPECT_FALSE(ParseInfoRequest(EncodeInfoRequest(long_name)).ok());
@@ -194,9 +194,24 @@ TEST(NbdProtoTest, CheckRequestAnswersEveryBadRequestAsTheSpecSays) {
       {"read of 0 bytes at the end", {0, kCmdRead, 1, size, 0}, false, false, false, 0},
       {"read past the end", {0, kCmdRead, 1, size - 1, 2}, false, false, false, kEinval},
       {"read far past the end", {0, kCmdRead, 1, max, 1}, false, false, false, kEinval},
-      {"read offset+length overflows", {0, kCmdRead, 1, max - 10, 100}, false, false, false, kEinval},
-      {"read too large, simple", {0, kCmdRead, 1, 0, kMaxPayload + 1}, false, false, false, kEinval},
-      {"read too large, structured", {0, kCmdRead, 1, 0, kMaxPayload + 1}, false, true, false, kEoverflow},
+      {"read offset+length overflows",
+       {0, kCmdRead, 1, max - 10, 100},
+       false,
+       false,
+       false,
+       kEinval},
+      {"read too large, simple",
+       {0, kCmdRead, 1, 0, kMaxPayload + 1},
+       false,
+       false,
+       false,
+       kEinval},
+      {"read too large, structured",
+       {0, kCmdRead, 1, 0, kMaxPayload + 1},
+       false,
+       true,
+       false,
+       kEoverflow},
       {"read with DF, simple", {kCmdFlagDf, kCmdRead, 1, 0, 1}, false, false, false, kEinval},
       {"read with DF, structured", {kCmdFlagDf, kCmdRead, 1, 0, 1}, false, true, false, 0},
       {"read with FUA", {kCmdFlagFua, kCmdRead, 1, 0, 1}, false, false, false, 0},
@@ -205,24 +220,48 @@ TEST(NbdProtoTest, CheckRequestAnswersEveryBadRequestAsTheSpecSays) {
       {"unknown command", {0, 99, 1, 0, 0}, true, true, true, kEinval},
       {"RESIZE is not offered", {0, 8, 1, 0, 0}, true, true, true, kEinval},
       {"write on a read-only export", {0, kCmdWrite, 1, 0, 1}, false, false, false, kEperm},
-      {"4 GB write on a read-only export", {0, kCmdWrite, 1, 0, 0xffffffff}, false, false, false, kEinval},
+      {"4 GB write on a read-only export",
+       {0, kCmdWrite, 1, 0, 0xffffffff},
+       false,
+       false,
+       false,
+       kEinval},
       {"4 GB write, structured", {0, kCmdWrite, 1, 0, 0xffffffff}, true, true, false, kEoverflow},
       {"write past the end", {0, kCmdWrite, 1, size, 1}, true, false, false, kEnospc},
       {"write inside", {kCmdFlagFua, kCmdWrite, 1, 0, 1}, true, false, false, 0},
       {"trim on a read-only export", {0, kCmdTrim, 1, 0, 1}, false, false, false, kEperm},
       {"trim past the end", {0, kCmdTrim, 1, size, 1}, true, false, false, kEinval},
-      {"write zeroes past the end", {0, kCmdWriteZeroes, 1, 0, size + 1}, true, false, false, kEnospc},
+      {"write zeroes past the end",
+       {0, kCmdWriteZeroes, 1, 0, size + 1},
+       true,
+       false,
+       false,
+       kEnospc},
       {"write zeroes NO_HOLE", {kCmdFlagNoHole, kCmdWriteZeroes, 1, 0, 1}, true, false, false, 0},
-      {"write zeroes FAST_ZERO (not offered)", {kCmdFlagFastZero, kCmdWriteZeroes, 1, 0, 1}, true, false, false,
+      {"write zeroes FAST_ZERO (not offered)",
+       {kCmdFlagFastZero, kCmdWriteZeroes, 1, 0, 1},
+       true,
+       false,
+       false,
        kEinval},
-      {"write zeroes on a read-only export", {0, kCmdWriteZeroes, 1, 0, 1}, false, false, false, kEperm},
+      {"write zeroes on a read-only export",
+       {0, kCmdWriteZeroes, 1, 0, 1},
+       false,
+       false,
+       false,
+       kEperm},
       {"flush", {0, kCmdFlush, 1, 0, 0}, true, false, false, 0},
       {"flush on a read-only export", {0, kCmdFlush, 1, 0, 0}, false, false, false, 0},
       {"cache inside", {0, kCmdCache, 1, 0, size}, false, false, false, 0},
       {"cache past the end", {0, kCmdCache, 1, 1, size}, false, false, false, kEinval},
       {"cache of more than a payload", {0, kCmdCache, 1, 0, size}, false, false, false, 0},
       {"block status", {kCmdFlagReqOne, kCmdBlockStatus, 1, 0, size}, false, true, true, 0},
-      {"block status without a context", {0, kCmdBlockStatus, 1, 0, 1}, false, true, false, kEinval},
+      {"block status without a context",
+       {0, kCmdBlockStatus, 1, 0, 1},
+       false,
+       true,
+       false,
+       kEinval},
       {"block status past the end", {0, kCmdBlockStatus, 1, size, 1}, false, true, true, kEinval},
       {"block status of 0 bytes", {0, kCmdBlockStatus, 1, 0, 0}, false, true, true, kEinval},
   };
@@ -251,7 +290,8 @@ TEST(NbdNegotiateTest, ExportNameAnswersSizeFlagsAndZeroesUnlessNoZeroes) {
     Negotiator n(ExportInfo{"disk", 123456, false});
     ASSERT_TRUE(n.AcceptClientFlags(kClientFixedNewstyle | (no_zeroes ? kClientNoZeroes : 0)));
     std::string out;
-    EXPECT_EQ(n.HandleOption(kOptExportName, "any name at all", &out), Negotiator::Next::kTransmission);
+    EXPECT_EQ(n.HandleOption(kOptExportName, "any name at all", &out),
+              Negotiator::Next::kTransmission);
     ASSERT_EQ(out.size(), no_zeroes ? 10u : 134u);
     EXPECT_EQ(GetBE64(U8(out)), 123456u);
     uint16_t flags = GetBE16(U8(out) + 8);
@@ -266,7 +306,8 @@ TEST(NbdNegotiateTest, WritableExportAdvertisesWritesAndNoReadOnly) {
   Negotiator n(ExportInfo{"disk", 4096, true});
   uint16_t f = n.TransmissionFlags();
   EXPECT_FALSE(f & kFlagReadOnly);
-  for (uint16_t want : {kFlagSendFlush, kFlagSendFua, kFlagSendTrim, kFlagSendWriteZeroes, kFlagCanMultiConn})
+  for (uint16_t want :
+       {kFlagSendFlush, kFlagSendFua, kFlagSendTrim, kFlagSendWriteZeroes, kFlagCanMultiConn})
     EXPECT_TRUE(f & want) << want;
   EXPECT_FALSE(f & kFlagSendDf);  // not before structured replies
   Negotiator ro(ExportInfo{"disk", 4096, false});
@@ -318,7 +359,8 @@ TEST(NbdNegotiateTest, GoSendsExportAndBlockSizesThenAckAnyName) {
 TEST(NbdNegotiateTest, InfoContinuesAndNamesTheExportWhenAsked) {
   Negotiator n(ExportInfo{"debian", 4096, false});
   std::string out;
-  EXPECT_EQ(n.HandleOption(kOptInfo, EncodeInfoRequest(InfoRequest{"", {kInfoName, kInfoDescription}}), &out),
+  EXPECT_EQ(n.HandleOption(kOptInfo,
+                           EncodeInfoRequest(InfoRequest{"", {kInfoName, kInfoDescription}}), &out),
             Negotiator::Next::kContinue);
   auto r = ParseOptionReplies(out);
   ASSERT_EQ(r.size(), 4u);
@@ -367,15 +409,16 @@ TEST(NbdNegotiateTest, StructuredRepliesThenMetaContext) {
 
   // SET replaces the selection: an unknown context selects nothing.
   out.clear();
-  n.HandleOption(kOptSetMetaContext, EncodeMetaContextRequest(MetaContextRequest{"d", {"qemu:dirty-bitmap:a"}}),
-                 &out);
+  n.HandleOption(kOptSetMetaContext,
+                 EncodeMetaContextRequest(MetaContextRequest{"d", {"qemu:dirty-bitmap:a"}}), &out);
   r = ParseOptionReplies(out);
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].type, kRepAck);
   EXPECT_FALSE(n.transmission().base_allocation);
   // "base:" is a wildcard only when listing.
   out.clear();
-  n.HandleOption(kOptSetMetaContext, EncodeMetaContextRequest(MetaContextRequest{"d", {"base:"}}), &out);
+  n.HandleOption(kOptSetMetaContext, EncodeMetaContextRequest(MetaContextRequest{"d", {"base:"}}),
+                 &out);
   EXPECT_EQ(ParseOptionReplies(out).size(), 1u);
 }
 
@@ -385,7 +428,8 @@ TEST(NbdNegotiateTest, ListMetaContextMatchesWildcardsAndEmptyQueries) {
   n.HandleOption(kOptStructuredReply, "", &out);
   for (auto queries : std::vector<std::vector<std::string>>{{}, {"base:"}, {"base:allocation"}}) {
     out.clear();
-    n.HandleOption(kOptListMetaContext, EncodeMetaContextRequest(MetaContextRequest{"", queries}), &out);
+    n.HandleOption(kOptListMetaContext, EncodeMetaContextRequest(MetaContextRequest{"", queries}),
+                   &out);
     auto r = ParseOptionReplies(out);
     ASSERT_EQ(r.size(), 2u);
     EXPECT_EQ(r[0].type, kRepMetaContext);
@@ -393,7 +437,8 @@ TEST(NbdNegotiateTest, ListMetaContextMatchesWildcardsAndEmptyQueries) {
     EXPECT_EQ(r[0].data.substr(4), "base:allocation");
   }
   out.clear();
-  n.HandleOption(kOptListMetaContext, EncodeMetaContextRequest(MetaContextRequest{"", {"x-foo:bar"}}), &out);
+  n.HandleOption(kOptListMetaContext,
+                 EncodeMetaContextRequest(MetaContextRequest{"", {"x-foo:bar"}}), &out);
   EXPECT_EQ(ParseOptionReplies(out).size(), 1u);
   EXPECT_FALSE(n.transmission().base_allocation);  // listing selects nothing
 }
@@ -421,10 +466,12 @@ std::string ClientHello(uint32_t flags = kClientFixedNewstyle | kClientNoZeroes)
 }
 
 TEST(NbdNegotiateTest, HandshakeLikeQemuReachesTransmission) {
-  std::string in = ClientHello() + EncodeOption(kOptExtendedHeaders, "") + EncodeOption(kOptStructuredReply, "") +
-                   EncodeOption(kOptSetMetaContext,
-                                EncodeMetaContextRequest(MetaContextRequest{"", {"base:allocation"}})) +
-                   EncodeOption(kOptGo, EncodeInfoRequest(InfoRequest{"", {kInfoBlockSize}}));
+  std::string in =
+      ClientHello() + EncodeOption(kOptExtendedHeaders, "") +
+      EncodeOption(kOptStructuredReply, "") +
+      EncodeOption(kOptSetMetaContext,
+                   EncodeMetaContextRequest(MetaContextRequest{"", {"base:allocation"}})) +
+      EncodeOption(kOptGo, EncodeInfoRequest(InfoRequest{"", {kInfoBlockSize}}));
   MemoryStream s(in);
   Negotiator n(ExportInfo{"d", 4096, false});
   ASSERT_TRUE(RunHandshake(s, n).ok());
@@ -520,7 +567,8 @@ TEST(NbdTransmitTest, StructuredReadSendsZeroRunsAsHolesAndCoversTheRange) {
   const std::string content = TestContent();
   MemoryDevice dev(content);
   Transmission t{content.size(), false, true, true};
-  std::string out = Flatten(RunCommand(dev, t, Request{.flags = 0, .type = kCmdRead, .cookie = 42, .offset = 100, .length = 40000}));
+  std::string out = Flatten(RunCommand(
+      dev, t, Request{.flags = 0, .type = kCmdRead, .cookie = 42, .offset = 100, .length = 40000}));
   auto chunks = ParseChunks(out);
   ASSERT_EQ(chunks.size(), 4u);  // data, hole, data, hole
   std::string rebuilt(40000, '?');
@@ -547,13 +595,18 @@ TEST(NbdTransmitTest, DontFragmentSendsOneDataChunkAndAllZerosOneHole) {
   const std::string content = TestContent();
   MemoryDevice dev(content);
   Transmission t{content.size(), false, true, false};
-  auto chunks = ParseChunks(Flatten(RunCommand(dev, t, Request{.flags = kCmdFlagDf, .type = kCmdRead, .cookie = 1, .offset = 0, .length = 20000})));
+  auto chunks = ParseChunks(Flatten(RunCommand(
+      dev, t,
+      Request{.flags = kCmdFlagDf, .type = kCmdRead, .cookie = 1, .offset = 0, .length = 20000})));
   ASSERT_EQ(chunks.size(), 1u);
   EXPECT_EQ(chunks[0].h.type, kReplyOffsetData);
   EXPECT_EQ(chunks[0].h.flags, kReplyFlagDone);
   EXPECT_EQ(chunks[0].payload.substr(8), content.substr(0, 20000));
 
-  chunks = ParseChunks(Flatten(RunCommand(dev, t, Request{.flags = kCmdFlagDf, .type = kCmdRead, .cookie = 2, .offset = 40000, .length = 8192})));
+  chunks = ParseChunks(Flatten(RunCommand(
+      dev, t,
+      Request{
+          .flags = kCmdFlagDf, .type = kCmdRead, .cookie = 2, .offset = 40000, .length = 8192})));
   ASSERT_EQ(chunks.size(), 1u);
   EXPECT_EQ(chunks[0].h.type, kReplyOffsetHole);
   EXPECT_EQ(GetBE32(U8(chunks[0].payload) + 8), 8192u);
@@ -563,7 +616,8 @@ TEST(NbdTransmitTest, SimpleReadIsHeaderThenData) {
   const std::string content = TestContent();
   MemoryDevice dev(content);
   Transmission t{content.size(), false, false, false};
-  std::string out = Flatten(RunCommand(dev, t, Request{.flags = 0, .type = kCmdRead, .cookie = 5, .offset = 12345, .length = 777}));
+  std::string out = Flatten(RunCommand(
+      dev, t, Request{.flags = 0, .type = kCmdRead, .cookie = 5, .offset = 12345, .length = 777}));
   ASSERT_EQ(out.size(), kSimpleReplySize + 777);
   auto s = ParseSimpleReply(U8(out));
   ASSERT_TRUE(s.ok());
@@ -576,12 +630,15 @@ TEST(NbdTransmitTest, ReadErrorsBecomeEioWithoutData) {
   MemoryDevice dev(hloop::testing::RandomBytes(8192, 1));
   dev.FailReads(Status::Corruption("chunk 3: hash mismatch"));
   Transmission simple{8192, false, false, false};
-  std::string out = Flatten(RunCommand(dev, simple, Request{.flags = 0, .type = kCmdRead, .cookie = 5, .offset = 0, .length = 100}));
+  std::string out = Flatten(RunCommand(
+      dev, simple, Request{.flags = 0, .type = kCmdRead, .cookie = 5, .offset = 0, .length = 100}));
   ASSERT_EQ(out.size(), kSimpleReplySize);  // no payload after an error
   EXPECT_EQ(ParseSimpleReply(U8(out))->error, kEio);
 
   Transmission structured{8192, false, true, false};
-  auto chunks = ParseChunks(Flatten(RunCommand(dev, structured, Request{.flags = 0, .type = kCmdRead, .cookie = 6, .offset = 0, .length = 100})));
+  auto chunks = ParseChunks(Flatten(
+      RunCommand(dev, structured,
+                 Request{.flags = 0, .type = kCmdRead, .cookie = 6, .offset = 0, .length = 100})));
   ASSERT_EQ(chunks.size(), 1u);
   EXPECT_EQ(chunks[0].h.type, kReplyError);
   EXPECT_EQ(chunks[0].h.flags, kReplyFlagDone);
@@ -592,7 +649,8 @@ TEST(NbdTransmitTest, ReadErrorsBecomeEioWithoutData) {
 TEST(NbdTransmitTest, RefusedReadIsAnsweredStructuredWhenNegotiated) {
   MemoryDevice dev(std::string(4096, 'a'));
   Transmission t{4096, false, true, false};
-  auto chunks = ParseChunks(Flatten(RunCommand(dev, t, Request{.flags = 0, .type = kCmdRead, .cookie = 8, .offset = 4000, .length = 200})));
+  auto chunks = ParseChunks(Flatten(RunCommand(
+      dev, t, Request{.flags = 0, .type = kCmdRead, .cookie = 8, .offset = 4000, .length = 200})));
   ASSERT_EQ(chunks.size(), 1u);
   EXPECT_EQ(chunks[0].h.type, kReplyError);
   EXPECT_EQ(GetBE32(U8(chunks[0].payload)), kEinval);
@@ -602,7 +660,9 @@ TEST(NbdTransmitTest, BlockStatusReportsHolesAndStaysInsideTheRequest) {
   const std::string content = TestContent();
   MemoryDevice dev(content);
   Transmission t{content.size(), false, true, true};
-  auto chunks = ParseChunks(Flatten(RunCommand(dev, t, Request{.flags = 0, .type = kCmdBlockStatus, .cookie = 3, .offset = 4096, .length = 20000})));
+  auto chunks = ParseChunks(Flatten(RunCommand(
+      dev, t,
+      Request{.flags = 0, .type = kCmdBlockStatus, .cookie = 3, .offset = 4096, .length = 20000})));
   ASSERT_EQ(chunks.size(), 1u);
   ASSERT_EQ(chunks[0].h.type, kReplyBlockStatus);
   EXPECT_EQ(chunks[0].h.flags, kReplyFlagDone);
@@ -615,7 +675,12 @@ TEST(NbdTransmitTest, BlockStatusReportsHolesAndStaysInsideTheRequest) {
   EXPECT_EQ(GetBE32(U8(p) + 16), kStateHole | kStateZero);
   EXPECT_EQ(GetBE32(U8(p) + 20), 20000u - 4096 - 8192);
 
-  chunks = ParseChunks(Flatten(RunCommand(dev, t, Request{.flags = kCmdFlagReqOne, .type = kCmdBlockStatus, .cookie = 4, .offset = 9000, .length = 100})));
+  chunks = ParseChunks(Flatten(RunCommand(dev, t,
+                                          Request{.flags = kCmdFlagReqOne,
+                                                  .type = kCmdBlockStatus,
+                                                  .cookie = 4,
+                                                  .offset = 9000,
+                                                  .length = 100})));
   ASSERT_EQ(chunks.size(), 1u);
   ASSERT_EQ(chunks[0].payload.size(), 12u);
   EXPECT_EQ(GetBE32(U8(chunks[0].payload) + 4), 100u);  // never past the request
@@ -625,19 +690,27 @@ TEST(NbdTransmitTest, BlockStatusReportsHolesAndStaysInsideTheRequest) {
 TEST(NbdTransmitTest, WritesFlushAndCacheReachTheDevice) {
   MemoryDevice dev(std::string(8192, 'a'), /*writable=*/true);
   Transmission t{8192, true, false, false};
-  std::string out = Flatten(RunCommand(dev, t, Request{.flags = kCmdFlagFua, .type = kCmdWrite, .cookie = 1, .offset = 10, .length = 3}, "xyz"));
+  std::string out = Flatten(RunCommand(
+      dev, t,
+      Request{.flags = kCmdFlagFua, .type = kCmdWrite, .cookie = 1, .offset = 10, .length = 3},
+      "xyz"));
   EXPECT_EQ(ParseSimpleReply(U8(out))->error, 0u);
   EXPECT_EQ(dev.data().substr(9, 5), "axyza");
   EXPECT_EQ(dev.fua_writes(), 1);
-  out = Flatten(RunCommand(dev, t, Request{.flags = 0, .type = kCmdWriteZeroes, .cookie = 2, .offset = 100, .length = 10}));
+  out = Flatten(RunCommand(
+      dev, t,
+      Request{.flags = 0, .type = kCmdWriteZeroes, .cookie = 2, .offset = 100, .length = 10}));
   EXPECT_EQ(ParseSimpleReply(U8(out))->error, 0u);
   EXPECT_EQ(dev.data().substr(100, 10), std::string(10, '\0'));
-  out = Flatten(RunCommand(dev, t, Request{.flags = 0, .type = kCmdTrim, .cookie = 3, .offset = 200, .length = 10}));
+  out = Flatten(RunCommand(
+      dev, t, Request{.flags = 0, .type = kCmdTrim, .cookie = 3, .offset = 200, .length = 10}));
   EXPECT_EQ(ParseSimpleReply(U8(out))->error, 0u);
-  out = Flatten(RunCommand(dev, t, Request{.flags = 0, .type = kCmdFlush, .cookie = 4, .offset = 0, .length = 0}));
+  out = Flatten(RunCommand(
+      dev, t, Request{.flags = 0, .type = kCmdFlush, .cookie = 4, .offset = 0, .length = 0}));
   EXPECT_EQ(ParseSimpleReply(U8(out))->error, 0u);
   EXPECT_EQ(dev.flushes(), 1);
-  out = Flatten(RunCommand(dev, t, Request{.flags = 0, .type = kCmdCache, .cookie = 5, .offset = 4096, .length = 4096}));
+  out = Flatten(RunCommand(
+      dev, t, Request{.flags = 0, .type = kCmdCache, .cookie = 5, .offset = 4096, .length = 4096}));
   EXPECT_EQ(ParseSimpleReply(U8(out))->error, 0u);
   ASSERT_EQ(dev.prefetched().size(), 1u);
   EXPECT_EQ(dev.prefetched()[0], (std::pair<uint64_t, uint64_t>{4096, 4096}));
@@ -669,8 +742,9 @@ Status ReadAll(const std::string& in, const Transmission& t, Collected* c) {
 
 TEST(NbdTransmitTest, ReadRequestsKeepsInStepPastRefusedWrites) {
   Transmission t{4096, false, false, false};
-  std::string in = EncodeRequest({0, kCmdWrite, 1, 0, 5}) + "hello" + EncodeRequest({0, kCmdRead, 2, 0, 10}) +
-                   EncodeRequest({0, kCmdDisc, 3, 0, 0}) + "garbage after DISC is never read";
+  std::string in = EncodeRequest({0, kCmdWrite, 1, 0, 5}) + "hello" +
+                   EncodeRequest({0, kCmdRead, 2, 0, 10}) + EncodeRequest({0, kCmdDisc, 3, 0, 0}) +
+                   "garbage after DISC is never read";
   Collected c;
   ASSERT_TRUE(ReadAll(in, t, &c).ok());
   ASSERT_EQ(c.commands.size(), 2u);
@@ -699,7 +773,8 @@ TEST(NbdTransmitTest, ReadRequestsStopsOnBadMagicAndOnAClientThatLeaves) {
   EXPECT_EQ(c1.commands.size(), 1u);
 
   Collected c2;  // mid-payload: the command is still run, to release what it was admitted for
-  EXPECT_TRUE(ReadAll(EncodeRequest({0, kCmdWrite, 1, 0, 100}) + "only ten..", t, &c2).IsUnavailable());
+  EXPECT_TRUE(
+      ReadAll(EncodeRequest({0, kCmdWrite, 1, 0, 100}) + "only ten..", t, &c2).IsUnavailable());
   ASSERT_EQ(c2.commands.size(), 1u);
   EXPECT_NE(c2.commands[0].check.error, 0u);
 

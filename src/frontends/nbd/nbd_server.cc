@@ -106,10 +106,10 @@ struct NbdServer::Connection {
   Transmission t;  // set by the reader before any request runs
 
   Mutex write_mu ACQUIRED_BEFORE(fd_mu);  // one reply on the socket at a time
-  std::atomic<bool> broken{false};  // a write failed: send nothing more
+  std::atomic<bool> broken{false};        // a write failed: send nothing more
 
   Mutex mu;
-  CondVar cv;  // a request was answered
+  CondVar cv;                                  // a request was answered
   unsigned inflight GUARDED_BY(mu) = 0;        // requests handed to the pool, not yet answered
   uint64_t inflight_bytes GUARDED_BY(mu) = 0;  // their Command::cost
 
@@ -167,7 +167,8 @@ void NbdServer::Run() {
     int fd = *accepted;
     if (fd < 0) continue;
     if (connections_.size() >= options_.max_connections) {
-      LogWarn("nbd: " + std::to_string(connections_.size()) + " connections already; refusing another");
+      LogWarn("nbd: " + std::to_string(connections_.size()) +
+              " connections already; refusing another");
       ::close(fd);
       continue;
     }
@@ -233,8 +234,8 @@ void NbdServer::Serve(const std::shared_ptr<Connection>& conn) {
 // flight, so one of any size gets through.
 void NbdServer::Admit(Connection& conn, uint64_t cost) {
   MutexLock lock(&conn.mu);
-  while (conn.inflight != 0 &&
-         (conn.inflight >= options_.max_inflight || conn.inflight_bytes + cost > options_.max_inflight_bytes))
+  while (conn.inflight != 0 && (conn.inflight >= options_.max_inflight ||
+                                conn.inflight_bytes + cost > options_.max_inflight_bytes))
     conn.cv.Wait(&conn.mu);
   conn.inflight++;
   conn.inflight_bytes += cost;
@@ -247,8 +248,7 @@ void NbdServer::RunTask(Task& task) {
   // Shutting down: what has not started yet is failed, as the spec suggests.
   Reply reply = stopping_ ? ErrorReply(conn.t, c.request, kEshutdown, "the server is shutting down")
                           : Execute(device_, conn.t, c);
-  if (c.check.error != 0 && c.check.error != kEperm)
-    LogInfo(conn.Name() + ": " + c.check.message);
+  if (c.check.error != 0 && c.check.error != kEperm) LogInfo(conn.Name() + ": " + c.check.message);
   task.command.payload.reset();  // the write is done: free its buffer before sending
   if (!conn.broken) {
     MutexLock lock(&conn.write_mu);

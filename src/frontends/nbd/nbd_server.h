@@ -31,12 +31,12 @@ struct NbdServerOptions {
   // server::ParseHostPort; port 0 picks a free one, see NbdServer::uri()).
   std::string socket_path;
   std::string listen;
-  std::string export_name;  // shown by LIST and NBD_INFO_NAME
-  bool read_only = false;   // refuse writes even if the device can write
-  unsigned threads = 16;    // worker pool: device requests run at once
-  unsigned max_inflight = 64;                          // requests per connection
+  std::string export_name;                            // shown by LIST and NBD_INFO_NAME
+  bool read_only = false;                             // refuse writes even if the device can write
+  unsigned threads = 16;                              // worker pool: device requests run at once
+  unsigned max_inflight = 64;                         // requests per connection
   uint64_t max_inflight_bytes = uint64_t(256) << 20;  // their buffers, per connection
-  unsigned max_connections = 256;                      // more are closed at once
+  unsigned max_connections = 256;                     // more are closed at once
   // Seconds a reply may wait for a client that does not read before its
   // connection is dropped, so a stuck client cannot hold a worker.
   int send_timeout_s = 30;

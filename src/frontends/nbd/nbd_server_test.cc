@@ -62,7 +62,9 @@ class TestClient {
   ~TestClient() { ::close(fd_); }
   bool connected() const { return connected_; }
 
-  bool Send(const std::string& b) { return ::send(fd_, b.data(), b.size(), MSG_NOSIGNAL) == ssize_t(b.size()); }
+  bool Send(const std::string& b) {
+    return ::send(fd_, b.data(), b.size(), MSG_NOSIGNAL) == ssize_t(b.size());
+  }
   bool Read(std::string* out, size_t n) {
     out->resize(n);
     size_t got = 0;
@@ -89,7 +91,8 @@ class TestClient {
     int replies_to_ack = 1;
     if (structured) {
       opts += EncodeOption(kOptStructuredReply, "") +
-              EncodeOption(kOptSetMetaContext, EncodeMetaContextRequest(MetaContextRequest{"", {"base:allocation"}}));
+              EncodeOption(kOptSetMetaContext,
+                           EncodeMetaContextRequest(MetaContextRequest{"", {"base:allocation"}}));
       replies_to_ack += 2;
     }
     opts += EncodeOption(kOptGo, EncodeInfoRequest(InfoRequest{"", {}}));
@@ -101,7 +104,8 @@ class TestClient {
       if (!Read(&data, GetBE32(p + 16))) return false;
       uint32_t type = GetBE32(p + 12);
       if (type & 0x80000000) return false;
-      if (type == kRepInfo && GetBE16(reinterpret_cast<const uint8_t*>(data.data())) == kInfoExport) {
+      if (type == kRepInfo &&
+          GetBE16(reinterpret_cast<const uint8_t*>(data.data())) == kInfoExport) {
         size_ = GetBE64(reinterpret_cast<const uint8_t*>(data.data()) + 2);
         flags_ = GetBE16(reinterpret_cast<const uint8_t*>(data.data()) + 10);
       }
@@ -110,7 +114,8 @@ class TestClient {
     return true;
   }
 
-  bool Request(uint16_t type, uint64_t cookie, uint64_t offset, uint32_t length, uint16_t flags = 0) {
+  bool Request(uint16_t type, uint64_t cookie, uint64_t offset, uint32_t length,
+               uint16_t flags = 0) {
     return Send(EncodeRequest({flags, type, cookie, offset, length}));
   }
 
@@ -152,8 +157,10 @@ class TestClient {
   static void Absorb(const Message& m, uint64_t offset, std::string* data, uint32_t* error) {
     const uint8_t* p = reinterpret_cast<const uint8_t*>(m.payload.data());
     if (m.error) *error = m.error;
-    if (m.type == kReplyOffsetData) data->replace(GetBE64(p) - offset, m.payload.size() - 8, m.payload.substr(8));
-    if (m.type == kReplyOffsetHole) data->replace(GetBE64(p) - offset, GetBE32(p + 8), std::string(GetBE32(p + 8), '\0'));
+    if (m.type == kReplyOffsetData)
+      data->replace(GetBE64(p) - offset, m.payload.size() - 8, m.payload.substr(8));
+    if (m.type == kReplyOffsetHole)
+      data->replace(GetBE64(p) - offset, GetBE32(p + 8), std::string(GetBE32(p + 8), '\0'));
   }
 
   uint64_t size() const { return size_; }
@@ -278,7 +285,8 @@ TEST_F(ServerFixture, ServesSeveralConnectionsAtOnce) {
       if (!c.Handshake(/*structured=*/k % 2 == 0)) return;
       const uint32_t step = 65536;
       // Pipelined: every request first, then the replies.
-      for (uint64_t off = 0; off < content_.size(); off += step) c.Request(kCmdRead, off, off, step);
+      for (uint64_t off = 0; off < content_.size(); off += step)
+        c.Request(kCmdRead, off, off, step);
       std::string all(content_.size(), '?');
       for (uint64_t n = 0; n < content_.size() / step; n++) {
         if (k % 2 == 0) {
@@ -336,8 +344,8 @@ TEST_F(ServerFixture, HostileClientsAreRefusedAndOthersKeepBeingServed) {
     TestClient c(path());
     std::string data;
     uint32_t err = 1;
-    return c.Handshake() && c.Request(kCmdRead, 9, 1000, 5000) && c.ReadReply(1000, 5000, &data, &err) &&
-           err == 0 && data == content_.substr(1000, 5000);
+    return c.Handshake() && c.Request(kCmdRead, 9, 1000, 5000) &&
+           c.ReadReply(1000, 5000, &data, &err) && err == 0 && data == content_.substr(1000, 5000);
   };
   std::string hello(4, '\0');
   PutBE32(reinterpret_cast<uint8_t*>(hello.data()), kClientFixedNewstyle);

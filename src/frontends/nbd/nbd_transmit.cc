@@ -48,8 +48,10 @@ std::vector<Run> ReadRuns(BlockDevice& device, const Request& r, bool one_chunk)
       if (pos == r.length) break;
       uint64_t n = std::min<uint64_t>(e.length, r.length - pos);
       if (n == 0) continue;
-      if (!runs.empty() && runs.back().zero == e.zero) runs.back().length += n;
-      else runs.push_back(Run{pos, n, e.zero});
+      if (!runs.empty() && runs.back().zero == e.zero)
+        runs.back().length += n;
+      else
+        runs.push_back(Run{pos, n, e.zero});
       pos += n;
     }
   }
@@ -62,8 +64,10 @@ Reply ExecuteRead(BlockDevice& device, const Transmission& t, const Request& r) 
   Reply reply;
   if (r.length == 0) {
     std::string out;
-    if (t.structured) AppendNoneChunk(&out, r.cookie);
-    else AppendSimpleReply(&out, 0, r.cookie);
+    if (t.structured)
+      AppendNoneChunk(&out, r.cookie);
+    else
+      AppendSimpleReply(&out, 0, r.cookie);
     reply.AddBytes(out);
     return reply;
   }
@@ -171,7 +175,8 @@ uint32_t ToNbdError(const Status& st) {
   }
 }
 
-Status ReadRequests(Stream& in, const Transmission& t, const std::function<void(uint64_t cost)>& admit,
+Status ReadRequests(Stream& in, const Transmission& t,
+                    const std::function<void(uint64_t cost)>& admit,
                     const std::function<void(Command&&)>& run) {
   for (;;) {
     uint8_t head[kRequestSize];
@@ -183,14 +188,17 @@ Status ReadRequests(Stream& in, const Transmission& t, const std::function<void(
     c.request = *req;
     c.check = CheckRequest(*req, t);
     const bool write = req->type == kCmdWrite;
-    if (write) c.cost = req->length;
-    else if (req->type == kCmdRead && c.check.error == 0) c.cost = req->length;
+    if (write)
+      c.cost = req->length;
+    else if (req->type == kCmdRead && c.check.error == 0)
+      c.cost = req->length;
     if (write && req->length > kMaxPayload) {
       // Reading 4 GB to stay in step is not worth it: refuse and close.
       c.cost = 0;
       admit(0);
       run(std::move(c));
-      return Status::InvalidArgument("WRITE of " + std::to_string(req->length) + " bytes exceeds the limit");
+      return Status::InvalidArgument("WRITE of " + std::to_string(req->length) +
+                                     " bytes exceeds the limit");
     }
     admit(c.cost);
     if (write && req->length > 0) {
@@ -213,32 +221,34 @@ Reply Execute(BlockDevice& device, const Transmission& t, const Command& c) {
   if (c.check.error != 0) return ErrorReply(t, r, c.check.error, c.check.message);
   const bool fua = r.flags & kCmdFlagFua;
   switch (r.type) {
-    case kCmdRead:
-      return ExecuteRead(device, t, r);
+    case kCmdRead: return ExecuteRead(device, t, r);
     case kCmdWrite:
-      return StatusReply(t, r, r.length ? device.Write(r.offset, r.length, c.payload.get(), fua) : Status::Ok());
-    case kCmdFlush:
-      return StatusReply(t, r, device.Flush());
+      return StatusReply(
+          t, r, r.length ? device.Write(r.offset, r.length, c.payload.get(), fua) : Status::Ok());
+    case kCmdFlush: return StatusReply(t, r, device.Flush());
     case kCmdTrim:
       return StatusReply(t, r, r.length ? device.Trim(r.offset, r.length, fua) : Status::Ok());
     case kCmdWriteZeroes:
-      return StatusReply(t, r, r.length ? device.WriteZeroes(r.offset, r.length, fua) : Status::Ok());
+      return StatusReply(t, r,
+                         r.length ? device.WriteZeroes(r.offset, r.length, fua) : Status::Ok());
     case kCmdCache:
       device.Prefetch(r.offset, r.length);  // a hint: never fails
       return OkReply(r);
-    case kCmdBlockStatus:
-      return ExecuteBlockStatus(device, t, r);
+    case kCmdBlockStatus: return ExecuteBlockStatus(device, t, r);
     default:  // CheckRequest refused the rest
       return ErrorReply(t, r, kEinval, "unknown command");
   }
 }
 
-Reply ErrorReply(const Transmission& t, const Request& r, uint32_t error, std::string_view message) {
+Reply ErrorReply(const Transmission& t, const Request& r, uint32_t error,
+                 std::string_view message) {
   std::string out;
   // With structured replies the error carries its message; a READ must be
   // answered structured anyway.
-  if (t.structured) AppendErrorChunk(&out, r.cookie, error, message);
-  else AppendSimpleReply(&out, error, r.cookie);
+  if (t.structured)
+    AppendErrorChunk(&out, r.cookie, error, message);
+  else
+    AppendSimpleReply(&out, error, r.cookie);
   Reply reply;
   reply.AddBytes(out);
   return reply;

@@ -65,7 +65,8 @@ uint32_t ToNbdError(const Status& st);
 // `run(command)`. Requests that fail CheckRequest are run too, to be
 // answered with their error. Never allocates more than kMaxPayload per
 // request, whatever the client claims.
-Status ReadRequests(Stream& in, const Transmission& t, const std::function<void(uint64_t cost)>& admit,
+Status ReadRequests(Stream& in, const Transmission& t,
+                    const std::function<void(uint64_t cost)>& admit,
                     const std::function<void(Command&&)>& run);
 
 // Runs `c` on `device` and returns the reply: structured or simple as

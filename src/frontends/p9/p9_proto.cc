@@ -13,15 +13,37 @@ namespace {
 // no-op and ok() false, so a decoder can read everything and check once.
 class Reader {
  public:
-  explicit Reader(std::string_view b) : p_(reinterpret_cast<const uint8_t*>(b.data())), n_(b.size()) {}
+  explicit Reader(std::string_view b)
+      : p_(reinterpret_cast<const uint8_t*>(b.data())), n_(b.size()) {}
   bool ok() const { return ok_; }
   bool at_end() const { return pos_ == n_; }
 
-  void operator()(uint8_t& v) { if (Need(1)) v = p_[pos_++]; }
-  void operator()(uint16_t& v) { if (Need(2)) { v = GetU16(p_ + pos_); pos_ += 2; } }
-  void operator()(uint32_t& v) { if (Need(4)) { v = GetU32(p_ + pos_); pos_ += 4; } }
-  void operator()(uint64_t& v) { if (Need(8)) { v = GetU64(p_ + pos_); pos_ += 8; } }
-  void operator()(Qid& q) { (*this)(q.type); (*this)(q.version); (*this)(q.path); }
+  void operator()(uint8_t& v) {
+    if (Need(1)) v = p_[pos_++];
+  }
+  void operator()(uint16_t& v) {
+    if (Need(2)) {
+      v = GetU16(p_ + pos_);
+      pos_ += 2;
+    }
+  }
+  void operator()(uint32_t& v) {
+    if (Need(4)) {
+      v = GetU32(p_ + pos_);
+      pos_ += 4;
+    }
+  }
+  void operator()(uint64_t& v) {
+    if (Need(8)) {
+      v = GetU64(p_ + pos_);
+      pos_ += 8;
+    }
+  }
+  void operator()(Qid& q) {
+    (*this)(q.type);
+    (*this)(q.version);
+    (*this)(q.path);
+  }
   void operator()(std::string& s) {
     uint16_t len = 0;
     (*this)(len);
@@ -71,7 +93,11 @@ class Writer {
   void operator()(uint16_t v) { Put<2>(v); }
   void operator()(uint32_t v) { Put<4>(v); }
   void operator()(uint64_t v) { Put<8>(v); }
-  void operator()(const Qid& q) { (*this)(q.type); (*this)(q.version); (*this)(q.path); }
+  void operator()(const Qid& q) {
+    (*this)(q.type);
+    (*this)(q.version);
+    (*this)(q.path);
+  }
   void operator()(const std::string& s) {
     if (s.size() > 0xffff) ok_ = false;
     (*this)(uint16_t(s.size()));
@@ -125,17 +151,20 @@ DecodeError DecodeBody(uint8_t type, Reader& r, Body* body, std::index_sequence<
 template <size_t... I>
 const char* NameOf(uint8_t type, std::index_sequence<I...>) {
   static constexpr const char* kNames[] = {
-      "Rlerror", "Tstatfs", "Rstatfs", "Tlopen", "Rlopen", "Tlcreate", "Rlcreate", "Tsymlink",
-      "Rsymlink", "Tmknod", "Rmknod", "Trename", "Rrename", "Treadlink", "Rreadlink", "Tgetattr",
-      "Rgetattr", "Tsetattr", "Rsetattr", "Txattrwalk", "Rxattrwalk", "Txattrcreate",
-      "Rxattrcreate", "Treaddir", "Rreaddir", "Tfsync", "Rfsync", "Tlock", "Rlock", "Tgetlock",
-      "Rgetlock", "Tlink", "Rlink", "Tmkdir", "Rmkdir", "Trenameat", "Rrenameat", "Tunlinkat",
-      "Runlinkat", "Tversion", "Rversion", "Tauth", "Rauth", "Tattach", "Rattach", "Tflush",
-      "Rflush", "Twalk", "Rwalk", "Tread", "Rread", "Twrite", "Rwrite", "Tclunk", "Rclunk",
-      "Tremove", "Rremove"};
+      "Rlerror",   "Tstatfs",    "Rstatfs",    "Tlopen",       "Rlopen",       "Tlcreate",
+      "Rlcreate",  "Tsymlink",   "Rsymlink",   "Tmknod",       "Rmknod",       "Trename",
+      "Rrename",   "Treadlink",  "Rreadlink",  "Tgetattr",     "Rgetattr",     "Tsetattr",
+      "Rsetattr",  "Txattrwalk", "Rxattrwalk", "Txattrcreate", "Rxattrcreate", "Treaddir",
+      "Rreaddir",  "Tfsync",     "Rfsync",     "Tlock",        "Rlock",        "Tgetlock",
+      "Rgetlock",  "Tlink",      "Rlink",      "Tmkdir",       "Rmkdir",       "Trenameat",
+      "Rrenameat", "Tunlinkat",  "Runlinkat",  "Tversion",     "Rversion",     "Tauth",
+      "Rauth",     "Tattach",    "Rattach",    "Tflush",       "Rflush",       "Twalk",
+      "Rwalk",     "Tread",      "Rread",      "Twrite",       "Rwrite",       "Tclunk",
+      "Rclunk",    "Tremove",    "Rremove"};
   static_assert(sizeof kNames / sizeof kNames[0] == std::variant_size_v<Body>);
   const char* found = nullptr;
-  (void)((std::variant_alternative_t<I, Body>::kType == type ? (found = kNames[I], true) : false) || ...);
+  (void)((std::variant_alternative_t<I, Body>::kType == type ? (found = kNames[I], true) : false) ||
+         ...);
   return found;
 }
 

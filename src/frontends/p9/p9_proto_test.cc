@@ -17,7 +17,11 @@ struct Filler {
   void operator()(uint16_t& v) { v = uint16_t(0x100 + n++); }
   void operator()(uint32_t& v) { v = uint32_t(0x10000 + n++); }
   void operator()(uint64_t& v) { v = 0x100000000ull + n++; }
-  void operator()(Qid& q) { (*this)(q.type); (*this)(q.version); (*this)(q.path); }
+  void operator()(Qid& q) {
+    (*this)(q.type);
+    (*this)(q.version);
+    (*this)(q.path);
+  }
   void operator()(std::string& s) { s = "name" + std::to_string(n++); }
   void operator()(std::vector<std::string>& v) { v = {"a" + std::to_string(n++), "bb", "ccc"}; }
   void operator()(std::vector<Qid>& v) {
@@ -40,7 +44,9 @@ std::vector<Message> AllSamples(std::index_sequence<I...>) {
   (one.template operator()<I>(), ...);
   return out;
 }
-std::vector<Message> AllSamples() { return AllSamples(std::make_index_sequence<std::variant_size_v<Body>>()); }
+std::vector<Message> AllSamples() {
+  return AllSamples(std::make_index_sequence<std::variant_size_v<Body>>());
+}
 
 std::string Enc(const Message& m) {
   std::string out;
@@ -48,7 +54,9 @@ std::string Enc(const Message& m) {
   return out;
 }
 
-void SetSize(std::string* frame) { PutU32(reinterpret_cast<uint8_t*>(frame->data()), uint32_t(frame->size())); }
+void SetSize(std::string* frame) {
+  PutU32(reinterpret_cast<uint8_t*>(frame->data()), uint32_t(frame->size()));
+}
 
 TEST(P9ProtoTest, RoundTripsEveryMessageType) {
   std::set<uint8_t> types;
@@ -66,9 +74,10 @@ TEST(P9ProtoTest, RoundTripsEveryMessageType) {
   }
   // Every 9P2000.L message: 28 requests, their replies, and Rlerror.
   EXPECT_EQ(types.size(), 57u);
-  for (uint8_t t : {7, 8, 9, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 30, 31, 32, 33, 40, 41,
-                    50, 51, 52, 53, 54, 55, 70, 71, 72, 73, 74, 75, 76, 77, 100, 101, 102, 103, 104, 105, 108, 109,
-                    110, 111, 116, 117, 118, 119, 120, 121, 122, 123})
+  for (uint8_t t : {7,   8,   9,   12,  13,  14,  15,  16,  17,  18,  19,  20,  21,  22,  23,
+                    24,  25,  26,  27,  30,  31,  32,  33,  40,  41,  50,  51,  52,  53,  54,
+                    55,  70,  71,  72,  73,  74,  75,  76,  77,  100, 101, 102, 103, 104, 105,
+                    108, 109, 110, 111, 116, 117, 118, 119, 120, 121, 122, 123})
     EXPECT_TRUE(types.count(t)) << int(t);
 }
 
@@ -85,7 +94,12 @@ TEST(P9ProtoTest, EncodesTheBytesLinuxSends) {
   // Twalk: fid, newfid, nwname, then each name.
   frame = Enc(Message{3, Twalk{1, 2, {"a", "bc"}}});
   EXPECT_EQ(HexEncode(reinterpret_cast<const uint8_t*>(frame.data()), frame.size()),
-            "180000006e0300" "01000000" "02000000" "0200" "010061" "02006263");
+            "180000006e0300"
+            "01000000"
+            "02000000"
+            "0200"
+            "010061"
+            "02006263");
 }
 
 TEST(P9ProtoTest, RejectsEveryTruncation) {
@@ -124,7 +138,10 @@ TEST(P9ProtoTest, RejectsTrailingBytesAndOversizedFields) {
   // 17 walk names.
   frame = Enc(Message{1, Twalk{1, 2, std::vector<std::string>(16, "a")}});
   frame[15] = 17;
-  frame += std::string("\x01\x00" "a", 3);
+  frame += std::string(
+      "\x01\x00"
+      "a",
+      3);
   SetSize(&frame);
   EXPECT_EQ(Decode(frame, &out), DecodeError::kMalformed);
   // A size field larger than the frame, and one smaller than a header.

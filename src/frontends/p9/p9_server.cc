@@ -86,16 +86,20 @@ struct Request {
   Message msg;
   bool started = false;
   bool cancelled = false;
-  std::vector<uint16_t> flushes;    // Tflush tags to answer after the reply
+  std::vector<uint16_t> flushes;  // Tflush tags to answer after the reply
 };
 
 // One client. Lives until its reader has finished and the server reaped it;
 // workers hold it while they run its requests.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(int fd, const std::vector<Export>* exports, const ServerOptions& o, server::WorkerPool* pool)
-      : fd_(fd), peer_(PeerName(fd)), session_(exports, SessionLimits{o.max_msize, o.max_fids}),
-        max_requests_(o.max_requests), pool_(pool) {}
+  Connection(int fd, const std::vector<Export>* exports, const ServerOptions& o,
+             server::WorkerPool* pool)
+      : fd_(fd),
+        peer_(PeerName(fd)),
+        session_(exports, SessionLimits{o.max_msize, o.max_fids}),
+        max_requests_(o.max_requests),
+        pool_(pool) {}
 
   void Start() {
     LogDebug("9p: " + peer_ + ": connected");
@@ -161,7 +165,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       uint32_t msize = session_.msize();
       uint32_t limit = msize ? msize : kPreVersionMaxFrame;
       if (size < kHeaderSize || size > limit)
-        return "a frame of " + std::to_string(size) + " bytes (limit " + std::to_string(limit) + ")";
+        return "a frame of " + std::to_string(size) + " bytes (limit " + std::to_string(limit) +
+               ")";
       std::string frame(size, '\0');
       std::memcpy(frame.data(), size_bytes, 4);
       if (!ReadFull(fd_.get(), frame.data() + 4, size - 4)) return "";
@@ -169,8 +174,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
       DecodeError err = Decode(frame, &m);
       if (err != DecodeError::kNone) {
         uint8_t type = PeekHeader(frame).type;
-        LogDebug("9p: " + peer_ + ": cannot decode " + TypeName(type) + " (" + std::to_string(size) + " bytes)");
-        if (!Reply(m.tag, Rlerror{err == DecodeError::kUnknownType ? uint32_t(EOPNOTSUPP) : uint32_t(EINVAL)}))
+        LogDebug("9p: " + peer_ + ": cannot decode " + TypeName(type) + " (" +
+                 std::to_string(size) + " bytes)");
+        if (!Reply(m.tag, Rlerror{err == DecodeError::kUnknownType ? uint32_t(EOPNOTSUPP)
+                                                                   : uint32_t(EINVAL)}))
           return "a request reused tag " + std::to_string(m.tag) + " while it was in flight";
         continue;
       }
@@ -245,7 +252,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (!write_failed_) {
         mu_.Unlock();
         do {
-          n = ::send(fd_.get(), o.frame.data() + o.sent, o.frame.size() - o.sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+          n = ::send(fd_.get(), o.frame.data() + o.sent, o.frame.size() - o.sent,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
         } while (n < 0 && errno == EINTR);
         err = errno;
         mu_.Lock();
@@ -329,10 +337,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   CondVar cv_;  // any change below
   // Queued or running.
   std::unordered_map<uint16_t, std::shared_ptr<Request>> tags_ GUARDED_BY(mu_);
-  std::deque<Out> out_ GUARDED_BY(mu_);       // replies to send, in order
-  size_t outstanding_ GUARDED_BY(mu_) = 0;    // requests read and not yet answered on the wire
-  bool closing_ GUARDED_BY(mu_) = false;      // the writer ends once out_ is empty
-  bool sending_ GUARDED_BY(mu_) = false;      // a thread is writing out_'s front frame
+  std::deque<Out> out_ GUARDED_BY(mu_);     // replies to send, in order
+  size_t outstanding_ GUARDED_BY(mu_) = 0;  // requests read and not yet answered on the wire
+  bool closing_ GUARDED_BY(mu_) = false;    // the writer ends once out_ is empty
+  bool sending_ GUARDED_BY(mu_) = false;    // a thread is writing out_'s front frame
   std::atomic<bool> write_failed_{false};
 };
 
@@ -405,7 +413,8 @@ void Server::Adopt(int fd) {
 Status Server::Run() {
   if (impl_->listener.empty()) return Status::InvalidArgument("9p: nothing to listen on");
   for (;;) {
-    auto accepted = impl_->listener.Accept(1000);  // wakes now and then to reap finished connections
+    auto accepted =
+        impl_->listener.Accept(1000);  // wakes now and then to reap finished connections
     impl_->Reap(/*all=*/false);
     if (!accepted.ok()) {
       if (accepted.status().IsUnavailable()) break;  // Stop()

@@ -33,10 +33,10 @@
 namespace hloop::p9 {
 
 struct ServerOptions {
-  unsigned workers = 16;           // threads running requests, for all connections
-  uint32_t max_msize = 1 << 20;    // the largest msize agreed to
-  size_t max_fids = 65536;         // per connection (each holds a descriptor)
-  size_t max_requests = 32;        // outstanding per connection
+  unsigned workers = 16;         // threads running requests, for all connections
+  uint32_t max_msize = 1 << 20;  // the largest msize agreed to
+  size_t max_fids = 65536;       // per connection (each holds a descriptor)
+  size_t max_requests = 32;      // outstanding per connection
 };
 
 class Server {

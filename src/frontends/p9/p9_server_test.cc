@@ -2,10 +2,10 @@
 // attach names, walks, fid limits, flush, pipelining, malformed frames.
 #include "frontends/p9/p9_server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 
 #include <gtest/gtest.h>
 
@@ -80,8 +80,12 @@ class FakeNode : public Node {
   int StatFs(Rstatfs*) override { return 0; }
   int ReadLink(std::string*) override { return EINVAL; }
   int Mkdir(const std::string&, uint32_t, uint32_t, Qid*) override { return EOPNOTSUPP; }
-  int Symlink(const std::string&, const std::string&, uint32_t, Qid*) override { return EOPNOTSUPP; }
-  int Mknod(const std::string&, uint32_t, uint32_t, uint32_t, uint32_t, Qid*) override { return EOPNOTSUPP; }
+  int Symlink(const std::string&, const std::string&, uint32_t, Qid*) override {
+    return EOPNOTSUPP;
+  }
+  int Mknod(const std::string&, uint32_t, uint32_t, uint32_t, uint32_t, Qid*) override {
+    return EOPNOTSUPP;
+  }
   int Link(Node&, const std::string&) override { return EOPNOTSUPP; }
   int Rename(Node&, const std::string&) override { return EOPNOTSUPP; }
   int RenameAt(const std::string&, Node&, const std::string&) override { return EOPNOTSUPP; }
@@ -202,12 +206,12 @@ TEST_F(P9ServerTest, WalkClonesAndStopsAtTheFirstMissingName) {
   EXPECT_EQ(c->Err(Tgetattr{1, kGetattrBasic}), 0);
   w = c->As<Rwalk>(Twalk{0, 2, {"a", "bb", "missing", "c"}});
   ASSERT_TRUE(w);
-  EXPECT_EQ(w->qids.size(), 2u);                           // the walked prefix
-  EXPECT_EQ(c->Err(Tgetattr{2, kGetattrBasic}), EBADF);    // newfid not made
-  EXPECT_EQ(c->Err(Twalk{0, 2, {"missing"}}), ENOENT);     // first name fails: an error
-  EXPECT_EQ(c->Err(Twalk{0, 1, {"a"}}), EEXIST);           // newfid in use
-  EXPECT_EQ(c->Err(Twalk{7, 8, {"a"}}), EBADF);            // no such fid
-  w = c->As<Rwalk>(Twalk{1, 1, {"a", "b"}});               // newfid == fid moves it
+  EXPECT_EQ(w->qids.size(), 2u);                         // the walked prefix
+  EXPECT_EQ(c->Err(Tgetattr{2, kGetattrBasic}), EBADF);  // newfid not made
+  EXPECT_EQ(c->Err(Twalk{0, 2, {"missing"}}), ENOENT);   // first name fails: an error
+  EXPECT_EQ(c->Err(Twalk{0, 1, {"a"}}), EEXIST);         // newfid in use
+  EXPECT_EQ(c->Err(Twalk{7, 8, {"a"}}), EBADF);          // no such fid
+  w = c->As<Rwalk>(Twalk{1, 1, {"a", "b"}});             // newfid == fid moves it
   ASSERT_TRUE(w);
   EXPECT_EQ(c->As<Rgetattr>(Tgetattr{1, kGetattrBasic})->qid, w->qids[1]);
 }
@@ -275,7 +279,7 @@ TEST_F(P9ServerTest, FlushOfAQueuedRequestDropsIt) {
   ASSERT_EQ(c->Connect(0), 0);
   ASSERT_TRUE(c->Send(10, Tread{0, kSlowOffset, 5}));  // holds the only worker
   gate_.WaitForWaiters(1);
-  ASSERT_TRUE(c->Send(11, Twalk{0, 5, {"a"}}));        // waits for a worker
+  ASSERT_TRUE(c->Send(11, Twalk{0, 5, {"a"}}));  // waits for a worker
   ASSERT_TRUE(c->Send(12, Tflush{11}));
   auto r = c->Receive();
   ASSERT_TRUE(r);

@@ -111,8 +111,8 @@ Body Session::Do(const M&) {
   return Rlerror{EOPNOTSUPP};
 }
 
-#define P9_TRY(expr)                      \
-  do {                                    \
+#define P9_TRY(expr)                                   \
+  do {                                                 \
     if (int _e = (expr)) return Rlerror{uint32_t(_e)}; \
   } while (0)
 

@@ -154,7 +154,10 @@ using Shared = DirFs::Shared;
 class DirNode : public Node {
  public:
   DirNode(std::shared_ptr<Shared> fs, uint32_t uid, PathRef path, PathRef parent, std::string name)
-      : fs_(std::move(fs)), uid_(uid), path_(std::move(path)), parent_(std::move(parent)),
+      : fs_(std::move(fs)),
+        uid_(uid),
+        path_(std::move(path)),
+        parent_(std::move(parent)),
         name_(std::move(name)) {}
 
   Qid qid() override { return Path()->qid; }
@@ -174,7 +177,8 @@ class DirNode : public Node {
       // Not the root, so its parent is inside. The parent's own parent and
       // name are unknown: such a node cannot be renamed or removed (EBUSY).
       PathRef up;
-      if (int e = fs_->NewPath(::openat(p->fd.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC), &up)) return e;
+      if (int e = fs_->NewPath(::openat(p->fd.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC), &up))
+        return e;
       *out = std::make_shared<DirNode>(fs_, uid_, std::move(up), nullptr, "");
       return 0;
     }
@@ -206,7 +210,8 @@ class DirNode : public Node {
     return 0;
   }
 
-  int Create(const std::string& name, uint32_t flags, uint32_t mode, uint32_t gid, Qid* qid) override {
+  int Create(const std::string& name, uint32_t flags, uint32_t mode, uint32_t gid,
+             Qid* qid) override {
     if (fs_->read_only) return EROFS;
     if (int e = CheckName(name)) return e;
     MutexLock lock(&mu_);
@@ -274,7 +279,8 @@ class DirNode : public Node {
       MutexLock lock(&mu_);
       if (xattr_ == Xattr::kWriter) {
         if (offset > xattr_size_ || data.size() > xattr_size_ - offset) return ENOSPC;
-        if (xattr_value_.size() < offset + data.size()) xattr_value_.resize(size_t(offset + data.size()));
+        if (xattr_value_.size() < offset + data.size())
+          xattr_value_.resize(size_t(offset + data.size()));
         xattr_value_.replace(size_t(offset), data.size(), data);
         *written = uint32_t(data.size());
         return 0;
@@ -314,8 +320,10 @@ class DirNode : public Node {
         if (e.name == "." || (e.name == ".." && at_root)) {
           e.qid = path_->qid;  // the root's ".." is the root: nothing above it shows
         } else {
-          e.qid = {e.type == DT_DIR ? kQidDir : e.type == DT_LNK ? kQidSymlink : kQidFile, 0,
-                   fs_->QidPath(path_->dev, d->d_ino)};
+          e.qid = {e.type == DT_DIR   ? kQidDir
+                   : e.type == DT_LNK ? kQidSymlink
+                                      : kQidFile,
+                   0, fs_->QidPath(path_->dev, d->d_ino)};
         }
         if (used + DirentSize(e.name.size()) > budget) return out->empty() ? EINVAL : 0;
         used += DirentSize(e.name.size());
@@ -327,7 +335,8 @@ class DirNode : public Node {
   int GetAttr(Rgetattr* a) override {
     PathRef p = Path();
     struct statx sx;
-    if (::statx(p->fd.get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME, &sx) != 0)
+    if (::statx(p->fd.get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
+                STATX_BASIC_STATS | STATX_BTIME, &sx) != 0)
       return errno;
     a->valid = kGetattrBasic | ((sx.stx_mask & STATX_BTIME) ? kGetattrBtime : 0);
     a->qid = p->qid;
@@ -361,7 +370,8 @@ class DirNode : public Node {
     if (r.valid & (kSetattrUid | kSetattrGid)) {
       uid_t uid = (r.valid & kSetattrUid) ? uid_t(r.uid) : uid_t(-1);
       gid_t gid = (r.valid & kSetattrGid) ? gid_t(r.gid) : gid_t(-1);
-      if (::fchownat(p->fd.get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno;
+      if (::fchownat(p->fd.get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
+        return errno;
     }
     if (r.valid & kSetattrSize) {
       if (p->is_dir()) return EISDIR;
@@ -429,13 +439,15 @@ class DirNode : public Node {
     return Created(*dir, name, gid, qid);
   }
 
-  int Mknod(const std::string& name, uint32_t mode, uint32_t, uint32_t, uint32_t gid, Qid* qid) override {
+  int Mknod(const std::string& name, uint32_t mode, uint32_t, uint32_t, uint32_t gid,
+            Qid* qid) override {
     PathRef dir;
     if (int e = CheckChange(name, &dir)) return e;
     mode_t type = mode & S_IFMT;
     if (type == S_IFCHR || type == S_IFBLK) return EPERM;  // never a host device node
     if (type != 0 && type != S_IFREG && type != S_IFIFO && type != S_IFSOCK) return EINVAL;
-    if (::mknodat(dir->fd.get(), name.c_str(), (type ? type : S_IFREG) | (mode & 07777), 0) != 0) return errno;
+    if (::mknodat(dir->fd.get(), name.c_str(), (type ? type : S_IFREG) | (mode & 07777), 0) != 0)
+      return errno;
     return Created(*dir, name, gid, qid);
   }
 
@@ -452,7 +464,8 @@ class DirNode : public Node {
     PathRef parent;
     std::string tname;
     if (int e = t->Located(&parent, &tname)) return e;
-    return ::linkat(parent->fd.get(), tname.c_str(), dir->fd.get(), name.c_str(), 0) == 0 ? 0 : errno;
+    return ::linkat(parent->fd.get(), tname.c_str(), dir->fd.get(), name.c_str(), 0) == 0 ? 0
+                                                                                          : errno;
   }
 
   int Rename(Node& dir, const std::string& name) override {
@@ -480,7 +493,8 @@ class DirNode : public Node {
     if (!d || d->fs_ != fs_) return EXDEV;
     PathRef to = d->Path();
     if (!to->is_dir()) return ENOTDIR;
-    return ::renameat(from->fd.get(), oldname.c_str(), to->fd.get(), newname.c_str()) == 0 ? 0 : errno;
+    return ::renameat(from->fd.get(), oldname.c_str(), to->fd.get(), newname.c_str()) == 0 ? 0
+                                                                                           : errno;
   }
 
   int UnlinkAt(const std::string& name, uint32_t flags) override {
@@ -497,7 +511,8 @@ class DirNode : public Node {
     PathRef parent;
     std::string name;
     if (int e = Located(&parent, &name)) return e;
-    return ::unlinkat(parent->fd.get(), name.c_str(), p->is_dir() ? AT_REMOVEDIR : 0) == 0 ? 0 : errno;
+    return ::unlinkat(parent->fd.get(), name.c_str(), p->is_dir() ? AT_REMOVEDIR : 0) == 0 ? 0
+                                                                                           : errno;
   }
 
   int Fsync(bool datasync) override {
@@ -509,7 +524,7 @@ class DirNode : public Node {
   int Lock(const Tlock& r, uint8_t* status) override {
     int fd = OpenFd();
     if (fd < 0) return EBADF;
-    struct flock fl{};
+    struct flock fl {};
     if (int e = MakeFlock(r.type, r.start, r.length, &fl)) return e;
     // Open-file-description locks: two fids (two opens) conflict even though
     // both belong to this one process.
@@ -526,7 +541,7 @@ class DirNode : public Node {
   int GetLock(const Tgetlock& r, Rgetlock* out) override {
     int fd = OpenFd();
     if (fd < 0) return EBADF;
-    struct flock fl{};
+    struct flock fl {};
     if (int e = MakeFlock(r.type, r.start, r.length, &fl)) return e;
     if (::fcntl(fd, F_OFD_GETLK, &fl) != 0) return errno;
     out->client_id = r.client_id;
@@ -593,7 +608,8 @@ class DirNode : public Node {
     xattr_ = Xattr::kWriter;
     xattr_name_ = name;
     xattr_size_ = size;
-    xattr_flags_ = (flags & kXattrCreate ? XATTR_CREATE : 0) | (flags & kXattrReplace ? XATTR_REPLACE : 0);
+    xattr_flags_ =
+        (flags & kXattrCreate ? XATTR_CREATE : 0) | (flags & kXattrReplace ? XATTR_REPLACE : 0);
     return 0;
   }
 
@@ -601,12 +617,12 @@ class DirNode : public Node {
     MutexLock lock(&mu_);
     if (xattr_ != Xattr::kWriter) return 0;
     xattr_ = Xattr::kNone;
-    if (xattr_value_.size() != xattr_size_) return EINVAL;  // the client wrote less than it announced
+    if (xattr_value_.size() != xattr_size_)
+      return EINVAL;  // the client wrote less than it announced
     std::string proc = ProcPath(path_->fd.get());
-    int rc = xattr_size_ == 0
-                 ? ::removexattr(proc.c_str(), xattr_name_.c_str())
-                 : ::setxattr(proc.c_str(), xattr_name_.c_str(), xattr_value_.data(), xattr_value_.size(),
-                              xattr_flags_);
+    int rc = xattr_size_ == 0 ? ::removexattr(proc.c_str(), xattr_name_.c_str())
+                              : ::setxattr(proc.c_str(), xattr_name_.c_str(), xattr_value_.data(),
+                                           xattr_value_.size(), xattr_flags_);
     return rc == 0 ? 0 : errno;
   }
 
@@ -645,11 +661,14 @@ class DirNode : public Node {
     PathRef p;
     if (int e = fs_->NewPath(OpenBeneath(dir.fd.get(), name, O_PATH, 0), &p)) return e;
     // Best effort: some file systems (vfat) refuse owners.
-    if (fs_->as_root) (void)!::fchownat(p->fd.get(), "", uid_t(uid_), gid_t(gid), AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+    if (fs_->as_root)
+      (void)!::fchownat(p->fd.get(), "", uid_t(uid_), gid_t(gid),
+                        AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
     *qid = p->qid;
     return 0;
   }
-  static struct timespec TimeArg(uint32_t valid, uint32_t bit, uint32_t set_bit, uint64_t sec, uint64_t nsec) {
+  static struct timespec TimeArg(uint32_t valid, uint32_t bit, uint32_t set_bit, uint64_t sec,
+                                 uint64_t nsec) {
     if (!(valid & bit)) return {0, UTIME_OMIT};
     if (!(valid & set_bit)) return {0, UTIME_NOW};
     return {time_t(sec), long(nsec % 1000000000)};
@@ -669,9 +688,9 @@ class DirNode : public Node {
   const uint32_t uid_;  // the attaching user: owner of what this fid creates
   Mutex mu_;
   PathRef path_ GUARDED_BY(mu_);
-  PathRef parent_ GUARDED_BY(mu_);  // null: root, or reached by ".."
+  PathRef parent_ GUARDED_BY(mu_);    // null: root, or reached by ".."
   std::string name_ GUARDED_BY(mu_);  // the name in parent_
-  ScopedFd open_ GUARDED_BY(mu_);  // set once, closed only by the destructor
+  ScopedFd open_ GUARDED_BY(mu_);     // set once, closed only by the destructor
   Xattr xattr_ GUARDED_BY(mu_) = Xattr::kNone;
   std::string xattr_value_ GUARDED_BY(mu_);
   std::string xattr_name_ GUARDED_BY(mu_);

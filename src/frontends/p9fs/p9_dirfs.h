@@ -24,7 +24,8 @@
 // checked as the client's users: the Linux client checks them itself from
 // the attributes (access=user), and whoever reaches the server can do what the
 // server's user can inside DIR, setuid files included (host users should not
-// run programs from an export that is not mounted nosuid). Modes are applied minus the process umask
+// run programs from an export that is not mounted nosuid). Modes are applied minus the process
+// umask
 // (`hloop 9p` sets it to 0: the client has already applied its own).
 // Extended attributes can be set only in the user. and system.posix_acl_
 // namespaces (not security.capability, for instance).

@@ -21,15 +21,15 @@
 namespace hloop::p9 {
 namespace {
 
+using hloop::testing::P9Client;
 using hloop::testing::ReadTestFile;
 using hloop::testing::ScopedTempDir;
 using hloop::testing::WriteTestFile;
-using hloop::testing::P9Client;
 
 constexpr uint32_t kRoot = 0;
 
 struct stat Lstat(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
   return st;
 }
@@ -124,7 +124,8 @@ TEST_F(P9DirFsTest, QidPathsAreInodeNumbers) {
 TEST_F(P9DirFsTest, CreatesWritesAndReadsFiles) {
   Serve();
   ASSERT_EQ(c_->Err(Twalk{kRoot, 1, {}}), 0);
-  auto cr = c_->As<Rlcreate>(Tlcreate{1, "f", kDotlRdwr | kDotlCreate | kDotlTrunc, 0640, ::getegid()});
+  auto cr =
+      c_->As<Rlcreate>(Tlcreate{1, "f", kDotlRdwr | kDotlCreate | kDotlTrunc, 0640, ::getegid()});
   ASSERT_TRUE(cr);
   EXPECT_EQ(cr->iounit, 65536u - 24);
   EXPECT_EQ(c_->As<Rwrite>(Twrite{1, 0, "hello world"})->count, 11u);
@@ -285,7 +286,8 @@ TEST_F(P9DirFsTest, SetattrStatfsLocksAndXattrs) {
   EXPECT_EQ(c_->As<Rread>(Tread{4, 0, 100})->data, "blue");
   xw = c_->As<Rxattrwalk>(Txattrwalk{1, 5, ""});
   ASSERT_TRUE(xw);
-  EXPECT_NE(c_->As<Rread>(Tread{5, 0, 1000})->data.find(std::string("user.color\0", 11)), std::string::npos);
+  EXPECT_NE(c_->As<Rread>(Tread{5, 0, 1000})->data.find(std::string("user.color\0", 11)),
+            std::string::npos);
   EXPECT_EQ(c_->Err(Txattrwalk{1, 6, "user.none"}), ENODATA);
   EXPECT_EQ(c_->Err(Txattrcreate{2, "security.capability", 4, 0}), EOPNOTSUPP);
   // Size 0 removes it; a short value is refused at clunk.
@@ -435,7 +437,8 @@ TEST_F(P9DirFsTest, CreatingOverALinkDoesNotFollowIt) {
   // "trap" points at outside/new, which does not exist yet.
   ASSERT_EQ(c_->Err(Twalk{kRoot, 1, {}}), 0);
   EXPECT_EQ(c_->Err(Tlcreate{1, "trap", kDotlRdwr | kDotlCreate, 0644, gid}), ELOOP);
-  EXPECT_EQ(c_->Err(Tlcreate{1, "secretlink", kDotlRdwr | kDotlCreate | kDotlTrunc, 0644, gid}), ELOOP);
+  EXPECT_EQ(c_->Err(Tlcreate{1, "secretlink", kDotlRdwr | kDotlCreate | kDotlTrunc, 0644, gid}),
+            ELOOP);
   EXPECT_EQ(c_->Err(Tmkdir{kRoot, "trap", 0755, gid}), EEXIST);
   EXPECT_EQ(c_->Err(Tsymlink{kRoot, "trap", "x", gid}), EEXIST);
   // Renaming a link moves the link, not what it points to.

@@ -99,7 +99,8 @@ uint64_t DeviceNumber(const ext2_inode_large& r) {
 
 // A name the client asks to look up: one component.
 int CheckName(const std::string& name) {
-  if (name.empty() || name.find('/') != std::string::npos || name.find('\0') != std::string::npos) return EINVAL;
+  if (name.empty() || name.find('/') != std::string::npos || name.find('\0') != std::string::npos)
+    return EINVAL;
   if (name.size() > EXT2_NAME_LEN) return ENAMETOOLONG;
   return 0;
 }
@@ -144,7 +145,8 @@ void AppendBlock(std::vector<Run>* runs, uint64_t lblk, uint64_t pblk, bool zero
 void MapFromExtents(const ExtentMap& map, uint64_t first, uint64_t count, std::vector<Run>* runs) {
   uint64_t pos = first;
   const uint64_t end = first + count;
-  auto it = std::partition_point(map.begin(), map.end(), [&](const Run& r) { return r.lblk + r.count <= pos; });
+  auto it = std::partition_point(map.begin(), map.end(),
+                                 [&](const Run& r) { return r.lblk + r.count <= pos; });
   while (pos < end) {
     if (it == map.end() || it->lblk >= end) {
       runs->push_back({pos, end - pos, 0, true});
@@ -222,7 +224,8 @@ struct ExtFs::Shared {
     // inode stay zero, i_extra_isize included.
     errcode_t err = ext2fs_read_inode_full(fs, ino, inode->base(), sizeof inode->raw);
     if (err) return Failed(ino, "reading the inode", err);
-    if (inode->raw.i_mode == 0 || inode->raw.i_links_count == 0) return Corrupt(ino, "a name leads to a free inode");
+    if (inode->raw.i_mode == 0 || inode->raw.i_links_count == 0)
+      return Corrupt(ino, "a name leads to a free inode");
     *out = std::move(inode);
     return 0;
   }
@@ -248,10 +251,14 @@ using Shared = ExtFs::Shared;
 
 class ExtNode : public Node {
  public:
-  ExtNode(std::shared_ptr<Shared> fs, InodeRef inode) : fs_(std::move(fs)), inode_(std::move(inode)) {}
+  ExtNode(std::shared_ptr<Shared> fs, InodeRef inode)
+      : fs_(std::move(fs)), inode_(std::move(inode)) {}
   // An xattr reader (Txattrwalk) holding `value`.
   ExtNode(std::shared_ptr<Shared> fs, InodeRef inode, std::string value)
-      : fs_(std::move(fs)), inode_(std::move(inode)), xattr_reader_(true), xattr_value_(std::move(value)) {}
+      : fs_(std::move(fs)),
+        inode_(std::move(inode)),
+        xattr_reader_(true),
+        xattr_value_(std::move(value)) {}
 
   Qid qid() override { return QidOf(inode_->ino, inode_->mode()); }
 
@@ -264,7 +271,8 @@ class ExtNode : public Node {
     if (int e = CheckName(name)) return e;
     MutexLock lock(&fs_->mu);
     ext2_ino_t child = 0;
-    errcode_t err = ext2fs_lookup(fs_->fs, inode_->ino, name.data(), int(name.size()), nullptr, &child);
+    errcode_t err =
+        ext2fs_lookup(fs_->fs, inode_->ino, name.data(), int(name.size()), nullptr, &child);
     if (err == EXT2_ET_FILE_NOT_FOUND) return ENOENT;
     if (err) return fs_->Failed(inode_->ino, "looking up a name", err);
     InodeRef found;
@@ -290,7 +298,8 @@ class ExtNode : public Node {
 
   int Read(uint64_t offset, uint32_t count, std::string* data) override {
     if (xattr_reader_) {
-      *data = offset < xattr_value_.size() ? xattr_value_.substr(size_t(offset), count) : std::string();
+      *data =
+          offset < xattr_value_.size() ? xattr_value_.substr(size_t(offset), count) : std::string();
       return 0;
     }
     if (!opened()) return EBADF;
@@ -309,7 +318,8 @@ class ExtNode : public Node {
     if (!opened()) return EBADF;
     if (!inode_->is_dir()) return ENOTDIR;
     DirentSink sink{budget, out};
-    int e = inode_->has(EXT4_INLINE_DATA_FL) ? ReadDirInline(offset, &sink) : ReadDirBlocks(offset, &sink);
+    int e = inode_->has(EXT4_INLINE_DATA_FL) ? ReadDirInline(offset, &sink)
+                                             : ReadDirBlocks(offset, &sink);
     if (e) return e;
     return sink.full && out->empty() ? EINVAL : 0;  // not even one entry fits
   }
@@ -331,11 +341,15 @@ class ExtNode : public Node {
       MutexLock lock(&fs_->mu);
       a->blocks = ext2fs_get_stat_i_blocks(fs_->fs, copy.base());  // 512-byte units
     }
-    DecodeTime(r.i_atime, HLOOP_HAS_EXTRA(i, i_atime_extra), r.i_atime_extra, &a->atime_sec, &a->atime_nsec);
-    DecodeTime(r.i_mtime, HLOOP_HAS_EXTRA(i, i_mtime_extra), r.i_mtime_extra, &a->mtime_sec, &a->mtime_nsec);
-    DecodeTime(r.i_ctime, HLOOP_HAS_EXTRA(i, i_ctime_extra), r.i_ctime_extra, &a->ctime_sec, &a->ctime_nsec);
+    DecodeTime(r.i_atime, HLOOP_HAS_EXTRA(i, i_atime_extra), r.i_atime_extra, &a->atime_sec,
+               &a->atime_nsec);
+    DecodeTime(r.i_mtime, HLOOP_HAS_EXTRA(i, i_mtime_extra), r.i_mtime_extra, &a->mtime_sec,
+               &a->mtime_nsec);
+    DecodeTime(r.i_ctime, HLOOP_HAS_EXTRA(i, i_ctime_extra), r.i_ctime_extra, &a->ctime_sec,
+               &a->ctime_nsec);
     if (HLOOP_HAS_EXTRA(i, i_crtime)) {
-      DecodeTime(r.i_crtime, HLOOP_HAS_EXTRA(i, i_crtime_extra), r.i_crtime_extra, &a->btime_sec, &a->btime_nsec);
+      DecodeTime(r.i_crtime, HLOOP_HAS_EXTRA(i, i_crtime_extra), r.i_crtime_extra, &a->btime_sec,
+                 &a->btime_nsec);
       a->valid |= kGetattrBtime;
     }
     a->gen = r.i_generation;
@@ -419,7 +433,9 @@ class ExtNode : public Node {
   int SetAttr(const Tsetattr&) override { return EROFS; }
   int Mkdir(const std::string&, uint32_t, uint32_t, Qid*) override { return EROFS; }
   int Symlink(const std::string&, const std::string&, uint32_t, Qid*) override { return EROFS; }
-  int Mknod(const std::string&, uint32_t, uint32_t, uint32_t, uint32_t, Qid*) override { return EROFS; }
+  int Mknod(const std::string&, uint32_t, uint32_t, uint32_t, uint32_t, Qid*) override {
+    return EROFS;
+  }
   int Link(Node&, const std::string&) override { return EROFS; }
   int Rename(Node&, const std::string&) override { return EROFS; }
   int RenameAt(const std::string&, Node&, const std::string&) override { return EROFS; }
@@ -448,13 +464,16 @@ class ExtNode : public Node {
     };
     std::vector<Piece> pieces;
     for (const Run& r : runs) {
-      uint64_t start = std::max(offset, r.lblk * bs), end = std::min(offset + len, (r.lblk + r.count) * bs);
+      uint64_t start = std::max(offset, r.lblk * bs),
+               end = std::min(offset + len, (r.lblk + r.count) * bs);
       if (start >= end) continue;
       Piece p{0, size_t(end - start), r.zero};
       if (!r.zero) {
-        if (r.pblk >= fs_->device_size / bs) return fs_->Corrupt(inode_->ino, "data block beyond the image");
+        if (r.pblk >= fs_->device_size / bs)
+          return fs_->Corrupt(inode_->ino, "data block beyond the image");
         p.at = r.pblk * bs + (start - r.lblk * bs);
-        if (p.len > fs_->device_size - p.at) return fs_->Corrupt(inode_->ino, "data block beyond the image");
+        if (p.len > fs_->device_size - p.at)
+          return fs_->Corrupt(inode_->ino, "data block beyond the image");
       }
       pieces.push_back(p);
     }
@@ -497,7 +516,8 @@ class ExtNode : public Node {
     for (uint64_t b = first; b < first + count; b++) {
       blk64_t pblk = 0;
       int flags = 0;
-      errcode_t err = ext2fs_bmap2(fs_->fs, copy.ino, copy.base(), scratch.data(), 0, b, &flags, &pblk);
+      errcode_t err =
+          ext2fs_bmap2(fs_->fs, copy.ino, copy.base(), scratch.data(), 0, b, &flags, &pblk);
       if (err) return fs_->Failed(copy.ino, "mapping block " + std::to_string(b), err);
       AppendBlock(runs, b, pblk, pblk == 0 || (flags & BMAP_RET_UNINIT));
     }
@@ -527,12 +547,15 @@ class ExtNode : public Node {
       // included, each of them twice (going down, and back up).
       err = ext2fs_extent_get(h, EXT2_EXTENT_ROOT, &ext);
       while (!err) {
-        if ((ext.e_flags & EXT2_EXTENT_FLAGS_LEAF) && !(ext.e_flags & EXT2_EXTENT_FLAGS_SECOND_VISIT) && ext.e_len)
-          map->push_back({ext.e_lblk, ext.e_len, ext.e_pblk, (ext.e_flags & EXT2_EXTENT_FLAGS_UNINIT) != 0});
+        if ((ext.e_flags & EXT2_EXTENT_FLAGS_LEAF) &&
+            !(ext.e_flags & EXT2_EXTENT_FLAGS_SECOND_VISIT) && ext.e_len)
+          map->push_back(
+              {ext.e_lblk, ext.e_len, ext.e_pblk, (ext.e_flags & EXT2_EXTENT_FLAGS_UNINIT) != 0});
         err = ext2fs_extent_get(h, EXT2_EXTENT_NEXT, &ext);
       }
       ext2fs_extent_free(h);
-      if (err != EXT2_ET_EXTENT_NO_NEXT) return fs_->Failed(copy.ino, "reading the extent tree", err);
+      if (err != EXT2_ET_EXTENT_NO_NEXT)
+        return fs_->Failed(copy.ino, "reading the extent tree", err);
     }
     // A valid tree lists its leaves in logical order; refuse overlaps rather
     // than serve the wrong bytes.
@@ -554,7 +577,8 @@ class ExtNode : public Node {
       if (int e = fs_->InlineData(*inode_, &all)) return e;
     }
     data->assign(len, '\0');
-    if (offset < all.size()) all.copy(data->data(), std::min<size_t>(len, all.size() - size_t(offset)), size_t(offset));
+    if (offset < all.size())
+      all.copy(data->data(), std::min<size_t>(len, all.size() - size_t(offset)), size_t(offset));
     return 0;
   }
 
@@ -572,14 +596,16 @@ class ExtNode : public Node {
   int ReadDirBlocks(uint64_t from, DirentSink* sink) {
     const uint64_t bs = fs_->block_size;
     const uint64_t blocks = (inode_->size() + bs - 1) / bs;
-    if (blocks > fs_->blocks) return fs_->Corrupt(inode_->ino, "directory larger than the file system");
+    if (blocks > fs_->blocks)
+      return fs_->Corrupt(inode_->ino, "directory larger than the file system");
     std::vector<char> block(bs), scratch(3 * bs);
     for (uint64_t lblk = from / bs; lblk < blocks && !sink->full; lblk++) {
       Inode copy = *inode_;
       MutexLock lock(&fs_->mu);
       blk64_t pblk = 0;
       int flags = 0;
-      errcode_t err = ext2fs_bmap2(fs_->fs, copy.ino, copy.base(), scratch.data(), 0, lblk, &flags, &pblk);
+      errcode_t err =
+          ext2fs_bmap2(fs_->fs, copy.ino, copy.base(), scratch.data(), 0, lblk, &flags, &pblk);
       if (err) return fs_->Failed(copy.ino, "mapping directory block " + std::to_string(lblk), err);
       if (pblk == 0) continue;  // a hole: no entries there
       // Checks the block's checksum (metadata_csum) too.
@@ -597,15 +623,18 @@ class ExtNode : public Node {
     MutexLock lock(&fs_->mu);
     std::string all;
     if (int e = fs_->InlineData(*inode_, &all)) return e;
-    if (all.size() < EXT4_MIN_INLINE_DATA_SIZE) return fs_->Corrupt(inode_->ino, "short inline directory");
+    if (all.size() < EXT4_MIN_INLINE_DATA_SIZE)
+      return fs_->Corrupt(inode_->ino, "short inline directory");
     uint32_t parent;
     std::memcpy(&parent, all.data(), sizeof parent);
     if (inode_->ino == EXT2_ROOT_INO) parent = EXT2_ROOT_INO;
     if (from < 1 && !sink->Add({qid(), 1, DT_DIR, "."})) return 0;
     if (from < 4 && !sink->Add({QidOf(parent, S_IFDIR), 4, DT_DIR, ".."})) return 0;
-    if (int e = ParseEntries(all.data() + 4, EXT4_MIN_INLINE_DATA_SIZE - 4, 4, from, sink)) return e;
-    return ParseEntries(all.data() + EXT4_MIN_INLINE_DATA_SIZE, all.size() - EXT4_MIN_INLINE_DATA_SIZE,
-                        EXT4_MIN_INLINE_DATA_SIZE, from, sink);
+    if (int e = ParseEntries(all.data() + 4, EXT4_MIN_INLINE_DATA_SIZE - 4, 4, from, sink))
+      return e;
+    return ParseEntries(all.data() + EXT4_MIN_INLINE_DATA_SIZE,
+                        all.size() - EXT4_MIN_INLINE_DATA_SIZE, EXT4_MIN_INLINE_DATA_SIZE, from,
+                        sink);
   }
 
   // The entries in buf[0, len), which starts at byte `base` of the
@@ -620,7 +649,8 @@ class ExtNode : public Node {
       ext2fs_get_rec_len(fs_->fs, d, &rec_len);
       const unsigned name_len = unsigned(ext2fs_dirent_name_len(d));
       if (rec_len < 8 || rec_len % 4 != 0 || rec_len > len - pos || 8 + name_len > rec_len)
-        return fs_->Corrupt(inode_->ino, "bad directory entry at byte " + std::to_string(base + pos));
+        return fs_->Corrupt(inode_->ino,
+                            "bad directory entry at byte " + std::to_string(base + pos));
       if (d->inode != 0 && name_len > 0 && base + pos >= from) {
         Dirent e;
         e.name.assign(d->name, name_len);
@@ -651,7 +681,8 @@ class ExtNode : public Node {
     errcode_t err = ext2fs_xattrs_open(fs_->fs, copy.ino, &h);
     if (err == EXT2_ET_MISSING_EA_FEATURE) return name.empty() ? 0 : ENODATA;  // no xattrs at all
     if (err) return fs_->Failed(copy.ino, "extended attributes", err);
-    err = ext2fs_xattrs_read(h);  // reads the whole on-disk inode: in-inode xattrs lie past ext2_inode_large
+    err = ext2fs_xattrs_read(
+        h);  // reads the whole on-disk inode: in-inode xattrs lie past ext2_inode_large
     if (!err && name.empty()) {
       struct Names {
         std::string* out;
@@ -699,7 +730,8 @@ class ExtNode : public Node {
 
 }  // namespace
 
-Result<std::shared_ptr<ExtFs>> ExtFs::Open(std::shared_ptr<BlockDevice> device, const std::string& name) {
+Result<std::shared_ptr<ExtFs>> ExtFs::Open(std::shared_ptr<BlockDevice> device,
+                                           const std::string& name) {
   static std::once_flag messages;
   std::call_once(messages, [] { initialize_ext2_error_table(); });  // for error_message()
   auto shared = std::make_shared<Shared>();
@@ -708,39 +740,47 @@ Result<std::shared_ptr<ExtFs>> ExtFs::Open(std::shared_ptr<BlockDevice> device, 
   shared->device_size = device->size();
   // The superblock is 1024 bytes at byte 1024.
   if (shared->device_size < 2048)
-    return Status::Corruption(name + ": no ext2/3/4 file system (only " + std::to_string(shared->device_size) +
-                              " bytes)");
+    return Status::Corruption(name + ": no ext2/3/4 file system (only " +
+                              std::to_string(shared->device_size) + " bytes)");
 
   ExtIoName io(device);
   ext2_filsys fs = nullptr;
   // Read-only (no EXT2_FLAG_RW): nothing is written, the journal is not
   // replayed, and features that only matter to writers are accepted.
-  errcode_t err = ext2fs_open2(io.name().c_str(), nullptr, EXT2_FLAG_64BITS, 0, 0, ExtIoManager(), &fs);
-  if (err == EXT2_ET_BAD_MAGIC) return Status::Corruption(name + ": no ext2/3/4 file system (bad magic)");
-  if (err && !io.last_error().ok()) return io.last_error().Annotate(name + ": reading the file system");
+  errcode_t err =
+      ext2fs_open2(io.name().c_str(), nullptr, EXT2_FLAG_64BITS, 0, 0, ExtIoManager(), &fs);
+  if (err == EXT2_ET_BAD_MAGIC)
+    return Status::Corruption(name + ": no ext2/3/4 file system (bad magic)");
+  if (err && !io.last_error().ok())
+    return io.last_error().Annotate(name + ": reading the file system");
   if (err == EXT2_ET_UNSUPP_FEATURE || err == EXT2_ET_RO_UNSUPP_FEATURE)
-    return Status::Unsupported(name + ": " + error_message(err) + " (libext2fs " + LibraryVersion() +
-                               " cannot read it)");
+    return Status::Unsupported(name + ": " + error_message(err) + " (libext2fs " +
+                               LibraryVersion() + " cannot read it)");
   if (err) return Status::Corruption(name + ": " + error_message(err));
   MutexLock lock(&shared->mu);  // nobody else has it yet; for the GUARDED_BY rule
-  shared->fs = fs;  // closed by ~Shared from here on
+  shared->fs = fs;              // closed by ~Shared from here on
 
   ext2_super_block* sb = fs->super;
   if (ext2fs_has_feature_journal_needs_recovery(sb))
-    return Status::Unsupported(name + ": the file system needs journal recovery (it was not cleanly unmounted): "
-                               "run e2fsck on the image before packing it");
+    return Status::Unsupported(
+        name +
+        ": the file system needs journal recovery (it was not cleanly unmounted): "
+        "run e2fsck on the image before packing it");
   const uint64_t fs_bytes = ext2fs_blocks_count(sb) * uint64_t(fs->blocksize);
   if (fs_bytes > shared->device_size)
-    return Status::Corruption(name + ": the file system is " + std::to_string(fs_bytes) + " bytes but the image only " +
-                              std::to_string(shared->device_size) + " (truncated?)");
-  if (sb->s_state & EXT2_ERROR_FS) LogWarn(name + ": the file system is marked as having errors; serving it anyway");
+    return Status::Corruption(name + ": the file system is " + std::to_string(fs_bytes) +
+                              " bytes but the image only " + std::to_string(shared->device_size) +
+                              " (truncated?)");
+  if (sb->s_state & EXT2_ERROR_FS)
+    LogWarn(name + ": the file system is marked as having errors; serving it anyway");
   shared->block_size = fs->blocksize;
   shared->blocks = ext2fs_blocks_count(sb);
   shared->has_filetype = ext2fs_has_feature_filetype(sb);
   if (shared->ReadInode(EXT2_ROOT_INO, &shared->root) != 0 || !shared->root->is_dir()) {
     Status dev = io.last_error();
     if (!dev.ok()) return dev.Annotate(name + ": reading the root directory");
-    return Status::Corruption(name + ": the root directory (inode 2) is unreadable or not a directory");
+    return Status::Corruption(name +
+                              ": the root directory (inode 2) is unreadable or not a directory");
   }
   return std::shared_ptr<ExtFs>(new ExtFs(std::move(shared)));
 }

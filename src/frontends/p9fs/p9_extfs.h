@@ -7,14 +7,12 @@
 // directories and extent trees walked, and the data read.
 //
 // Thread model: libext2fs is not thread-safe, so every call into it on the
-// open file system holds that file system's one mutex. File data does not go through libext2fs: a read
-// maps its logical blocks to physical ones under the mutex (an extent file's
-// whole map is loaded once per fid; an ext2/ext3 block-mapped file is mapped
-// block by block with ext2fs_bmap2), then reads the device WITHOUT the mutex,
-// so reads on many fids fetch their chunks in parallel. Metadata reads
-// (lookups, directory blocks, xattrs) are serialized.
-// Lock order: a node's own mutex (its open state and extent map) and the file
-// system's mutex are never held together.
+// open file system holds that file system's one mutex. File data does not go through libext2fs: a
+// read maps its logical blocks to physical ones under the mutex (an extent file's whole map is
+// loaded once per fid; an ext2/ext3 block-mapped file is mapped block by block with ext2fs_bmap2),
+// then reads the device WITHOUT the mutex, so reads on many fids fetch their chunks in parallel.
+// Metadata reads (lookups, directory blocks, xattrs) are serialized. Lock order: a node's own mutex
+// (its open state and extent map) and the file system's mutex are never held together.
 //
 // What is served: the whole file system from its root inode (".." of the root
 // is the root); regular files (holes and unwritten extents read as zeros,
@@ -47,7 +45,8 @@ class ExtFs : public FileSystem {
   // magic)", libext2fs's message (unsupported features, corrupt superblock),
   // the device's error, or when the file system needs journal recovery or is
   // larger than the device (a truncated image).
-  static Result<std::shared_ptr<ExtFs>> Open(std::shared_ptr<BlockDevice> device, const std::string& name);
+  static Result<std::shared_ptr<ExtFs>> Open(std::shared_ptr<BlockDevice> device,
+                                             const std::string& name);
 
   int Attach(uint32_t uid, std::shared_ptr<Node>* root) override;
   bool read_only() const override { return true; }

@@ -89,7 +89,8 @@ errcode_t SetBlockSize(io_channel ch, int size) {
 // when count is negative (libext2fs reads the superblock that way).
 errcode_t Read64Unguarded(io_channel ch, unsigned long long block, int count, void* data) {
   Channel* c = Of(ch);
-  const uint64_t len = count < 0 ? uint64_t(-int64_t(count)) : uint64_t(count) * uint64_t(ch->block_size);
+  const uint64_t len =
+      count < 0 ? uint64_t(-int64_t(count)) : uint64_t(count) * uint64_t(ch->block_size);
   const uint64_t bs = uint64_t(ch->block_size);
   BlockDevice& dev = *c->entry->device;
   if (block > dev.size() / bs) return EXT2_ET_SHORT_READ;  // also keeps block * bs from overflowing
@@ -110,7 +111,9 @@ errcode_t Read64(io_channel ch, unsigned long long block, int count, void* data)
                      [&] { return Read64Unguarded(ch, block, count, data); });
 }
 
-errcode_t Read(io_channel ch, unsigned long block, int count, void* data) { return Read64(ch, block, count, data); }
+errcode_t Read(io_channel ch, unsigned long block, int count, void* data) {
+  return Read64(ch, block, count, data);
+}
 
 errcode_t Write(io_channel, unsigned long, int, const void*) { return EXT2_ET_RO_FILSYS; }
 errcode_t Write64(io_channel, unsigned long long, int, const void*) { return EXT2_ET_RO_FILSYS; }
@@ -190,7 +193,9 @@ errcode_t Open(const char* name, int flags, io_channel* out) {
 
 }  // namespace
 
-struct struct_io_manager* ExtIoManager() { return &the_manager; }
+struct struct_io_manager* ExtIoManager() {
+  return &the_manager;
+}
 
 ExtIoName::ExtIoName(std::shared_ptr<BlockDevice> device) : entry_(std::make_shared<Entry>()) {
   entry_->device = std::move(device);

@@ -45,21 +45,24 @@ using hloop::testing::WriteTestFile;
 
 const std::string kSmall = "hello from inside an ext image\n";
 const std::string kFastTarget = "small.txt";
-const std::string kSlowTarget = "a/rather/long/target/that/does/not/fit/in/the/inode/" + std::string(60, 't');
+const std::string kSlowTarget =
+    "a/rather/long/target/that/does/not/fit/in/the/inode/" + std::string(60, 't');
 constexpr int kManyEntries = 3000;
 constexpr uint64_t kSparseSize = 4 << 20;
 constexpr uint64_t kSparseSecond = 3 << 20;  // where the second run of data starts
-constexpr uint64_t kMtime = 981173106;         // 2001-02-03 04:05:06 UTC
+constexpr uint64_t kMtime = 981173106;       // 2001-02-03 04:05:06 UTC
 constexpr uint32_t kMtimeNsec = 123456789;
 
-std::string ManyName(int i) { return "entry-" + std::to_string(i) + std::string(size_t(i % 37), 'n'); }
+std::string ManyName(int i) {
+  return "entry-" + std::to_string(i) + std::string(size_t(i % 37), 'n');
+}
 
 struct Contents {
-  std::string multi = RandomBytes(200000, 11);           // many blocks, indirect ones on ext2
-  std::string big = RandomBytes((3 << 19) + 123, 12);    // over 1 MiB: double indirect with 1K blocks
+  std::string multi = RandomBytes(200000, 11);         // many blocks, indirect ones on ext2
+  std::string big = RandomBytes((3 << 19) + 123, 12);  // over 1 MiB: double indirect with 1K blocks
   std::string sparse_head = RandomBytes(65536 + 100, 13);
   std::string sparse_tail = RandomBytes(10000, 14);
-  std::string xattr_big = RandomBytes(500, 15);          // too big for the inode: an xattr block
+  std::string xattr_big = RandomBytes(500, 15);  // too big for the inode: an xattr block
   std::string Sparse() const {
     std::string s(kSparseSize, '\0');
     s.replace(0, sparse_head.size(), sparse_head);
@@ -132,24 +135,31 @@ class Images {
     for (int i = 0; ok && i < kManyEntries; i++) ok = WriteTestFile(s + "many/" + ManyName(i), "");
     ok = ok && ::symlink(kFastTarget.c_str(), (s + "fast").c_str()) == 0 &&
          ::symlink(kSlowTarget.c_str(), (s + "slow").c_str()) == 0 &&
-         ::link((s + "small.txt").c_str(), (s + "hard").c_str()) == 0 && ::mkfifo((s + "fifo").c_str(), 0644) == 0;
+         ::link((s + "small.txt").c_str(), (s + "hard").c_str()) == 0 &&
+         ::mkfifo((s + "fifo").c_str(), 0644) == 0;
     ok = ok && ::setxattr((s + "small.txt").c_str(), "user.test", "hello xattr", 11, 0) == 0 &&
-         ::setxattr((s + "small.txt").c_str(), "user.big", d.xattr_big.data(), d.xattr_big.size(), 0) == 0;
+         ::setxattr((s + "small.txt").c_str(), "user.big", d.xattr_big.data(), d.xattr_big.size(),
+                    0) == 0;
     if (!ok) Fail("making the source tree: " + std::string(std::strerror(errno)));
   }
   void Make(const Variant& v) {
     if (!error.empty()) return;
-    const std::string img = tmp_.Join(std::string(v.name) + ".img"), cmds = tmp_.Join("debugfs.cmds");
+    const std::string img = tmp_.Join(std::string(v.name) + ".img"),
+                      cmds = tmp_.Join("debugfs.cmds");
     // Owners, times and device nodes set in the image itself: no root needed.
     std::string c =
         "sif /small.txt mode 0100640\nsif /small.txt uid 70000\nsif /small.txt gid 80000\n"
-        "sif /small.txt mtime @" + std::to_string(kMtime) + "\nsif /small.txt atime @" + std::to_string(kMtime + 1) +
+        "sif /small.txt mtime @" +
+        std::to_string(kMtime) + "\nsif /small.txt atime @" + std::to_string(kMtime + 1) +
         "\nmknod chardev c 4 5\nmknod blockdev b 259 700\n"
         // mke2fs -O inline_data drops the trailing hole: set the size again.
-        "sif /sparse.bin size " + std::to_string(kSparseSize) + "\n";
-    if (v.large_inodes) c += "sif /small.txt mtime_extra " + std::to_string(uint64_t(kMtimeNsec) << 2) + "\n";
+        "sif /sparse.bin size " +
+        std::to_string(kSparseSize) + "\n";
+    if (v.large_inodes)
+      c += "sif /small.txt mtime_extra " + std::to_string(uint64_t(kMtimeNsec) << 2) + "\n";
     if (!WriteTestFile(cmds, c)) return Fail("debugfs commands");
-    if (Sh("mke2fs -q -F -N 4096 " + std::string(v.mkfs) + " -d " + src_ + " " + img + " 16M", log_) != 0)
+    if (Sh("mke2fs -q -F -N 4096 " + std::string(v.mkfs) + " -d " + src_ + " " + img + " 16M",
+           log_) != 0)
       return Fail(std::string("mke2fs for ") + v.name);
     if (Sh("debugfs -w -f " + cmds + " " + img, log_) != 0) return Fail("debugfs");
     if (v.htree && Sh("e2fsck -fyD " + img, log_) > 1) return Fail("e2fsck -D");
@@ -253,7 +263,8 @@ TEST_P(P9ExtFsTest, ReadsEveryFileByteForByte) {
   EXPECT_EQ(ReadAll("sub/inner.txt"), "inner\n");
   EXPECT_EQ(hloop::testing::FirstDifference(ReadAll("multi.bin"), d.multi), "");
   EXPECT_EQ(hloop::testing::FirstDifference(ReadAll("big.bin"), d.big), "");
-  EXPECT_EQ(hloop::testing::FirstDifference(ReadAll("big.bin", 10007), d.big), "");  // unaligned steps
+  EXPECT_EQ(hloop::testing::FirstDifference(ReadAll("big.bin", 10007), d.big),
+            "");  // unaligned steps
   EXPECT_EQ(hloop::testing::FirstDifference(ReadAll("sparse.bin", 1 << 20), d.Sparse()), "");
 }
 
@@ -272,7 +283,8 @@ TEST_P(P9ExtFsTest, ReadsAtAnyOffset) {
   // Across the hole of the sparse file, and inside it.
   const std::string sparse = Data().Sparse();
   auto s = Opened("sparse.bin");
-  for (uint64_t off : std::vector<uint64_t>{65000, kSparseSecond - 3000, 2 << 20, kSparseSize - 100}) {
+  for (uint64_t off :
+       std::vector<uint64_t>{65000, kSparseSecond - 3000, 2 << 20, kSparseSize - 100}) {
     ASSERT_EQ(s->Read(off, 8192, &got), 0);
     EXPECT_EQ(got, sparse.substr(off, 8192)) << off;
   }
@@ -385,8 +397,9 @@ TEST_P(P9ExtFsTest, ListsADirectory) {
   std::set<std::string> names;
   for (const auto& [name, d] : got) names.insert(name);
   // lost+found is made by mke2fs.
-  std::set<std::string> want = {".", "..", "lost+found", "empty", "small.txt", "multi.bin", "big.bin", "sparse.bin",
-                                "sub", "many", "fast", "slow", "hard", "fifo", "chardev", "blockdev"};
+  std::set<std::string> want = {
+      ".",   "..",   "lost+found", "empty", "small.txt", "multi.bin", "big.bin", "sparse.bin",
+      "sub", "many", "fast",       "slow",  "hard",      "fifo",      "chardev", "blockdev"};
   EXPECT_EQ(names, want);
   EXPECT_EQ(got["."].qid.path, 2u);
   EXPECT_EQ(got[".."].qid.path, 2u);
@@ -575,7 +588,8 @@ TEST_P(P9ExtFsTest, DataReadsRunInParallel) {
   EXPECT_EQ(device_->waiting(), 3);
   device_->OpenGate();
   for (auto& r : readers) r.join();
-  for (int i = 0; i < 3; i++) EXPECT_EQ(results[size_t(i)], Data().multi.substr(size_t(i) * 4096, 2048));
+  for (int i = 0; i < 3; i++)
+    EXPECT_EQ(results[size_t(i)], Data().multi.substr(size_t(i) * 4096, 2048));
 }
 
 TEST_P(P9ExtFsTest, DeviceErrorsBecomeEio) {
@@ -589,7 +603,9 @@ TEST_P(P9ExtFsTest, DeviceErrorsBecomeEio) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Images, P9ExtFsTest, ::testing::ValuesIn(kVariants),
-                         [](const ::testing::TestParamInfo<Variant>& i) { return std::string(i.param.name); });
+                         [](const ::testing::TestParamInfo<Variant>& i) {
+                           return std::string(i.param.name);
+                         });
 
 // --- Opening: what is not a good ext2/3/4 file system is refused clearly.
 
@@ -599,7 +615,8 @@ std::string OpenError(std::string bytes, const std::string& name = "http://x/img
 }
 
 TEST(P9ExtFsOpenTest, RefusesWhatIsNotAnExtFileSystem) {
-  EXPECT_NE(OpenError(std::string(1 << 20, '\0')).find("http://x/img.idx: no ext2/3/4 file system (bad magic)"),
+  EXPECT_NE(OpenError(std::string(1 << 20, '\0'))
+                .find("http://x/img.idx: no ext2/3/4 file system (bad magic)"),
             std::string::npos);
   EXPECT_NE(OpenError(RandomBytes(1 << 20, 1)).find("bad magic"), std::string::npos);
   EXPECT_NE(OpenError("tiny").find("no ext2/3/4 file system"), std::string::npos);
@@ -610,7 +627,8 @@ TEST(P9ExtFsOpenTest, RefusesATruncatedImage) {
   ASSERT_EQ(TheImages().error, "");
   for (const Variant& v : kVariants) {
     const std::string& img = TheImages().image(v.name);
-    for (size_t keep : {size_t(2048), size_t(4096), size_t(100000), size_t(1 << 20), img.size() - 1024}) {
+    for (size_t keep :
+         {size_t(2048), size_t(4096), size_t(100000), size_t(1 << 20), img.size() - 1024}) {
       std::string err = OpenError(img.substr(0, keep));
       EXPECT_NE(err, "opened") << v.name << " cut at " << keep;
       EXPECT_NE(err.find("http://x/img.idx"), std::string::npos) << err;
@@ -632,7 +650,8 @@ TEST(P9ExtFsOpenTest, ReportsTheDevicesOwnError) {
   dev->FailReads(Status::Unavailable("chunk 0 from http://m1/: connection refused"));
   auto fs = ExtFs::Open(dev, "http://m1/img.idx");
   ASSERT_FALSE(fs.ok());
-  EXPECT_NE(fs.status().ToString().find("connection refused"), std::string::npos) << fs.status().ToString();
+  EXPECT_NE(fs.status().ToString().find("connection refused"), std::string::npos)
+      << fs.status().ToString();
 }
 
 // --- The whole server, with a raw 9P client.
