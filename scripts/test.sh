@@ -70,7 +70,8 @@ fi
 
 echo "== release build: unit and integration tests"
 release=$(bash scripts/build.sh release)
-(cd "$release" && ctest --output-on-failure 2>&1) | tee "$log/release.txt" || true
+# -j2: unit tests two at a time; integration tests are RUN_SERIAL, so they still run alone.
+(cd "$release" && ctest -j2 --output-on-failure 2>&1) | tee "$log/release.txt" || true
 tally "$log/release.txt"
 
 rm -rf "$log"
