@@ -105,9 +105,18 @@ class Images {
     src_ = tmp_.Join("src");
     log_ = tmp_.Join("log");
     MakeTree();
-    for (const Variant& v : kVariants) Make(v);
   }
-  const std::string& image(const std::string& name) { return images_.at(name); }
+  // The image of variant `name`, made on first use (each test runs in a
+  // process of its own, so making only the one it needs saves most of the
+  // time); empty, with `error` set, if making it failed.
+  const std::string& image(const std::string& name) {
+    if (!images_.count(name)) {
+      for (const Variant& v : kVariants) {
+        if (v.name == name) Make(v);
+      }
+    }
+    return images_[name];
+  }
   const std::string& log() const { return log_; }
   std::string tmp(const std::string& rel) const { return tmp_.Join(rel); }
   std::string error;  // why making them failed
@@ -172,7 +181,7 @@ class Images {
 };
 
 Images& TheImages() {
-  static Images* images = new Images;  // made once for every test
+  static Images* images = new Images;  // one per process, images made on demand
   return *images;
 }
 
@@ -181,8 +190,8 @@ Images& TheImages() {
 class P9ExtFsTest : public ::testing::TestWithParam<Variant> {
  protected:
   void SetUp() override {
-    ASSERT_EQ(TheImages().error, "");
     device_ = std::make_shared<MemoryDevice>(TheImages().image(GetParam().name));
+    ASSERT_EQ(TheImages().error, "");
     auto fs = ExtFs::Open(device_, GetParam().name);
     ASSERT_TRUE(fs.ok()) << fs.status().ToString();
     fs_ = *fs;
@@ -624,9 +633,9 @@ TEST(P9ExtFsOpenTest, RefusesWhatIsNotAnExtFileSystem) {
 }
 
 TEST(P9ExtFsOpenTest, RefusesATruncatedImage) {
-  ASSERT_EQ(TheImages().error, "");
   for (const Variant& v : kVariants) {
     const std::string& img = TheImages().image(v.name);
+    ASSERT_EQ(TheImages().error, "");
     for (size_t keep :
          {size_t(2048), size_t(4096), size_t(100000), size_t(1 << 20), img.size() - 1024}) {
       std::string err = OpenError(img.substr(0, keep));
@@ -637,16 +646,16 @@ TEST(P9ExtFsOpenTest, RefusesATruncatedImage) {
 }
 
 TEST(P9ExtFsOpenTest, RefusesAJournalThatNeedsRecovery) {
-  ASSERT_EQ(TheImages().error, "");
   const std::string img = TheImages().tmp("recover.img");
   ASSERT_TRUE(WriteTestFile(img, TheImages().image("ext3")));
+  ASSERT_EQ(TheImages().error, "");
   ASSERT_EQ(Sh("debugfs -w -R 'feature needs_recovery' " + img, TheImages().log()), 0);
   EXPECT_NE(OpenError(ReadTestFile(img)).find("needs journal recovery"), std::string::npos);
 }
 
 TEST(P9ExtFsOpenTest, ReportsTheDevicesOwnError) {
-  ASSERT_EQ(TheImages().error, "");
   auto dev = std::make_shared<MemoryDevice>(TheImages().image("ext4"));
+  ASSERT_EQ(TheImages().error, "");
   dev->FailReads(Status::Unavailable("chunk 0 from http://m1/: connection refused"));
   auto fs = ExtFs::Open(dev, "http://m1/img.idx");
   ASSERT_FALSE(fs.ok());
@@ -660,8 +669,8 @@ TEST(P9ExtFsOpenTest, ReportsTheDevicesOwnError) {
 class P9ExtFsServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(TheImages().error, "");
     device_ = std::make_shared<MemoryDevice>(TheImages().image("ext4"));
+    ASSERT_EQ(TheImages().error, "");
     auto fs = ExtFs::Open(device_, "img");
     ASSERT_TRUE(fs.ok()) << fs.status().ToString();
     server_ = std::make_unique<Server>(std::vector<Export>{{"img", *fs}}, ServerOptions{});
