@@ -61,6 +61,7 @@ Result<p9::Export> OpenImageExport(const std::string& spec, const disk::OpenOpti
   std::string url = SplitName(spec, &name);
   auto image = disk::OpenImage(url, opts);
   if (!image.ok()) return image.status();
+  AnnounceVersion((*image)->version());
   if (name.empty()) name = disk::ImageName((*image)->index(), url);
   std::shared_ptr<BlockDevice> device(std::move(image.value()));
   auto fs = p9::ExtFs::Open(std::move(device), url);
@@ -169,8 +170,8 @@ Command NinePCommand() {
             "With one export (of either kind) every aname reaches it");
         app->add_option(
             "--image", a->images,
-            "hloop image whose ext2/3/4 file system to export read-only: URL of its index "
-            "(http(s)://, file:// or a path), or NAME=URL; repeatable, mixes with --export. "
+            "hloop image whose ext2/3/4 file system to export read-only: URL of its index or "
+            "channel (http(s)://, file:// or a path), or NAME=URL; repeatable, mixes with --export. "
             "Named by the image's name unless NAME= is given");
         app->add_flag(
             "--read-only", a->read_only,

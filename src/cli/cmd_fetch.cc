@@ -23,6 +23,7 @@ int RunFetch(FetchArgs& a) {
   opts->image.workers = 0;                      // this command drives its own threads
   auto device = disk::OpenImage(a.url, *opts);  // caches the index
   if (!device.ok()) return Fail(device.status());
+  AnnounceVersion((*device)->version());
   disk::ImageDevice& dev = **device;
   if (!a.all) {
     std::printf("cached the index of %s in %s\n", a.url.c_str(), opts->cache->dir.c_str());
@@ -72,7 +73,8 @@ Command FetchCommand() {
       "fetch", "Fill the local cache with an image's index (and with --all, every chunk)",
       [](CLI::App* app) -> std::function<int()> {
         auto a = std::make_shared<FetchArgs>();
-        app->add_option("URL", a->url, "Index: http(s):// or file:// URL, or a path")->required();
+        app->add_option("URL", a->url, "Index or channel (NAME.channel): http(s):// or file:// URL, or a path")
+            ->required();
         AddImageOptions(app, &a->image, /*with_cache_default=*/true);
         app->add_flag("--all", a->all, "Fetch every chunk, so the image can be mounted offline");
         app->add_option("-j,--jobs", a->jobs, "Parallel transfers (default 8)")

@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
+#include "disk/version_watch.h"
 #include "format/codec.h"
 #include "util/size.h"
 
@@ -11,12 +12,16 @@ namespace {
 struct InfoArgs {
   std::string url;
   bool json = false;
+  TrustCliOptions trust;
 };
 
 int RunInfo(const InfoArgs& a) {
-  auto index = disk::LoadIndex(a.url, fetch::FetchOptions{}, nullptr);
-  if (!index.ok()) return Fail(index.status());
-  const format::Index& ix = index.value();
+  auto trust = MakeTrustOptions(a.trust, TrustStateDir(DefaultCacheDir()));
+  if (!trust.ok()) return Fail(trust.status());
+  auto resolved = disk::ResolveUrl(a.url, fetch::FetchOptions{}, *trust, nullptr);
+  if (!resolved.ok()) return Fail(resolved.status());
+  const format::Index& ix = resolved->index;
+  const disk::ImageVersion& v = resolved->version;
   const auto& m = ix.meta();
   std::string name = disk::ImageName(ix, a.url);
   if (a.json) {
@@ -34,7 +39,8 @@ int RunInfo(const InfoArgs& a) {
                         {"index_bytes", ix.bytes().size()},
                         {"created", m.created},
                         {"tool", m.tool},
-                        {"parent", nullptr}};
+                        {"parent", nullptr},
+                        {"version", disk::VersionJson(v)}};
     if (m.parent_digest)
       j["parent"] = {{"name", m.parent_name}, {"digest", format::ToHex(*m.parent_digest)}};
     std::printf("%s\n", JsonText(j, 2).c_str());
@@ -45,7 +51,16 @@ int RunInfo(const InfoArgs& a) {
     time_t t = time_t(m.created);
     std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
   }
-  std::printf("index:       %s\n", a.url.c_str());
+  if (v.channel) {
+    std::printf("channel:     %s (%s, sequence %llu)\n", a.url.c_str(), v.channel_name.c_str(),
+                (unsigned long long)v.sequence);
+    std::printf("issued:      %s; expires %s\n", disk::UtcTime(v.issued_at).c_str(),
+                disk::UtcTime(v.expires_at).c_str());
+  }
+  std::printf("index:       %s\n", v.index_url.c_str());
+  std::printf("signed:      %s\n",
+              v.authenticated ? ("yes, by trusted key " + v.key_id).c_str()
+                              : "not authenticated (no trusted key: see --trust)");
   std::printf("name:        %s\n", name.c_str());
   std::printf("image size:  %llu bytes (%s)\n", (unsigned long long)ix.image_size(),
               FormatSize(ix.image_size()).c_str());
@@ -69,8 +84,11 @@ Command InfoCommand() {
   return {
       "info", "Show what an index says (path or URL)", [](CLI::App* app) -> std::function<int()> {
         auto a = std::make_shared<InfoArgs>();
-        app->add_option("INDEX", a->url, "Index: http(s):// or file:// URL, or a path")->required();
+        app->add_option("INDEX", a->url,
+                        "Index or channel (NAME.channel): http(s):// or file:// URL, or a path")
+            ->required();
         app->add_flag("--json", a->json, "Print JSON");
+        AddTrustOptions(app, &a->trust);
         return [a] { return RunInfo(*a); };
       }};
 }

@@ -4,6 +4,7 @@
 
 #include "cli/common.h"
 #include "disk/stats_json.h"
+#include "disk/version_watch.h"
 #include "frontends/fuse/fuse_file.h"
 #include "server/stop_signals.h"
 #include "util/daemon.h"
@@ -35,6 +36,8 @@ int RunMount(MountArgs& a) {
   };
   auto device = disk::OpenImage(a.url, *opts);
   if (!device.ok()) return fail(device.status());
+  AnnounceVersion((*device)->version());
+  disk::VersionWatch watch((*device)->version(), opts->fetch, opts->trust);
   auto overlay = OpenOverlay(a.overlay, **device, a.url);
   if (!overlay.ok()) return fail(overlay.status());
   BlockDevice& served = *overlay ? static_cast<BlockDevice&>(**overlay) : **device;
@@ -49,6 +52,7 @@ int RunMount(MountArgs& a) {
   f.stats = [&] {
     double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     nlohmann::json j = disk::ImageStatsJson(**device, a.url, up);
+    j["version"]["latest"] = watch.Json();
     if (*overlay) {
       overlay::OverlayStats os = (*overlay)->stats();
       j["overlay"] = {{"path", (*overlay)->path()},
@@ -83,7 +87,8 @@ Command MountCommand() {
       "Mount an image as a file, fetching chunks as they are read (writable with --overlay)",
       [](CLI::App* app) -> std::function<int()> {
         auto a = std::make_shared<MountArgs>();
-        app->add_option("URL", a->url, "Index: http(s):// or file:// URL, or a path")->required();
+        app->add_option("URL", a->url, "Index or channel (NAME.channel): http(s):// or file:// URL, or a path")
+            ->required();
         app->add_option("MOUNTPOINT", a->mountpoint, "Directory where the image file appears")
             ->required()
             ->check(CLI::ExistingDirectory);

@@ -5,6 +5,7 @@
 
 #include "cli/common.h"
 #include "disk/stats_json.h"
+#include "disk/version_watch.h"
 #include "frontends/nbd/nbd_server.h"
 #include "server/host_port.h"
 #include "server/stop_signals.h"
@@ -41,6 +42,7 @@ int RunNbd(NbdArgs& a) {
   };
   auto device = disk::OpenImage(a.url, *opts);
   if (!device.ok()) return fail(device.status());
+  AnnounceVersion((*device)->version());
   auto overlay = OpenOverlay(a.overlay, **device, a.url);
   if (!overlay.ok()) return fail(overlay.status());
   BlockDevice& served = *overlay ? static_cast<BlockDevice&>(**overlay) : **device;
@@ -69,7 +71,10 @@ int RunNbd(NbdArgs& a) {
   }
   if (!a.stats_file.empty()) {
     double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    std::string json = JsonText(disk::ImageStatsJson(**device, a.url, up), 2) + "\n";
+    nlohmann::json j = disk::ImageStatsJson(**device, a.url, up);
+    j["version"]["latest"] =
+        disk::VersionWatch((*device)->version(), opts->fetch, opts->trust).Json();
+    std::string json = JsonText(j, 2) + "\n";
     st = WriteFileAtomic(a.stats_file, json.data(), json.size(), Sync::kNone);
     if (!st.ok()) return Fail(st.Annotate("--stats-file"));
   }
@@ -83,7 +88,8 @@ Command NbdCommand() {
       "Serve an image over NBD (qemu, nbdcopy, nbd-client), fetching chunks as they are read",
       [](CLI::App* app) -> std::function<int()> {
         auto a = std::make_shared<NbdArgs>();
-        app->add_option("URL", a->url, "Index: http(s):// or file:// URL, or a path")->required();
+        app->add_option("URL", a->url, "Index or channel (NAME.channel): http(s):// or file:// URL, or a path")
+            ->required();
         auto* where = app->add_option_group("Listen", "Where clients connect (one of these)");
         where->add_option("--socket", a->socket_path,
                           "Unix socket to listen on (created; removed at exit)");

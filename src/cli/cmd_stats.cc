@@ -42,6 +42,27 @@ std::string Rate(const nlohmann::json& v) {
 
 void PrintHuman(const nlohmann::json& j) {
   auto u = [&](const nlohmann::json& v) { return v.is_number() ? v.get<uint64_t>() : 0; };
+  if (j.contains("version") && j["version"].is_object()) {
+    const auto& v = j["version"];
+    std::string line = v["index"].get<std::string>();
+    if (v["channel"].is_object())
+      line += " (channel " + v["channel"]["name"].get<std::string>() + ", sequence " +
+              std::to_string(u(v["channel"]["sequence"])) + ")";
+    line += v["authenticated"].get<bool>()
+                ? ", signed by trusted key " + v["key_id"].get<std::string>()
+                : ", not authenticated";
+    if (v["offline"].get<bool>()) line += ", opened offline from the cache";
+    const auto& latest = v.value("latest", nlohmann::json());
+    if (latest.is_object() && latest.contains("error")) {
+      line += "; channel not checked: " + latest["error"].get<std::string>();
+    } else if (latest.is_object() && latest["newer"].get<bool>()) {
+      line += "; the channel now names " + latest["index"].get<std::string>() + " (sequence " +
+              std::to_string(u(latest["sequence"])) + "): the next mount uses it";
+    } else if (latest.is_object()) {
+      line += "; the channel names no newer version";
+    }
+    std::printf("version    %s\n", line.c_str());
+  }
   const auto& r = j["reads"];
   const auto& f = j["fetch"];
   const auto& c = j["cache"];

@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "format/index.h"
+#include "trust/trust_set.h"
 #include "util/log.h"
 #include "util/size.h"
 
@@ -135,10 +136,63 @@ void AddImageOptions(CLI::App* app, ImageCliOptions* o, bool with_cache_default)
          "Seconds without a byte after which a transfer is abandoned and retried (default 10)")
       ->check(CLI::Range(1, 3600))
       ->group(kNet);
+  AddTrustOptions(app, &o->trust);
   app->add_flag("-v,--verbose", o->verbose, "Log retries, mirror changes and cache decisions");
   app->add_option("--log", o->log_file,
                   "Append log lines to this file instead of stderr "
                   "(useful with --daemon, which detaches from the terminal)");
+}
+
+void AddTrustOptions(CLI::App* app, TrustCliOptions* o) {
+  const char* kTrust = "Trust";
+  o->dir = trust::kDefaultTrustDir;
+  app->add_option("--trust", o->keys,
+                  "Trust this Ed25519 public key (KEY.pub from `hloop key generate`); repeatable. "
+                  "With any trusted key, an index must be signed (NAME.idx.sig) and a channel "
+                  "signed, unexpired and not older than one seen before, or it is refused")
+      ->check(CLI::ExistingFile)
+      ->group(kTrust);
+  app->add_option("--trust-dir", o->dir,
+                  std::string("Also trust every *.pub in this directory (default ") +
+                      trust::kDefaultTrustDir + "; a missing directory trusts nothing)")
+      ->group(kTrust);
+  app->add_flag("--require-fresh", o->require_fresh,
+                "When no server is reachable, refuse the cached copy of a channel instead of "
+                "serving it past its expiry")
+      ->group(kTrust);
+}
+
+std::string TrustStateDir(const std::string& cache_dir) { return cache_dir + "/trust"; }
+
+Result<disk::TrustOptions> MakeTrustOptions(const TrustCliOptions& o,
+                                            const std::string& state_dir) {
+  auto keys = std::make_shared<trust::TrustSet>();
+  for (const auto& path : o.keys) {
+    Status st = keys->AddFile(path);
+    if (!st.ok()) return st.Annotate("--trust");
+  }
+  if (!o.dir.empty()) {
+    Status st = keys->AddDirectory(o.dir);
+    if (!st.ok()) return st.Annotate("--trust-dir");
+  }
+  disk::TrustOptions t;
+  t.keys = std::move(keys);
+  t.require_fresh = o.require_fresh;
+  t.state_dir = state_dir;
+  return t;
+}
+
+void AnnounceVersion(const disk::ImageVersion& v) {
+  std::string what = v.index_name;
+  if (v.channel)
+    what += " (channel " + v.channel_name + ", sequence " + std::to_string(v.sequence) + ")";
+  if (v.authenticated) {
+    LogInfo(v.url + ": serving " + what + ", signed by trusted key " + v.key_id);
+  } else {
+    LogWarn(v.url + ": serving " + what +
+            ", which is not authenticated: no trusted key is configured (--trust KEY.pub, "
+            "--trust-dir)");
+  }
 }
 
 void AddProfileOptions(CLI::App* app, ImageCliOptions* o) {
@@ -233,6 +287,9 @@ Result<disk::OpenOptions> MakeOpenOptions(const ImageCliOptions& o, bool with_ca
     c.max_bytes = *size;
     opts.cache = c;
   }
+  auto trust = MakeTrustOptions(o.trust, TrustStateDir(dir.empty() ? DefaultCacheDir() : dir));
+  if (!trust.ok()) return trust.status();
+  opts.trust = std::move(trust.value());
   return opts;
 }
 

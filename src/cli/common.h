@@ -28,8 +28,25 @@ struct Command {
   std::function<std::function<int()>(CLI::App* app)> setup;
 };
 
+// --trust, --trust-dir, --require-fresh: which keys an image must be signed
+// by (every command that opens an image, and `info`).
+struct TrustCliOptions {
+  std::vector<std::string> keys;  // public key files
+  std::string dir;                // every *.pub in it is trusted
+  bool require_fresh = false;
+};
+void AddTrustOptions(CLI::App* app, TrustCliOptions* o);
+// `state_dir`: where channel sequence numbers are remembered.
+Result<disk::TrustOptions> MakeTrustOptions(const TrustCliOptions& o, const std::string& state_dir);
+// The directory of channel sequence numbers under a cache directory.
+std::string TrustStateDir(const std::string& cache_dir);
+// Says on stderr, once, which version `url` is and whether it is
+// authenticated (a warning when it is not).
+void AnnounceVersion(const disk::ImageVersion& v);
+
 // Options of every command that reads an image (mount, cat, fetch, ...).
 struct ImageCliOptions {
+  TrustCliOptions trust;
   std::string cache_dir;  // empty: the default for the command
   std::string cache_size = "4G";
   unsigned workers = 16;

@@ -28,6 +28,7 @@
 #include "cache/memory_cache.h"
 #include "disk/background_fetcher.h"
 #include "disk/chunk_reader.h"
+#include "disk/image_version.h"
 #include "disk/clusters.h"
 #include "disk/profile_prefetcher.h"
 #include "disk/profile_recorder.h"
@@ -118,6 +119,9 @@ class ImageDevice : public BlockDevice {
   Status SaveProfile();
 
   const format::Index& index() const { return reader_.index(); }
+  // Which version this is (set once by OpenImage, before the device is shared).
+  void set_version(ImageVersion v) { version_ = std::move(v); }
+  const ImageVersion& version() const { return version_; }
   cache::DiskCache* disk_cache() { return reader_.disk_cache(); }
   fetch::Source& source() { return reader_.source(); }
   // A snapshot of every stage's counters (each consistent on its own).
@@ -125,6 +129,7 @@ class ImageDevice : public BlockDevice {
 
  private:
   const ImageOptions options_;
+  ImageVersion version_;
   ReadStats read_stats_;
   // Declared (so built) before the stages that use it, and destroyed after
   // them. Its demand-miss hook calls clusters_, built later: the hook runs

@@ -1,6 +1,9 @@
 #include "disk/open_image.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 
 #include "disk/profile.h"
 #include "fetch/http_source.h"
@@ -11,34 +14,58 @@ namespace hloop::disk {
 
 namespace {
 
-// Reads the index with `fetch` (which takes a number of attempts), falling
-// back on the cached copy when the servers cannot be reached.
-using Fetcher = std::function<Result<std::string>(int max_attempts)>;
+// The small files next to the image, read from a local directory: once,
+// and refused before being read whole when larger than `max_size`.
+MetaGet LocalMetaGet(const fetch::Location& loc) {
+  return [base = loc.base](const std::string& rel, uint64_t max_size, int,
+                           const BodyCheck& check, std::string* out) -> Status {
+    const std::string path = base + rel;
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, path);
+    if (max_size && uint64_t(st.st_size) > max_size)
+      return Status::Corruption(path + " is " + std::to_string(st.st_size) +
+                                " bytes, more than the " + std::to_string(max_size) +
+                                "-byte limit for such a file");
+    auto bytes = ReadFile(path);
+    if (!bytes.ok()) return bytes.status();
+    if (max_size && bytes->size() > max_size)
+      return Status::Corruption(path + " grew past the " + std::to_string(max_size) +
+                                "-byte limit while being read");
+    Status ok = check(*bytes);
+    if (!ok.ok()) return ok;
+    *out = std::move(bytes.value());
+    return Status::Ok();
+  };
+}
 
-Result<format::Index> LoadIndexWith(const std::string& url, const fetch::FetchOptions& options,
-                                    cache::DiskCache* cache, const Fetcher& fetch) {
-  // Reads may wait for a server without limit, but opening an image should
-  // say soon that there is nothing to open; with a cached copy to fall back
-  // on, do not make the user wait through every retry of a server that is down.
-  int attempts = options.max_attempts == 0 ? 6 : options.max_attempts;
-  if (cache && cache->GetUrlCopy(url).ok()) attempts = std::min(attempts, 2);
-  auto bytes = fetch(attempts);
-  if (!bytes.ok()) {
-    if (cache && bytes.status().IsUnavailable()) {
-      auto cached = cache->GetUrlCopy(url);
-      if (cached.ok()) {
-        LogWarn(bytes.status().message() + "; using the cached copy of the index");
-        return format::Index::Parse(std::move(cached.value()), url + " (cached)");
-      }
-    }
-    return bytes.status().Annotate("index " + url);
+// The small files next to the image, fetched through `engine` with the
+// retries, back-off and failover of chunks; a body that fails its check is
+// fetched again (fetch::GetChecked).
+MetaGet EngineMetaGet(fetch::FetchEngine* engine) {
+  return [engine](const std::string& rel, uint64_t max_size, int attempts,
+                  const BodyCheck& check, std::string* out) -> Status {
+    fetch::Request request{.rel = rel, .max_size = max_size};
+    if (attempts > 0) request.max_attempts = attempts;
+    return fetch::GetChecked(*engine, std::move(request), check, out);
+  };
+}
+
+// Attempts for the files that open an image: reads may wait for a server
+// without limit, but opening should say soon that there is nothing to open.
+int OpenAttempts(const fetch::FetchOptions& options) {
+  return options.max_attempts == 0 ? 6 : options.max_attempts;
+}
+
+Result<Resolved> ResolveWith(const fetch::Location& loc, const fetch::FetchOptions& options,
+                             const TrustOptions& trust, cache::DiskCache* cache,
+                             fetch::FetchEngine* engine) {
+  std::unique_ptr<fetch::FetchEngine> own;
+  if (loc.kind == fetch::Location::Kind::kHttp && !engine) {
+    own = std::make_unique<fetch::FetchEngine>(loc.base, options);
+    engine = own.get();
   }
-  auto index = format::Index::Parse(std::move(bytes.value()), url);
-  if (index.ok() && cache) {
-    Status st = cache->PutUrlCopy(url, index->bytes());
-    if (!st.ok()) LogWarn("could not cache the index: " + st.ToString());
-  }
-  return index;
+  MetaGet get = engine ? EngineMetaGet(engine) : LocalMetaGet(loc);
+  return Resolve(loc, trust, cache, get, OpenAttempts(options));
 }
 
 // NAME.mirrors next to the index: fetched from the index's server (cached
@@ -79,6 +106,7 @@ void AddListedMirrors(fetch::FetchEngine& engine, const fetch::Location& loc,
 // be read), else NAME.profile next to the index (quietly absent).
 Result<std::optional<std::vector<uint64_t>>> LoadProfile(const OpenOptions& options,
                                                          const fetch::Location& loc,
+                                                         const std::string& index_rel,
                                                          fetch::FetchEngine* engine,
                                                          const format::Index& index) {
   std::string text, origin;
@@ -91,7 +119,10 @@ Result<std::optional<std::vector<uint64_t>>> LoadProfile(const OpenOptions& opti
     text = std::move(bytes.value());
   } else {
     if (options.no_profile) return std::optional<std::vector<uint64_t>>();
-    const std::string rel = fetch::StemOf(loc.index_name) + ".profile";
+    // Beside the index (which a channel may name in another directory).
+    const size_t slash = index_rel.rfind('/');
+    const std::string dir = slash == std::string::npos ? "" : index_rel.substr(0, slash + 1);
+    const std::string rel = dir + fetch::StemOf(index_rel.substr(dir.size())) + ".profile";
     origin = loc.base + rel;
     Status st;
     if (engine) {
@@ -121,11 +152,30 @@ Result<std::optional<std::vector<uint64_t>>> LoadProfile(const OpenOptions& opti
 
 Result<format::Index> LoadIndex(const std::string& url, const fetch::FetchOptions& options,
                                 cache::DiskCache* cache) {
-  return LoadIndexWith(url, options, cache, [&](int attempts) {
-    fetch::FetchOptions opts = options;
-    opts.max_attempts = attempts;
-    return fetch::FetchUrl(url, opts);
-  });
+  auto r = ResolveUrl(url, options, TrustOptions{}, cache);
+  if (!r.ok()) return r.status();
+  return std::move(r->index);
+}
+
+Result<Resolved> ResolveUrl(const std::string& url, const fetch::FetchOptions& options,
+                            const TrustOptions& trust, cache::DiskCache* cache) {
+  auto loc = fetch::ParseLocation(url);
+  if (!loc.ok()) return loc.status();
+  return ResolveWith(*loc, options, trust, cache, nullptr);
+}
+
+Result<ImageVersion> CheckLatestVersion(const std::string& url, const fetch::FetchOptions& options,
+                                        const TrustOptions& trust) {
+  auto loc = fetch::ParseLocation(url);
+  if (!loc.ok()) return loc.status();
+  fetch::FetchOptions quick = options;
+  quick.max_attempts = 1;
+  if (quick.io_timeout_s == 0 || quick.io_timeout_s > 5) quick.io_timeout_s = 5;
+  std::unique_ptr<fetch::FetchEngine> engine;
+  if (loc->kind == fetch::Location::Kind::kHttp)
+    engine = std::make_unique<fetch::FetchEngine>(loc->base, quick);
+  MetaGet get = engine ? EngineMetaGet(engine.get()) : LocalMetaGet(*loc);
+  return LatestVersion(*loc, trust, get);
 }
 
 Result<std::unique_ptr<ImageDevice>> OpenImage(const std::string& url, const OpenOptions& options) {
@@ -139,13 +189,13 @@ Result<std::unique_ptr<ImageDevice>> OpenImage(const std::string& url, const Ope
   }
   std::unique_ptr<fetch::Source> source;
   fetch::FetchEngine* engine = nullptr;
-  Result<format::Index> index = Status::IOError("index not loaded");
+  Result<Resolved> resolved = Status::IOError("index not loaded");
   if (loc->kind == fetch::Location::Kind::kFile) {
     if (!options.mirrors.empty())
       return Status::InvalidArgument(
           "--mirror needs an http:// or https:// index URL, not a local path");
-    index = LoadIndex(url, options.fetch, cache.get());
-    if (!index.ok()) return index.status();
+    resolved = ResolveWith(*loc, options.fetch, options.trust, cache.get(), nullptr);
+    if (!resolved.ok()) return resolved.status();
     auto s = fetch::OpenSource(*loc, options.fetch);
     if (!s.ok()) return s.status();
     source = std::move(s.value());
@@ -159,21 +209,17 @@ Result<std::unique_ptr<ImageDevice>> OpenImage(const std::string& url, const Ope
     if (options.mirror_list) AddListedMirrors(*engine, *loc, cache.get());
     // Measure every mirror's round trip while the index loads.
     engine->Probe(loc->index_name, 3);
-    const std::string rel = loc->index_name;
-    index =
-        LoadIndexWith(url, options.fetch, cache.get(), [&](int attempts) -> Result<std::string> {
-          std::string bytes;
-          Status st = engine->Get(fetch::Request{.rel = rel, .max_attempts = attempts}, &bytes);
-          if (!st.ok()) return st;
-          return bytes;
-        });
-    if (!index.ok()) return index.status();
+    resolved = ResolveWith(*loc, options.fetch, options.trust, cache.get(), engine);
+    if (!resolved.ok()) return resolved.status();
     source = std::make_unique<fetch::HttpSource>(std::move(e));
   }
-  auto profile = LoadProfile(options, *loc, engine, *index);
+  ImageVersion version = std::move(resolved->version);
+  const std::string index_rel = version.index_url.substr(loc->base.size());
+  auto profile = LoadProfile(options, *loc, index_rel, engine, resolved->index);
   if (!profile.ok()) return profile.status();
-  auto device = std::make_unique<ImageDevice>(std::move(index.value()), std::move(source),
+  auto device = std::make_unique<ImageDevice>(std::move(resolved->index), std::move(source),
                                               std::move(cache), options.image);
+  device->set_version(std::move(version));
   if (!options.record_profile.empty()) device->StartRecording(options.record_profile);
   if (profile->has_value()) device->StartPrefetch(std::move(**profile));
   return device;

@@ -1,6 +1,7 @@
-// Opening an image by the URL of its index: fetch the index (falling back to
-// the copy in the disk cache when the server cannot be reached), then build
-// the ImageDevice over the right Source.
+// Opening an image by the URL of its index or of a channel: resolve and
+// verify the index (disk/resolve.h; falling back to the copies in the disk
+// cache when no server can be reached), then build the ImageDevice over the
+// right Source. This is the one code path every front end opens images by.
 #pragma once
 
 #include <memory>
@@ -9,6 +10,7 @@
 
 #include "cache/disk_cache.h"
 #include "disk/image_device.h"
+#include "disk/resolve.h"
 #include "fetch/source.h"
 #include "fetch/url.h"
 #include "format/index.h"
@@ -29,6 +31,8 @@ struct OpenOptions {
   bool no_profile = false;
   // Record the chunks read into this file (written when the device closes).
   std::string record_profile;
+  // Which keys to trust, and how strictly (disk/resolve.h).
+  TrustOptions trust;
 };
 
 // Fetches and parses the index at `url`. With a cache, a good index is saved
@@ -36,6 +40,14 @@ struct OpenOptions {
 // the index does not exist, nor when what it sends is corrupt).
 Result<format::Index> LoadIndex(const std::string& url, const fetch::FetchOptions& options,
                                 cache::DiskCache* cache);
+// Resolves `url` (an index or a channel) to a verified index, as OpenImage
+// does, without opening the image (`hloop info`).
+Result<Resolved> ResolveUrl(const std::string& url, const fetch::FetchOptions& options,
+                            const TrustOptions& trust, cache::DiskCache* cache);
+// Which version the channel `url` names now (for `hloop stats`): one quick
+// attempt, verified like at open, nothing recorded.
+Result<ImageVersion> CheckLatestVersion(const std::string& url, const fetch::FetchOptions& options,
+                                        const TrustOptions& trust);
 
 Result<std::unique_ptr<ImageDevice>> OpenImage(const std::string& url, const OpenOptions& options);
 

@@ -1,5 +1,6 @@
 #include "disk/stats_json.h"
 
+#include "disk/version_watch.h"
 #include "fetch/mirror_control.h"
 
 namespace hloop::disk {
@@ -14,6 +15,7 @@ nlohmann::json ImageStatsJson(ImageDevice& device, const std::string& url, doubl
                 {"chunk_size", ix.chunk_size()},
                 {"chunks", ix.chunk_count()},
                 {"digest", format::ToHex(ix.digest())}};
+  j["version"] = VersionJson(device.version());
   j["reads"] = {{"count", s.reads},
                 {"bytes", s.bytes_read},
                 {"waits", s.waits},

@@ -108,7 +108,12 @@ Result<std::unique_ptr<OverlayDevice>> OverlayDevice::Open(const std::string& pa
     std::string msg = "overlay " + path + " was made on " + h.base_name + " (index " +
                       format::ToHex(h.base_digest).substr(0, 16) + "…), not on " + base_id.name +
                       " (index " + format::ToHex(base_id.digest).substr(0, 16) + "…)";
-    if (!options.force) return Status::InvalidArgument(msg + "; --force uses it anyway");
+    if (!options.force)
+      return Status::InvalidArgument(
+          msg +
+          ". Keep its changes with `hloop commit` on the version it was made on, discard them "
+          "by deleting the overlay, or use it on this version anyway with --force (only safe if "
+          "the two versions differ outside the blocks it holds)");
     LogWarn(msg + "; using it anyway (--force)");
   }
   std::vector<uint8_t> map(h.map_length);
