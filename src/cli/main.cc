@@ -19,14 +19,18 @@ Command OverlayCommand();
 Command CommitCommand();
 Command NbdCommand();
 Command NinePCommand();
+Command KeyCommand();
+Command SignCommand();
+Command PublishCommand();
 }  // namespace hloop::cli
 
 int main(int argc, char** argv) {
   using namespace hloop::cli;
-  const Command commands[] = {PackCommand(),    InfoCommand(),    ServeCommand(),  MountCommand(),
-                              CatCommand(),     FetchCommand(),   VerifyCommand(), StatsCommand(),
-                              MirrorsCommand(), OverlayCommand(), CommitCommand(), NbdCommand(),
-                              NinePCommand()};
+  const Command commands[] = {
+      PackCommand(),    InfoCommand(),    ServeCommand(),  MountCommand(),
+      CatCommand(),     FetchCommand(),   VerifyCommand(), StatsCommand(),
+      MirrorsCommand(), OverlayCommand(), CommitCommand(), NbdCommand(),
+      NinePCommand(),   KeyCommand(),     SignCommand(),   PublishCommand()};
   CLI::App app{
       "hloop: disk images that live on any plain web server.\n"
       "Pack an image into content-addressed chunk files, serve them over HTTP, and\n"

@@ -89,6 +89,58 @@ Status WriteFileAtomic(const std::string& path, const void* data, size_t len, Sy
   return Status::Ok();
 }
 
+Status SyncParentDir(const std::string& path) {
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  ScopedFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno(errno, dir);
+  if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync " + dir);
+  return Status::Ok();
+}
+
+Status WriteFileDurable(const std::string& path, const std::string& data) {
+  HLOOP_RETURN_IF_ERROR(WriteFileAtomic(path, data.data(), data.size(), Sync::kFull));
+  return SyncParentDir(path);
+}
+
+Status WriteNewFile(const std::string& path, const std::string& data, unsigned mode) {
+  std::string tmp = TempNameFor(path);
+  ScopedFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+  if (!fd.valid()) return Status::FromErrno(errno, tmp);
+  // The umask must not widen or narrow what the caller asked for.
+  Status st = ::fchmod(fd.get(), mode) == 0 ? Status::Ok() : Status::FromErrno(errno, tmp);
+  if (st.ok()) st = WriteFull(fd.get(), data.data(), data.size());
+  if (st.ok() && ::fsync(fd.get()) != 0) st = Status::FromErrno(errno, "fsync " + tmp);
+  if (st.ok() && ::close(fd.release()) != 0) st = Status::FromErrno(errno, "close " + tmp);
+  if (st.ok() && ::link(tmp.c_str(), path.c_str()) != 0) {
+    st = errno == EEXIST
+             ? Status::InvalidArgument(path + ": exists already; refusing to overwrite it")
+             : Status::FromErrno(errno, "link to " + path);
+  }
+  ::unlink(tmp.c_str());
+  if (!st.ok()) return st;
+  return SyncParentDir(path);
+}
+
+Result<std::string> ReadFileLimited(const std::string& path, size_t limit) {
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno(errno, path);
+  struct stat sb;
+  if (::fstat(fd.get(), &sb) != 0) return Status::FromErrno(errno, path);
+  if (uint64_t(sb.st_size) > limit)
+    return Status::InvalidArgument(path + ": " + std::to_string(sb.st_size) +
+                                   " bytes, more than the limit of " + std::to_string(limit));
+  // Read one byte more than allowed, in case the file grew since fstat.
+  std::string out(limit + 1, '\0');
+  size_t got = 0;
+  HLOOP_RETURN_IF_ERROR(PreadFull(fd.get(), out.data(), out.size(), 0, &got).Annotate(path));
+  if (got > limit)
+    return Status::InvalidArgument(path + ": more than the limit of " + std::to_string(limit) +
+                                   " bytes");
+  out.resize(got);
+  return out;
+}
+
 Status MakeDirs(const std::string& path) {
   if (path.empty()) return Status::Ok();
   std::string cur;

@@ -48,6 +48,18 @@ enum class Sync {
 // asked, and renames it over `path`: readers see the old file or the new
 // one, never a partial one.
 Status WriteFileAtomic(const std::string& path, const void* data, size_t len, Sync sync);
+// WriteFileAtomic with Sync::kFull, then an fsync of the directory, so the
+// new name survives a crash too.
+Status WriteFileDurable(const std::string& path, const std::string& data);
+// Writes `data` to a new file `path` with permission `mode`, durably (temp
+// file, fsync, link(2), fsync of the directory). Refuses, with an error
+// naming `path`, if `path` exists: nothing is ever overwritten.
+Status WriteNewFile(const std::string& path, const std::string& data, unsigned mode);
+// fsyncs the directory that holds `path` (".", if `path` has no '/').
+Status SyncParentDir(const std::string& path);
+// Reads a whole file that must be at most `limit` bytes; a larger one is
+// refused (InvalidArgument naming the file and both sizes) before it is read.
+Result<std::string> ReadFileLimited(const std::string& path, size_t limit);
 // mkdir -p.
 Status MakeDirs(const std::string& path);
 // A unique temporary name beside `path` ("path.tmp.<pid>.<n>").
