@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "disk/profile.h"
+#include "fetch/checked_get.h"
 #include "fetch/http_source.h"
 #include "util/file.h"
 #include "util/log.h"
@@ -11,9 +12,28 @@ namespace hloop::disk {
 
 namespace {
 
-// Reads the index with `fetch` (which takes a number of attempts), falling
-// back on the cached copy when the servers cannot be reached.
-using Fetcher = std::function<Result<std::string>(int max_attempts)>;
+// Size limits of the small files fetched to open an image (a bigger one is
+// refused before it is read whole). An index holds 48 bytes or so per chunk:
+// 1 GiB is an image of some 20 million chunks.
+constexpr uint64_t kMaxIndexBytes = uint64_t(1) << 30;
+constexpr uint64_t kMaxMirrorListBytes = 64 << 10;
+// A profile: a header and comments, then a line of two numbers per chunk.
+uint64_t MaxProfileBytes(uint64_t chunks) { return (64 << 10) + chunks * 48; }
+
+// Reads the index with `fetch` (which takes a number of attempts, and sets
+// *index to the copy that parsed), falling back on the cached copy when the
+// servers cannot be reached.
+using Fetcher = std::function<Status(int max_attempts, std::optional<format::Index>* index)>;
+
+// The check of a fetched index: it parses; the parsed index goes to *index.
+fetch::BodyCheck IndexCheck(const std::string& url, std::optional<format::Index>* index) {
+  return [url, index](const std::string& body) {
+    auto ix = format::Index::Parse(body, url);
+    if (!ix.ok()) return ix.status();
+    index->emplace(std::move(ix.value()));
+    return Status::Ok();
+  };
+}
 
 Result<format::Index> LoadIndexWith(const std::string& url, const fetch::FetchOptions& options,
                                     cache::DiskCache* cache, const Fetcher& fetch) {
@@ -22,23 +42,23 @@ Result<format::Index> LoadIndexWith(const std::string& url, const fetch::FetchOp
   // on, do not make the user wait through every retry of a server that is down.
   int attempts = options.max_attempts == 0 ? 6 : options.max_attempts;
   if (cache && cache->GetUrlCopy(url).ok()) attempts = std::min(attempts, 2);
-  auto bytes = fetch(attempts);
-  if (!bytes.ok()) {
-    if (cache && bytes.status().IsUnavailable()) {
+  std::optional<format::Index> index;
+  Status fetched = fetch(attempts, &index);
+  if (!fetched.ok()) {
+    if (cache && fetched.IsUnavailable()) {
       auto cached = cache->GetUrlCopy(url);
       if (cached.ok()) {
-        LogWarn(bytes.status().message() + "; using the cached copy of the index");
+        LogWarn(fetched.message() + "; using the cached copy of the index");
         return format::Index::Parse(std::move(cached.value()), url + " (cached)");
       }
     }
-    return bytes.status().Annotate("index " + url);
+    return fetched.Annotate("index " + url);
   }
-  auto index = format::Index::Parse(std::move(bytes.value()), url);
-  if (index.ok() && cache) {
+  if (cache) {
     Status st = cache->PutUrlCopy(url, index->bytes());
     if (!st.ok()) LogWarn("could not cache the index: " + st.ToString());
   }
-  return index;
+  return std::move(*index);
 }
 
 // NAME.mirrors next to the index: fetched from the index's server (cached
@@ -48,8 +68,19 @@ void AddListedMirrors(fetch::FetchEngine& engine, const fetch::Location& loc,
   const std::string rel = fetch::StemOf(loc.index_name) + ".mirrors";
   const std::string url = loc.base + rel;
   std::string text;
-  Status st = engine.Get(fetch::Request{.rel = rel, .max_attempts = 2, .mirror = 0}, &text);
+  Status st = fetch::GetChecked(
+      engine,
+      fetch::Request{.rel = rel,
+                     .max_attempts = 2,
+                     .mirror = 0,
+                     .max_size = kMaxMirrorListBytes,
+                     .what = "a mirror list"},
+      [&](const std::string& body) { return fetch::ParseMirrorList(body, url).status(); }, &text);
   if (st.IsNotFound()) return;
+  if (!st.ok() && !st.IsUnavailable()) {
+    LogWarn("mirror list: " + st.message() + "; going on without it");
+    return;
+  }
   if (!st.ok()) {
     auto cached = cache ? cache->GetUrlCopy(url) : Result<std::string>(st);
     if (!cached.ok()) {
@@ -86,7 +117,12 @@ Result<std::optional<std::vector<uint64_t>>> LoadProfile(const OpenOptions& opti
     origin = options.profile;
     fetch::FetchOptions opts = options.fetch;
     if (opts.max_attempts == 0) opts.max_attempts = 6;
-    auto bytes = fetch::FetchUrl(options.profile, opts);
+    auto bytes = fetch::FetchUrlChecked(
+        options.profile, opts,
+        [&](const std::string& body) {
+          return ParseProfile(body, index.chunk_count(), options.profile).status();
+        },
+        MaxProfileBytes(index.chunk_count()), "a profile");
     if (!bytes.ok()) return bytes.status().Annotate("profile");
     text = std::move(bytes.value());
   } else {
@@ -95,7 +131,16 @@ Result<std::optional<std::vector<uint64_t>>> LoadProfile(const OpenOptions& opti
     origin = loc.base + rel;
     Status st;
     if (engine) {
-      st = engine->Get(fetch::Request{.rel = rel, .max_attempts = 2}, &text);
+      st = fetch::GetChecked(
+          *engine,
+          fetch::Request{.rel = rel,
+                         .max_attempts = 2,
+                         .max_size = MaxProfileBytes(index.chunk_count()),
+                         .what = "a profile"},
+          [&](const std::string& body) {
+            return ParseProfile(body, index.chunk_count(), origin).status();
+          },
+          &text);
     } else {
       auto bytes = ReadFile(origin);
       st = bytes.status();
@@ -121,10 +166,11 @@ Result<std::optional<std::vector<uint64_t>>> LoadProfile(const OpenOptions& opti
 
 Result<format::Index> LoadIndex(const std::string& url, const fetch::FetchOptions& options,
                                 cache::DiskCache* cache) {
-  return LoadIndexWith(url, options, cache, [&](int attempts) {
+  return LoadIndexWith(url, options, cache, [&](int attempts, std::optional<format::Index>* index) {
     fetch::FetchOptions opts = options;
     opts.max_attempts = attempts;
-    return fetch::FetchUrl(url, opts);
+    return fetch::FetchUrlChecked(url, opts, IndexCheck(url, index), kMaxIndexBytes, "an index")
+        .status();
   });
 }
 
@@ -160,13 +206,16 @@ Result<std::unique_ptr<ImageDevice>> OpenImage(const std::string& url, const Ope
     // Measure every mirror's round trip while the index loads.
     engine->Probe(loc->index_name, 3);
     const std::string rel = loc->index_name;
-    index =
-        LoadIndexWith(url, options.fetch, cache.get(), [&](int attempts) -> Result<std::string> {
-          std::string bytes;
-          Status st = engine->Get(fetch::Request{.rel = rel, .max_attempts = attempts}, &bytes);
-          if (!st.ok()) return st;
-          return bytes;
-        });
+    index = LoadIndexWith(url, options.fetch, cache.get(),
+                          [&](int attempts, std::optional<format::Index>* ix) {
+                            std::string bytes;
+                            return fetch::GetChecked(*engine,
+                                                     fetch::Request{.rel = rel,
+                                                                    .max_attempts = attempts,
+                                                                    .max_size = kMaxIndexBytes,
+                                                                    .what = "an index"},
+                                                     IndexCheck(url, ix), &bytes);
+                          });
     if (!index.ok()) return index.status();
     source = std::make_unique<fetch::HttpSource>(std::move(e));
   }
