@@ -106,6 +106,25 @@ TEST(GetCheckedTest, TheSameBadCopyFromEveryMirrorIsFinal) {
   EXPECT_EQ(b.count("/x.idx"), 1);
 }
 
+TEST(GetCheckedTest, BadCopiesAreNotFetchedAgainPastTheIoTimeout) {
+  std::atomic<int> served{0};
+  TestHttpServer server([&](const httplib::Request&, httplib::Response& res) {
+    res.set_content("bad " + std::to_string(served++), "text/plain");
+  });
+  FetchOptions o;
+  o.io_timeout_s = 1;
+  o.retry_initial_ms = 2000;  // the first back-off, at least 1 s, passes the deadline
+  o.retry_max_ms = 2000;
+  FetchEngine engine(server.base(), o);
+  std::string out;
+  Status st = GetChecked(engine, Request{.rel = "x.idx"}, StartsWithGood, &out, 100);
+  ASSERT_TRUE(st.IsCorruption()) << st.ToString();
+  EXPECT_NE(st.message().find("no good copy within --io-timeout 1 s"), std::string::npos)
+      << st.ToString();
+  EXPECT_NE(st.message().find("body 'bad 0'"), std::string::npos) << st.ToString();
+  EXPECT_EQ(server.count("/x.idx"), 1);
+}
+
 TEST(GetCheckedTest, NotFoundIsAnAnswerNotAVerdict) {
   TestHttpServer server([](const httplib::Request&, httplib::Response& res) { res.status = 404; });
   FetchEngine engine(server.base(), FastRetries());
