@@ -16,6 +16,7 @@
 
 #include "disk/open_image.h"
 #include "disk/profile.h"
+#include "fetch/checked_get.h"
 #include "fetch/engine.h"
 #include "fetch/http_source.h"
 #include "fetch/url.h"
@@ -742,6 +743,103 @@ TEST_F(ImageDeviceTest, LoadIndexNeverReplacesACorruptOrMissingIndexWithTheCache
   auto good = LoadIndex(path, FastFail(), cache.get());
   ASSERT_TRUE(good.ok()) << good.status().ToString();
   EXPECT_EQ(FirstDifference(cache->GetUrlCopy(path).value(), other), "");
+}
+
+// A server for `img` at /test.idx whose first `corrupt` GETs of the index
+// each have a different byte flipped; counts the index GETs.
+class FlakyIndexServer {
+ public:
+  FlakyIndexServer(const TestImage& img, int corrupt)
+      : server_([this, &img, corrupt](const httplib::Request& req, httplib::Response& res) {
+          if (req.path == "/test.idx") {
+            if (req.method != "GET") return res.set_content(img.index_bytes, "text/plain");
+            std::string body = img.index_bytes;
+            int n = index_gets_++;
+            if (n < corrupt) body[size_t(200 + 7 * n) % body.size()] ^= 0x10;
+            return res.set_content(body, "application/octet-stream");
+          }
+          auto it = img.files.find(req.path.substr(1));
+          if (it == img.files.end()) {
+            res.status = 404;
+            return;
+          }
+          res.set_content(it->second, "application/octet-stream");
+        }) {}
+  std::string url() const { return server_.base() + "test.idx"; }
+  int index_gets() const { return index_gets_; }
+
+ private:
+  std::atomic<int> index_gets_{0};
+  hloop::testing::TestHttpServer server_;
+};
+
+OpenOptions FastOpen() {
+  OpenOptions oo;
+  oo.fetch.retry_initial_ms = 1;
+  oo.fetch.retry_max_ms = 4;
+  oo.image = Quiet();
+  return oo;
+}
+
+TEST_F(ImageDeviceTest, OpenImageFetchesACorruptIndexAgainLikeACorruptChunk) {
+  TestImage img = BuildImage(MixedContent());
+  FlakyIndexServer server(img, 3);
+  auto dev = OpenImage(server.url(), FastOpen());
+  ASSERT_TRUE(dev.ok()) << dev.status().ToString();
+  EXPECT_EQ(server.index_gets(), 4);
+  EXPECT_EQ((*dev)->index().bytes(), img.index_bytes);
+  EXPECT_EQ(FirstDifference(ReadAll(dev->get()), img.content), "");
+}
+
+TEST_F(ImageDeviceTest, OpenImageFailsWithTheIndexCheckWhenEveryCopyIsCorrupt) {
+  TestImage img = BuildImage(MixedContent());
+  FlakyIndexServer server(img, 1000);
+  OpenOptions oo = FastOpen();
+  oo.cache = CacheOptions(tmp_.Join("cache"));
+  {
+    // A good cached copy is no excuse: the server answered, with bad copies.
+    auto cache = OpenCache(tmp_.Join("cache"));
+    ASSERT_TRUE(cache->PutUrlCopy(server.url(), img.index_bytes).ok());
+  }
+  auto dev = OpenImage(server.url(), oo);
+  ASSERT_FALSE(dev.ok());
+  EXPECT_TRUE(dev.status().IsCorruption()) << dev.status().ToString();
+  const std::string msg = dev.status().message();
+  EXPECT_NE(msg.find("bad copies in a row"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("index " + server.url() + ": checksum"), std::string::npos) << msg;
+  EXPECT_EQ(server.index_gets(), fetch::kDefaultMaxVerdicts);
+  // The same through LoadIndex, which fetches by URL without an engine.
+  auto ix = LoadIndex(server.url(), FastOpen().fetch, nullptr);
+  ASSERT_TRUE(ix.status().IsCorruption()) << ix.status().ToString();
+  EXPECT_NE(ix.status().message().find("checksum"), std::string::npos) << ix.status().ToString();
+}
+
+TEST_F(ImageDeviceTest, LoadIndexByUrlFetchesACorruptIndexAgain) {
+  TestImage img = BuildImage(MixedContent());
+  FlakyIndexServer server(img, 2);
+  auto ix = LoadIndex(server.url(), FastOpen().fetch, nullptr);
+  ASSERT_TRUE(ix.ok()) << ix.status().ToString();
+  EXPECT_EQ(ix->bytes(), img.index_bytes);
+  EXPECT_EQ(server.index_gets(), 3);
+}
+
+TEST_F(ImageDeviceTest, AnOversizedProfileIsRefusedWithTheLimitInTheMessage) {
+  TestImage img = BuildImage(MixedContent());
+  std::string huge = "hloop-profile 1\n";
+  while (huge.size() < (1 << 20)) huge += "# padding padding padding padding padding\n";
+  hloop::testing::TestHttpServer profiles([&](const httplib::Request&, httplib::Response& res) {
+    res.set_content(huge, "text/plain");
+  });
+  FlakyIndexServer server(img, 0);
+  OpenOptions oo = FastOpen();
+  oo.profile = profiles.base() + "huge.profile";
+  auto dev = OpenImage(server.url(), oo);
+  ASSERT_FALSE(dev.ok());
+  EXPECT_TRUE(dev.status().IsCorruption()) << dev.status().ToString();
+  EXPECT_NE(dev.status().message().find(oo.profile + " is larger than the"), std::string::npos)
+      << dev.status().ToString();
+  EXPECT_NE(dev.status().message().find("-byte limit for a profile"), std::string::npos)
+      << dev.status().ToString();
 }
 
 // ---- Boot profiles, adaptive read-ahead, corrupt reports (issue #3) ----

@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "disk/profile.h"
+#include "fetch/checked_get.h"
 #include "fetch/http_source.h"
 #include "util/file.h"
 #include "util/log.h"
@@ -13,6 +14,12 @@
 namespace hloop::disk {
 
 namespace {
+
+// Size limits of the small files fetched to open an image (a bigger one is
+// refused before it is read whole; the index's is in disk/resolve.cc).
+constexpr uint64_t kMaxMirrorListBytes = 64 << 10;
+// A profile: a header and comments, then a line of two numbers per chunk.
+uint64_t MaxProfileBytes(uint64_t chunks) { return (64 << 10) + chunks * 48; }
 
 // The small files next to the image, read from a local directory: once,
 // and refused before being read whole when larger than `max_size`.
@@ -38,13 +45,20 @@ MetaGet LocalMetaGet(const fetch::Location& loc) {
   };
 }
 
+// How messages name the small file `rel`.
+std::string WhatIs(const std::string& rel) {
+  if (IsChannelName(rel)) return "a channel";
+  if (rel.size() > 4 && rel.compare(rel.size() - 4, 4, ".sig") == 0) return "a signature";
+  return "an index";
+}
+
 // The small files next to the image, fetched through `engine` with the
 // retries, back-off and failover of chunks; a body that fails its check is
 // fetched again (fetch::GetChecked).
 MetaGet EngineMetaGet(fetch::FetchEngine* engine) {
   return [engine](const std::string& rel, uint64_t max_size, int attempts,
                   const BodyCheck& check, std::string* out) -> Status {
-    fetch::Request request{.rel = rel, .max_size = max_size};
+    fetch::Request request{.rel = rel, .max_size = max_size, .what = WhatIs(rel)};
     if (attempts > 0) request.max_attempts = attempts;
     return fetch::GetChecked(*engine, std::move(request), check, out);
   };
@@ -75,8 +89,19 @@ void AddListedMirrors(fetch::FetchEngine& engine, const fetch::Location& loc,
   const std::string rel = fetch::StemOf(loc.index_name) + ".mirrors";
   const std::string url = loc.base + rel;
   std::string text;
-  Status st = engine.Get(fetch::Request{.rel = rel, .max_attempts = 2, .mirror = 0}, &text);
+  Status st = fetch::GetChecked(
+      engine,
+      fetch::Request{.rel = rel,
+                     .max_attempts = 2,
+                     .mirror = 0,
+                     .max_size = kMaxMirrorListBytes,
+                     .what = "a mirror list"},
+      [&](const std::string& body) { return fetch::ParseMirrorList(body, url).status(); }, &text);
   if (st.IsNotFound()) return;
+  if (!st.ok() && !st.IsUnavailable()) {
+    LogWarn("mirror list: " + st.message() + "; going on without it");
+    return;
+  }
   if (!st.ok()) {
     auto cached = cache ? cache->GetUrlCopy(url) : Result<std::string>(st);
     if (!cached.ok()) {
@@ -114,7 +139,12 @@ Result<std::optional<std::vector<uint64_t>>> LoadProfile(const OpenOptions& opti
     origin = options.profile;
     fetch::FetchOptions opts = options.fetch;
     if (opts.max_attempts == 0) opts.max_attempts = 6;
-    auto bytes = fetch::FetchUrl(options.profile, opts);
+    auto bytes = fetch::FetchUrlChecked(
+        options.profile, opts,
+        [&](const std::string& body) {
+          return ParseProfile(body, index.chunk_count(), options.profile).status();
+        },
+        MaxProfileBytes(index.chunk_count()), "a profile");
     if (!bytes.ok()) return bytes.status().Annotate("profile");
     text = std::move(bytes.value());
   } else {
@@ -126,7 +156,16 @@ Result<std::optional<std::vector<uint64_t>>> LoadProfile(const OpenOptions& opti
     origin = loc.base + rel;
     Status st;
     if (engine) {
-      st = engine->Get(fetch::Request{.rel = rel, .max_attempts = 2}, &text);
+      st = fetch::GetChecked(
+          *engine,
+          fetch::Request{.rel = rel,
+                         .max_attempts = 2,
+                         .max_size = MaxProfileBytes(index.chunk_count()),
+                         .what = "a profile"},
+          [&](const std::string& body) {
+            return ParseProfile(body, index.chunk_count(), origin).status();
+          },
+          &text);
     } else {
       auto bytes = ReadFile(origin);
       st = bytes.status();

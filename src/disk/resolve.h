@@ -25,6 +25,7 @@
 
 #include "cache/disk_cache.h"
 #include "disk/image_version.h"
+#include "fetch/checked_get.h"
 #include "fetch/url.h"
 #include "format/index.h"
 #include "trust/trust_set.h"
@@ -45,8 +46,7 @@ struct TrustOptions {
   std::function<int64_t()> now;
 };
 
-// A body for `check` to accept or refuse (with the reason).
-using BodyCheck = std::function<Status(const std::string& body)>;
+using fetch::BodyCheck;
 // Gets the small file `rel` (relative to the directory of the URL the user
 // named), at most `max_size` bytes, that `check` accepts; retried up to
 // `attempts` times (0: the fetcher's default). Unavailable: no server could

@@ -14,7 +14,9 @@ namespace {
 // Where a transfer's body goes (CURLOPT_WRITEDATA).
 struct Sink {
   std::string* body;
-  uint64_t limit;  // 0: none; a longer body aborts the transfer
+  uint64_t limit;     // 0: none; a longer body aborts the transfer
+  uint64_t max_size;  // 0: none; a longer body aborts it too, as too large
+  bool too_large;     // set when max_size aborted it
 };
 }  // namespace
 
@@ -30,7 +32,7 @@ struct FetchEngine::Job {
   bool probe = false;                       // an engine-made probe: updates mirror state only
   Callback done;                            // null for probes
   std::string body;
-  Sink sink{&body, 0};
+  Sink sink{&body, 0, 0, false};
   char errbuf[CURL_ERROR_SIZE] = {0};
 };
 
@@ -45,6 +47,10 @@ size_t WriteBody(char* data, size_t size, size_t n, void* user) {
   auto* s = static_cast<Sink*>(user);
   size_t len = size * n;
   if (s->limit && s->body->size() + len > s->limit) return 0;  // overlong: abort
+  if (s->max_size && s->body->size() + len > s->max_size) {
+    s->too_large = true;
+    return 0;
+  }
   s->body->append(data, len);
   return len;
 }
@@ -53,7 +59,8 @@ Status ToStatus(FetchError err, const std::string& msg) {
   switch (err) {
     case FetchError::kNone: return Status::Ok();
     case FetchError::kNotFound: return Status::NotFound(msg);
-    case FetchError::kShortBody: return Status::Corruption(msg);
+    case FetchError::kShortBody:
+    case FetchError::kTooLarge: return Status::Corruption(msg);
     case FetchError::kHttp4xx:
     case FetchError::kTls: return Status::IOError(msg);
     default: return Status::Unavailable(msg);
@@ -238,6 +245,10 @@ void* FetchEngine::NewEasy(Job* job, const MirrorSpec& mirror) {
   curl_easy_setopt(c, CURLOPT_NOBODY, long(job->req.head));
   if (!job->req.head) curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
   job->sink.limit = job->req.expected_size;
+  job->sink.max_size = job->req.max_size;
+  job->sink.too_large = false;
+  // libcurl refuses a longer body by its Content-Length before reading it.
+  curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(job->req.max_size));
   job->body.clear();
   if (job->req.expected_size) job->body.reserve(job->req.expected_size);
   job->errbuf[0] = 0;
@@ -331,9 +342,15 @@ FetchEngine::Outcome FetchEngine::ReadOutcome(void* easy, int curl_code, Job* jo
   Outcome o;
   o.error = ClassifyCurlCode(curl_code);
   o.detail = job->errbuf[0] ? job->errbuf : curl_easy_strerror(CURLcode(curl_code));
-  if (o.error == FetchError::kShortBody && status >= 200 && status < 300) {
+  if ((job->sink.too_large || curl_code == CURLE_FILESIZE_EXCEEDED) && status >= 200 &&
+      status < 300) {
+    o.error = FetchError::kTooLarge;
+    o.detail = "is larger than the " + std::to_string(job->req.max_size) + "-byte limit for " +
+               job->req.what;
+  } else if (o.error == FetchError::kShortBody && status >= 200 && status < 300) {
     o.detail = "body longer than the expected " + std::to_string(job->req.expected_size) + " bytes";
-  } else if (status >= 300 && (curl_code == CURLE_OK || o.error == FetchError::kShortBody)) {
+  } else if (status >= 300 && (curl_code == CURLE_OK || o.error == FetchError::kShortBody ||
+                               o.error == FetchError::kTooLarge)) {
     o.error = ClassifyHttpStatus(status);
     if (status < 400) o.error = FetchError::kHttp4xx;  // a redirect we did not follow
     o.detail = "HTTP " + std::to_string(status);
@@ -414,6 +431,7 @@ std::optional<Status> FetchEngine::Settle(Job* job, Outcome o) {
     // absent), not a failure of the network.
     if (err != FetchError::kNotFound) stats_.failures++;
   }
+  if (err == FetchError::kTooLarge) return ToStatus(err, url + " " + o.detail);
   return ToStatus(err, url + ": " + FetchErrorName(err) + " (" + o.detail + ")");
 }
 

@@ -48,6 +48,12 @@ struct Request {
   int max_attempts = -1;  // -1: FetchOptions::max_attempts
   int mirror = -1;        // -1: the engine picks; else only this mirror
   bool head = false;      // HEAD request (a probe): no body
+  // Largest body accepted; 0: no limit. A longer one is refused without
+  // being read whole (by its Content-Length, else as it arrives): a final
+  // Corruption ("... is larger than the N-byte limit for <what>"), not
+  // retried, for it is a verdict about the file, not about the link.
+  uint64_t max_size = 0;
+  std::string what = "a file";  // what `rel` is, for the size-limit message
 };
 
 class FetchEngine {
@@ -90,6 +96,7 @@ class FetchEngine {
   void Estimate(double* rtt_s, double* bytes_per_s) EXCLUDES(mu_);
   // The base URL of mirror `m` (of the first mirror if out of range).
   std::string base(int m = 0) EXCLUDES(mu_);
+  const FetchOptions& options() const { return options_; }
 
  private:
   struct Job;

@@ -11,6 +11,7 @@ bool IsTransient(FetchError e) {
     case FetchError::kReset:
     case FetchError::kHttp5xx:
     case FetchError::kShortBody:
+    case FetchError::kBadBody:
     case FetchError::kOther: return true;
     default: return false;
   }
@@ -27,6 +28,8 @@ const char* FetchErrorName(FetchError e) {
     case FetchError::kHttp4xx: return "refused by server";
     case FetchError::kShortBody: return "wrong body length";
     case FetchError::kTls: return "TLS failure";
+    case FetchError::kTooLarge: return "too large";
+    case FetchError::kBadBody: return "failed its check";
     case FetchError::kOther: return "transfer failed";
   }
   return "?";
@@ -45,6 +48,7 @@ FetchError ClassifyCurlCode(int curl_code) {
     case CURLE_PARTIAL_FILE:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM: return FetchError::kReset;
+    case CURLE_FILESIZE_EXCEEDED: return FetchError::kTooLarge;
     case CURLE_WRITE_ERROR:  // our write callback refused an overlong body
       return FetchError::kShortBody;
     case CURLE_SSL_CONNECT_ERROR:

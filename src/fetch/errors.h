@@ -14,6 +14,8 @@ enum class FetchError {
   kHttp4xx,    // other client errors: final
   kShortBody,  // body length differs from what was expected: retry
   kTls,        // certificate or TLS failure: final
+  kTooLarge,   // body over the request's max_size: final
+  kBadBody,    // a whole body that failed the caller's check: fetch again
   kOther,
 };
 

@@ -41,13 +41,14 @@ RetryDecision Fail(RetryPolicy& p, RetryState& s, FetchError e, bool other_mirro
 TEST(RetryPolicyTest, OnlyTransientFailuresAreRetried) {
   FakeClock clock;
   RetryPolicy p(Options(0), clock, Longest());
-  for (FetchError e : {FetchError::kConnect, FetchError::kTimeout, FetchError::kReset,
-                       FetchError::kHttp5xx, FetchError::kShortBody, FetchError::kOther}) {
+  for (FetchError e :
+       {FetchError::kConnect, FetchError::kTimeout, FetchError::kReset, FetchError::kHttp5xx,
+        FetchError::kShortBody, FetchError::kBadBody, FetchError::kOther}) {
     RetryState s = p.Start(-1);
     EXPECT_EQ(Fail(p, s, e).action, RetryAction::kAfterDelay) << FetchErrorName(e);
   }
-  for (FetchError e :
-       {FetchError::kNone, FetchError::kNotFound, FetchError::kHttp4xx, FetchError::kTls}) {
+  for (FetchError e : {FetchError::kNone, FetchError::kNotFound, FetchError::kHttp4xx,
+                       FetchError::kTls, FetchError::kTooLarge}) {
     RetryState s = p.Start(-1);
     EXPECT_EQ(Fail(p, s, e).action, RetryAction::kGiveUp) << FetchErrorName(e);
     EXPECT_FALSE(RetryPolicy::Retryable(e));
