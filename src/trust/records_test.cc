@@ -1,5 +1,6 @@
 // The .idx.sig and .channel encodings: round trips, and every damage refused.
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -98,8 +99,9 @@ TEST(ChannelTest, TruncatedOversizedTrailingRefused) {
 
 TEST(ChannelTest, BadIndexPathsAndNamesRefused) {
   PrivateKey key = TestKey(4);
-  for (std::string path : {"/etc/v1.idx", "../v1.idx", "a/../../v1.idx", "x..", std::string(""),
-                           std::string("v1\0.idx", 7), std::string(1025, 'a')}) {
+  for (const std::string& path : std::vector<std::string>{
+           "/etc/v1.idx", "../v1.idx", "a/../../v1.idx", "x..", std::string(""),
+           std::string("v1\0.idx", 7), std::string(1025, 'a')}) {
     Channel c = TestChannel(key);
     c.index_path = path;
     SignChannel(key, &c);
@@ -108,7 +110,8 @@ TEST(ChannelTest, BadIndexPathsAndNamesRefused) {
     EXPECT_FALSE(CheckIndexPath(path).ok());
   }
   EXPECT_TRUE(CheckIndexPath("sub/v1.idx").ok());
-  for (std::string name : {"", ".hidden", "a/b", "st able", std::string(65, 'a')}) {
+  for (const std::string& name :
+       std::vector<std::string>{"", ".hidden", "a/b", "st able", std::string(65, 'a')}) {
     Channel c = TestChannel(key);
     c.name = name;
     SignChannel(key, &c);
@@ -202,7 +205,8 @@ TEST(IndexSignatureTest, TruncatedOversizedTrailingRefused) {
   EXPECT_FALSE(ParseSignature(good + std::string(1, '\0'), "s").ok());
   Status st = ParseSignature(std::string(kMaxSignatureFileSize + 1, 'H'), "s").status();
   EXPECT_NE(st.message().find("limit of 4096"), std::string::npos) << st.ToString();
-  for (std::string name : {"", "a/b.idx", "..", std::string("a\0b", 3)}) {
+  for (const std::string& name :
+       std::vector<std::string>{"", "a/b.idx", "..", std::string("a\0b", 3)}) {
     IndexSignature s = SignIndex(key, format::Sha256("x"), name);
     EXPECT_FALSE(ParseSignature(EncodeSignature(s), "s").ok()) << "name '" << name << "'";
   }
