@@ -67,19 +67,11 @@ Result<Channel> ParseChannel(std::string_view bytes, const std::string& origin) 
   auto bad = [&](const std::string& why) {
     return Status::Corruption("channel " + origin + ": " + why);
   };
-  if (bytes.size() > kMaxChannelFileSize)
-    return bad(std::to_string(bytes.size()) + " bytes, more than the limit of " +
-               std::to_string(kMaxChannelFileSize));
+  constexpr internal::RecordFrame kFrame{kChannelMagic, kChannelVersion, kMaxChannelFileSize,
+                                         "an hloop .channel file"};
   internal::RecordReader r(bytes);
-  char magic[sizeof kChannelMagic] = {};
-  if (!r.Bytes(magic, sizeof magic) || std::memcmp(magic, kChannelMagic, sizeof magic) != 0)
-    return bad("bad magic (not an hloop .channel file)");
+  if (std::string why = kFrame.Check(bytes, &r); !why.empty()) return bad(why);
   Channel c;
-  c.version = r.U32();
-  if (!r.ok()) return bad("truncated header");
-  if (c.version != kChannelVersion)
-    return bad("format version " + std::to_string(c.version) + " (this hloop reads version " +
-               std::to_string(kChannelVersion) + ")");
   c.sequence = r.U64();
   c.image_size = r.U64();
   c.issued_at = int64_t(r.U64());
@@ -88,10 +80,7 @@ Result<Channel> ParseChannel(std::string_view bytes, const std::string& origin) 
   r.Bytes(c.key_id.data(), c.key_id.size());
   c.name = r.String();
   c.index_path = r.String();
-  c.signature.resize(kSignatureSize);
-  r.Bytes(c.signature.data(), c.signature.size());
-  if (!r.ok()) return bad("truncated (" + std::to_string(bytes.size()) + " bytes)");
-  if (r.remaining() != 0) return bad(std::to_string(r.remaining()) + " trailing bytes");
+  if (std::string why = kFrame.Finish(bytes, &r, &c.signature); !why.empty()) return bad(why);
   Status st = CheckChannelName(c.name);
   if (st.ok()) st = CheckIndexPath(c.index_path);
   if (!st.ok()) return bad(st.message());

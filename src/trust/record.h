@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "trust/keys.h"
 #include "util/bytes.h"
 
 namespace hloop::trust::internal {
@@ -85,6 +86,39 @@ class RecordReader {
   std::string_view in_;
   size_t pos_ = 0;
   bool ok_ = true;
+};
+
+// The framing both formats share. `Check` takes the size limit (before
+// anything else), the magic and the version; `Finish` the signature, the
+// end of input and no trailing bytes. Each returns "" when fine, else why
+// not (the caller names the file).
+struct RecordFrame {
+  const char* magic;  // 8 bytes
+  uint32_t version;
+  size_t max_size;
+  const char* what;  // "an hloop .channel file"
+
+  std::string Check(std::string_view bytes, RecordReader* r) const {
+    if (bytes.size() > max_size)
+      return std::to_string(bytes.size()) + " bytes, more than the limit of " +
+             std::to_string(max_size);
+    char m[8] = {};
+    if (!r->Bytes(m, sizeof m) || std::memcmp(m, magic, sizeof m) != 0)
+      return std::string("bad magic (not ") + what + ")";
+    uint32_t v = r->U32();
+    if (!r->ok()) return "truncated header";
+    if (v != version)
+      return "format version " + std::to_string(v) + " (this hloop reads version " +
+             std::to_string(version) + ")";
+    return "";
+  }
+  std::string Finish(std::string_view bytes, RecordReader* r, std::string* signature) const {
+    signature->resize(kSignatureSize);
+    r->Bytes(signature->data(), signature->size());
+    if (!r->ok()) return "truncated (" + std::to_string(bytes.size()) + " bytes)";
+    if (r->remaining() != 0) return std::to_string(r->remaining()) + " trailing bytes";
+    return "";
+  }
 };
 
 }  // namespace hloop::trust::internal

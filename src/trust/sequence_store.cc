@@ -37,8 +37,9 @@ Result<uint64_t> SequenceStore::Highest(const std::string& url) const {
   uint64_t n = 0;
   bool ok = t.size() >= 2 && t.back() == '\n' && t.size() <= 21;
   for (size_t i = 0; ok && i + 1 < t.size(); i++) {
-    ok = t[i] >= '0' && t[i] <= '9' && n <= (UINT64_MAX - 9) / 10;
-    n = n * 10 + uint64_t(t[i] - '0');
+    uint64_t digit = uint64_t(t[i] - '0');
+    ok = t[i] >= '0' && t[i] <= '9' && n <= (UINT64_MAX - digit) / 10;
+    n = n * 10 + digit;
   }
   if (!ok)
     return Status::Corruption("sequence record " + path + " for " + url +

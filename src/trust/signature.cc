@@ -46,26 +46,15 @@ Result<IndexSignature> ParseSignature(std::string_view bytes, const std::string&
   auto bad = [&](const std::string& why) {
     return Status::Corruption("index signature " + origin + ": " + why);
   };
-  if (bytes.size() > kMaxSignatureFileSize)
-    return bad(std::to_string(bytes.size()) + " bytes, more than the limit of " +
-               std::to_string(kMaxSignatureFileSize));
+  constexpr internal::RecordFrame kFrame{kSignatureMagic, kSignatureVersion, kMaxSignatureFileSize,
+                                         "an hloop .idx.sig file"};
   internal::RecordReader r(bytes);
-  char magic[sizeof kSignatureMagic] = {};
-  if (!r.Bytes(magic, sizeof magic) || std::memcmp(magic, kSignatureMagic, sizeof magic) != 0)
-    return bad("bad magic (not an hloop .idx.sig file)");
-  uint32_t version = r.U32();
-  if (!r.ok()) return bad("truncated header");
-  if (version != kSignatureVersion)
-    return bad("format version " + std::to_string(version) + " (this hloop reads version " +
-               std::to_string(kSignatureVersion) + ")");
+  if (std::string why = kFrame.Check(bytes, &r); !why.empty()) return bad(why);
   IndexSignature s;
   r.Bytes(s.key_id.data(), s.key_id.size());
   r.Bytes(s.index_digest.data(), s.index_digest.size());
   s.index_name = r.String();
-  s.signature.resize(kSignatureSize);
-  r.Bytes(s.signature.data(), s.signature.size());
-  if (!r.ok()) return bad("truncated (" + std::to_string(bytes.size()) + " bytes)");
-  if (r.remaining() != 0) return bad(std::to_string(r.remaining()) + " trailing bytes");
+  if (std::string why = kFrame.Finish(bytes, &r, &s.signature); !why.empty()) return bad(why);
   Status name = CheckIndexName(s.index_name);
   if (!name.ok()) return bad(name.message());
   return s;
