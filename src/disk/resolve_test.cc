@@ -15,6 +15,7 @@ namespace hloop::disk {
 namespace {
 
 using format::Hash;
+using testing::ScopedTempDir;
 
 constexpr int64_t kNow = 1800000000;
 constexpr int64_t kDay = 86400;

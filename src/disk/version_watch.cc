@@ -38,7 +38,7 @@ nlohmann::json VersionJson(const ImageVersion& v) {
                       {"index_url", v.index_url},
                       {"digest", format::ToHex(v.digest)},
                       {"authenticated", v.authenticated},
-                      {"key_id", v.key_id.empty() ? nlohmann::json(nullptr) : v.key_id},
+                      {"key_id", v.key_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.key_id)},
                       {"offline", v.offline},
                       {"channel", nullptr}};
   if (v.channel)
