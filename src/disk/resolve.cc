@@ -27,6 +27,12 @@ std::string BaseName(const std::string& rel) {
   return slash == std::string::npos ? rel : rel.substr(slash + 1);
 }
 
+// `st`, prefixed with "WHAT URL: " unless its message already names `url`.
+Status NameFile(const Status& st, const std::string& what, const std::string& url) {
+  if (st.message().find(url) != std::string::npos) return st;
+  return st.Annotate(what + " " + url);
+}
+
 struct Fetched {
   std::string bytes;
   bool cached = false;  // the copy kept in the disk cache: no server reachable
@@ -113,7 +119,7 @@ Result<ChannelResult> GetChannel(const fetch::Location& loc, const TrustOptions&
   };
   auto fetched = GetOrCached(get, loc.index_name, url, trust::kMaxChannelFileSize, attempts,
                              verify_fresh, verify, cache, "channel");
-  if (!fetched.ok()) return fetched.status().Annotate("channel " + url);
+  if (!fetched.ok()) return NameFile(fetched.status(), "channel", url);
   if (fetched->cached && trust.require_fresh)
     return Status::Unavailable("channel " + url +
                                ": no server is reachable, and --require-fresh refuses the cached "
@@ -217,7 +223,7 @@ Result<Resolved> Resolve(const fetch::Location& loc, const TrustOptions& trust,
   };
   auto fetched = GetOrCached(get, index_rel, v.index_url, kMaxIndexSize, attempts, check_index,
                              check_index, cache, "index");
-  if (!fetched.ok()) return fetched.status().Annotate("index " + v.index_url);
+  if (!fetched.ok()) return NameFile(fetched.status(), "index", v.index_url);
   if (!v.channel) v.offline = fetched->cached;
   v.digest = index->digest();
 
