@@ -19,6 +19,9 @@ Command OverlayCommand();
 Command CommitCommand();
 Command NbdCommand();
 Command NinePCommand();
+Command LogCommand();
+Command DiffCommand();
+Command GcCommand();
 }  // namespace hloop::cli
 
 int main(int argc, char** argv) {
@@ -26,7 +29,7 @@ int main(int argc, char** argv) {
   const Command commands[] = {PackCommand(),    InfoCommand(),    ServeCommand(),  MountCommand(),
                               CatCommand(),     FetchCommand(),   VerifyCommand(), StatsCommand(),
                               MirrorsCommand(), OverlayCommand(), CommitCommand(), NbdCommand(),
-                              NinePCommand()};
+                              NinePCommand(),   LogCommand(),     DiffCommand(),   GcCommand()};
   CLI::App app{
       "hloop: disk images that live on any plain web server.\n"
       "Pack an image into content-addressed chunk files, serve them over HTTP, and\n"

@@ -54,4 +54,23 @@ std::string FormatSize(uint64_t bytes) {
   return buf;
 }
 
+Result<uint64_t> ParseDuration(const std::string& text) {
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) digits++;
+  const std::string unit = text.substr(digits);
+  uint64_t mult = 0;
+  if (unit.empty() || unit == "s")
+    mult = 1;
+  else if (unit == "m")
+    mult = 60;
+  else if (unit == "h")
+    mult = 3600;
+  else if (unit == "d")
+    mult = 86400;
+  if (digits == 0 || digits > 12 || mult == 0)
+    return Status::InvalidArgument("not a duration: '" + text +
+                                   "' (use a number with s, m, h or d)");
+  return std::stoull(text.substr(0, digits)) * mult;
+}
+
 }  // namespace hloop

@@ -13,5 +13,8 @@ namespace hloop {
 Result<uint64_t> ParseSize(const std::string& text);
 // "256.0 KiB", "1.50 GiB", "12 B".
 std::string FormatSize(uint64_t bytes);
+// Durations: an integer with an optional unit s, m, h or d ("90s", "24h",
+// "7d"; a bare number is seconds) -> seconds.
+Result<uint64_t> ParseDuration(const std::string& text);
 
 }  // namespace hloop

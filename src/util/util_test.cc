@@ -30,6 +30,20 @@ uint64_t MustParse(const std::string& s) {
   return r.ok() ? r.value() : ~uint64_t(0);
 }
 
+TEST(ParseDurationTest, AcceptsUnits) {
+  EXPECT_EQ(ParseDuration("90").value(), 90u);
+  EXPECT_EQ(ParseDuration("90s").value(), 90u);
+  EXPECT_EQ(ParseDuration("5m").value(), 300u);
+  EXPECT_EQ(ParseDuration("24h").value(), 86400u);
+  EXPECT_EQ(ParseDuration("7d").value(), 7u * 86400);
+  EXPECT_EQ(ParseDuration("0").value(), 0u);
+}
+
+TEST(ParseDurationTest, RejectsOthers) {
+  for (const char* s : {"", "h", "-1h", "1.5h", "3w", "1 h", "10000000000000d"})
+    EXPECT_FALSE(ParseDuration(s).ok()) << s;
+}
+
 TEST(ParseSizeTest, AcceptsPlainNumbers) {
   EXPECT_EQ(MustParse("0"), 0u);
   EXPECT_EQ(MustParse("1"), 1u);
