@@ -1,4 +1,6 @@
 // hloop diff A B: what changed from one image version to another.
+#include <chrono>
+
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
@@ -15,12 +17,15 @@ struct DiffArgs {
 };
 
 int RunDiff(const DiffArgs& a) {
+  const auto start = std::chrono::steady_clock::now();
   auto ia = history::ReadIndex(a.a, fetch::FetchOptions{});
   if (!ia.ok()) return Fail(ia.status());
   auto ib = history::ReadIndex(a.b, fetch::FetchOptions{});
   if (!ib.ok()) return Fail(ib.status());
   auto d = history::Diff(*ia, *ib);
   if (!d.ok()) return Fail(d.status());
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (a.json) {
     nlohmann::json ranges = nlohmann::json::array();
     for (const auto& r : d->ranges) ranges.push_back({{"offset", r.offset}, {"length", r.length}});
@@ -36,7 +41,8 @@ int RunDiff(const DiffArgs& a) {
                         {"new_files", d->download.files},
                         {"new_bytes", d->download.bytes},
                         {"bytes_changed", d->bytes_changed},
-                        {"ranges", ranges}};
+                        {"ranges", ranges},
+                        {"seconds", seconds}};
     std::printf("%s\n", JsonText(j).c_str());
     return kExitOk;
   }
@@ -55,26 +61,28 @@ int RunDiff(const DiffArgs& a) {
 }  // namespace
 
 Command DiffCommand() {
-  return {"diff", "Compare two image versions: changed chunks, image ranges, bytes to download",
-          [](CLI::App* app) -> std::function<int()> {
-            auto a = std::make_shared<DiffArgs>();
-            app->add_option("A", a->a, "The old version's index: URL or path")->required();
-            app->add_option("B", a->b, "The new version's index: URL or path")->required();
-            app->add_flag("--json", a->json, "Print the comparison as JSON (one line)");
-            app->footer(
-                "Chunks are compared by number (both indexes must have the same chunk size);\n"
-                "a chunk past the end of an image is absent. 'data' is a chunk with a file,\n"
-                "'zero' an all-zero chunk (no file):\n"
-                "  added      data in B, zero or absent in A\n"
-                "  removed    data in A, zero or absent in B\n"
-                "  changed    data in both, different content\n"
-                "  unchanged  the same content in both\n"
-                "'download' is the stored size of B's distinct chunk files that A does not have:\n"
-                "what a client holding A fetches to get B, and what pack or commit added for B\n"
-                "over a store holding A. The ranges are the image bytes (offsets inclusive)\n"
-                "whose content differs, adjacent chunks merged.");
-            return [a] { return RunDiff(*a); };
-          }};
+  return {
+      "diff", "Compare two image versions: changed chunks, image ranges, bytes to download",
+      [](CLI::App* app) -> std::function<int()> {
+        auto a = std::make_shared<DiffArgs>();
+        app->add_option("A", a->a, "The old version's index: URL or path")->required();
+        app->add_option("B", a->b, "The new version's index: URL or path")->required();
+        app->add_flag("--json", a->json, "Print the comparison as JSON (one line)");
+        app->footer(
+            "Chunks are compared by number (both indexes must have the same chunk size);\n"
+            "a chunk past the end of an image is absent. 'data' is a chunk with a file,\n"
+            "'zero' an all-zero chunk (no file):\n"
+            "  added      data in B, zero or absent in A\n"
+            "  removed    data in A, zero or absent in B\n"
+            "  changed    data in both, different content\n"
+            "  unchanged  the same content in both\n"
+            "'download' is the stored size of B's distinct chunk files that A does not have:\n"
+            "what a client holding A fetches to get B, and what pack or commit added for B\n"
+            "over a store holding A. The ranges are the image bytes (offsets inclusive)\n"
+            "whose content differs, adjacent chunks merged. 'seconds' (JSON) is the time taken\n"
+            "to read both indexes and compare them.");
+        return [a] { return RunDiff(*a); };
+      }};
 }
 
 }  // namespace hloop::cli
