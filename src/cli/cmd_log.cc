@@ -1,6 +1,4 @@
 // hloop log URL: the versions an index descends from.
-#include <ctime>
-
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
@@ -14,14 +12,6 @@ struct LogArgs {
   std::string url;
   bool json = false;
 };
-
-std::string When(uint64_t created) {
-  if (!created) return "unknown";
-  char buf[64];
-  time_t t = time_t(created);
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
-  return buf;
-}
 
 int RunLog(const LogArgs& a) {
   auto log = history::Log(a.url, fetch::FetchOptions{});
@@ -51,7 +41,7 @@ int RunLog(const LogArgs& a) {
   for (const auto& v : log->versions) {
     std::printf("version %s (%s)\n", v.name.c_str(), v.url.c_str());
     std::printf("  digest:  %s\n", format::ToHex(v.digest).c_str());
-    std::printf("  created: %s\n", When(v.created).c_str());
+    std::printf("  created: %s\n", FormatUtc(v.created).c_str());
     std::printf("  image:   %s, stored in %s\n", FormatSize(v.image_size).c_str(),
                 FormatSize(v.stored_bytes).c_str());
     if (v.added)
