@@ -72,7 +72,7 @@ left=$(find "$W/store/chunks" -type f | wc -l)
 # The floor: rm of 5000 of the remaining chunk files, scaled to $removed files
 # (the file system's unlink cost; on a disk mounted with 'discard' it is large).
 RM_N=5000
-find "$W/store/chunks" -type f | head -n $RM_N >"$W/rm.list"
+find "$W/store/chunks" -type f | head -n $RM_N >"$W/rm.list" || true  # find gets SIGPIPE
 sync
 t0=$(now); xargs rm -f <"$W/rm.list"; rm_s=$(elapsed "$t0" "$(now)")
 rm_scaled=$(awk -v s="$rm_s" -v n="$removed" -v m=$RM_N 'BEGIN { printf "%.1f", s * n / m }')
