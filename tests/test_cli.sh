@@ -16,10 +16,10 @@ run() {
 run "$HLOOP" --help
 check_eq "hloop --help exit status" 0 "$RC"
 check_contains "hloop --help prints usage" usage "$OUT"
-for c in pack info serve mount cat fetch verify stats mirrors; do
+for c in pack info serve mount cat fetch verify stats mirrors log diff gc; do
   check_contains "hloop --help lists '$c'" "$c" "$OUT"
 done
-for c in pack info serve mount cat fetch verify stats mirrors; do
+for c in pack info serve mount cat fetch verify stats mirrors log diff gc; do
   run "$HLOOP" "$c" --help
   check_eq "hloop $c --help exit status" 0 "$RC"
   check_contains "hloop $c --help prints usage" usage "$OUT"

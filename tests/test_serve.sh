@@ -77,12 +77,40 @@ for method in get head; do
   check_contains "chunk ${method^^}: Cache-Control has immutable" immutable "$cc"
   # text/* could be recompressed or transcoded by proxies and CDNs.
   check_eq "chunk ${method^^}: Content-Type" application/octet-stream "$(header Content-Type "$TMP/h.$method")"
+  # An index is a version (a channel names the current one): immutable too.
   cc=$(header Cache-Control "$TMP/h.idx.$method")
-  check_contains "index ${method^^}: Cache-Control has a max-age" max-age= "$cc"
-  age=$(grep -o 'max-age=[0-9]*' <<<"$cc" | cut -d= -f2 || true)
-  check_le "index ${method^^}: max-age is short (<= 1 hour)" "${age:-999999999}" 3600
-  check_not "index ${method^^}: Cache-Control is not immutable" grep -qi immutable <<<"$cc"
+  check_eq "index ${method^^}: Cache-Control" "public, max-age=31536000, immutable" "$cc"
 done
+# Its signature likewise; a channel moves to each new version, so caches
+# must revalidate it on every use; other files (a mirror list) get a short
+# max-age. Each with its ETag and Last-Modified, on GET and HEAD.
+echo "sig" >"$STORE/disk.idx.sig"
+echo "channel" >"$STORE/stable.channel"
+echo "http://127.0.0.1:1/" >"$STORE/disk.mirrors"
+for method in get head; do
+  flag=(); [[ $method == head ]] && flag=(-I)
+  for f in disk.idx.sig stable.channel disk.mirrors; do
+    code=$(curl -s "${flag[@]}" -D "$TMP/h.$f.$method" -o /dev/null -w '%{http_code}' "$URL/$f")
+    check_eq "$f ${method^^}: status" 200 "$code"
+    check_ne "$f ${method^^}: has an ETag" "" "$(header ETag "$TMP/h.$f.$method")"
+    check_ne "$f ${method^^}: has a Last-Modified" "" "$(header Last-Modified "$TMP/h.$f.$method")"
+  done
+  check_eq "signature ${method^^}: Cache-Control" "public, max-age=31536000, immutable" \
+    "$(header Cache-Control "$TMP/h.disk.idx.sig.$method")"
+  check_eq "channel ${method^^}: Cache-Control" "no-cache" "$(header Cache-Control "$TMP/h.stable.channel.$method")"
+  cc=$(header Cache-Control "$TMP/h.disk.mirrors.$method")
+  check_contains "other file ${method^^}: Cache-Control has a max-age" max-age= "$cc"
+  age=$(grep -o 'max-age=[0-9]*' <<<"$cc" | cut -d= -f2 || true)
+  check_le "other file ${method^^}: max-age is short (<= 1 hour)" "${age:-999999999}" 3600
+  check_not "other file ${method^^}: Cache-Control is not immutable" grep -qi immutable <<<"$cc"
+done
+# A channel revalidates: a conditional GET with its ETag gets a 304 that
+# still says no-cache.
+etag=$(header ETag "$TMP/h.stable.channel.get")
+code=$(curl -s -D "$TMP/h.ch304" -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "$URL/stable.channel")
+check_eq "channel: conditional GET with its ETag: 304" 304 "$code"
+check_eq "channel: the 304 says no-cache" "no-cache" "$(header Cache-Control "$TMP/h.ch304")"
+rm -f "$STORE/disk.idx.sig" "$STORE/stable.channel" "$STORE/disk.mirrors"
 
 # --- 404s.
 check_eq "missing index: 404" 404 "$(status_of "$URL/nope.idx")"

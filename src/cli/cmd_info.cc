@@ -46,11 +46,6 @@ int RunInfo(const InfoArgs& a) {
     std::printf("%s\n", JsonText(j, 2).c_str());
     return kExitOk;
   }
-  char when[64] = "unknown";
-  if (m.created) {
-    time_t t = time_t(m.created);
-    std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
-  }
   if (v.channel) {
     std::printf("channel:     %s (%s, sequence %llu)\n", a.url.c_str(), v.channel_name.c_str(),
                 (unsigned long long)v.sequence);
@@ -71,7 +66,8 @@ int RunInfo(const InfoArgs& a) {
               (unsigned long long)ix.chunk_count(), (unsigned long long)ix.summary().unique_chunks,
               (unsigned long long)ix.summary().zero_chunks);
   std::printf("stored:      %s in chunk files\n", FormatSize(ix.summary().stored_bytes).c_str());
-  std::printf("created:     %s by %s\n", when, m.tool.empty() ? "?" : m.tool.c_str());
+  std::printf("created:     %s by %s\n", FormatUtc(m.created).c_str(),
+              m.tool.empty() ? "?" : m.tool.c_str());
   std::printf("digest:      %s\n", format::ToHex(ix.digest()).c_str());
   if (m.parent_digest)
     std::printf("parent:      %s (%s)\n", m.parent_name.c_str(),

@@ -44,6 +44,7 @@ int RunPack(const PackArgs& a) {
                         {"chunks_total", sum->chunks_total},
                         {"chunks_unique", sum->chunks_unique},
                         {"chunks_new", sum->chunks_new},
+                        {"bytes_new", sum->bytes_new},
                         {"chunks_zero", sum->chunks_zero},
                         {"bytes_read", sum->bytes_read},
                         {"bytes_written", sum->bytes_written},
@@ -53,9 +54,10 @@ int RunPack(const PackArgs& a) {
     std::printf("%s\n", JsonText(j).c_str());
   } else if (!a.quiet) {
     std::printf("packed %s into %s\n", a.image.c_str(), sum->index_path.c_str());
-    std::printf("chunks: %llu total, %llu unique, %llu new, %llu zero\n",
+    std::printf("chunks: %llu total, %llu unique, %llu new (%s), %llu zero\n",
                 (unsigned long long)sum->chunks_total, (unsigned long long)sum->chunks_unique,
-                (unsigned long long)sum->chunks_new, (unsigned long long)sum->chunks_zero);
+                (unsigned long long)sum->chunks_new, FormatSize(sum->bytes_new).c_str(),
+                (unsigned long long)sum->chunks_zero);
     std::printf("bytes:  %s read, %s written, image stored in %s (ratio %.2f)\n",
                 FormatSize(sum->bytes_read).c_str(), FormatSize(sum->bytes_written).c_str(),
                 FormatSize(sum->stored_bytes).c_str(), ratio);

@@ -43,8 +43,10 @@ Command ServeCommand() {
             app->add_option("--listen", a->listen,
                             "HOST:PORT to listen on (default 127.0.0.1:8080; port 0 picks one)");
             app->footer(
-                "Chunk files are sent with 'Cache-Control: public, max-age=31536000, immutable';\n"
-                "indexes with a max-age of 60 s. Stops on SIGINT, SIGTERM or SIGHUP.");
+                "Chunk files, indexes (.idx) and signatures (.idx.sig) are sent with\n"
+                "'Cache-Control: public, max-age=31536000, immutable', channels (.channel) with\n"
+                "'no-cache' (caches revalidate them on every use), other files with a max-age\n"
+                "of 60 s. Stops on SIGINT, SIGTERM or SIGHUP.");
             return [a] { return RunServe(*a); };
           }};
 }

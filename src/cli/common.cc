@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 
 #include "format/index.h"
 #include "trust/trust_set.h"
@@ -319,6 +320,16 @@ void Progress::Update(uint64_t done, uint64_t total) {
 void Progress::Done() {
   if (drawn_) std::fprintf(stderr, "\n");
   drawn_ = false;
+}
+
+std::string FormatUtc(uint64_t seconds) {
+  if (!seconds) return "unknown";
+  char buf[64];
+  const time_t t = time_t(seconds);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
 }
 
 std::string JsonText(const nlohmann::json& j, int indent) {

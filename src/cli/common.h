@@ -120,6 +120,9 @@ class Progress {
   double start_;
 };
 
+// "2026-12-04 17:14:54 UTC" for seconds since the epoch; "unknown" for 0.
+std::string FormatUtc(uint64_t seconds);
+
 // JSON text for output; strings that are not UTF-8 (a file name, an overlay
 // path) come out with U+FFFD instead of throwing. `indent` < 0: one line.
 std::string JsonText(const nlohmann::json& j, int indent = -1);

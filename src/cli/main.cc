@@ -22,15 +22,18 @@ Command NinePCommand();
 Command KeyCommand();
 Command SignCommand();
 Command PublishCommand();
+Command LogCommand();
+Command DiffCommand();
+Command GcCommand();
 }  // namespace hloop::cli
 
 int main(int argc, char** argv) {
   using namespace hloop::cli;
   const Command commands[] = {
-      PackCommand(),    InfoCommand(),    ServeCommand(),  MountCommand(),
-      CatCommand(),     FetchCommand(),   VerifyCommand(), StatsCommand(),
-      MirrorsCommand(), OverlayCommand(), CommitCommand(), NbdCommand(),
-      NinePCommand(),   KeyCommand(),     SignCommand(),   PublishCommand()};
+      PackCommand(),    InfoCommand(),    ServeCommand(),  MountCommand(),  CatCommand(),
+      FetchCommand(),   VerifyCommand(),  StatsCommand(),  MirrorsCommand(), OverlayCommand(),
+      CommitCommand(),  NbdCommand(),     NinePCommand(),  KeyCommand(),     SignCommand(),
+      PublishCommand(), LogCommand(),     DiffCommand(),   GcCommand()};
   CLI::App app{
       "hloop: disk images that live on any plain web server.\n"
       "Pack an image into content-addressed chunk files, serve them over HTTP, and\n"

@@ -48,6 +48,20 @@ std::optional<Validators> ValidatorsFor(const std::string& root, const std::stri
   return v;
 }
 
+// Cache-Control for the file at `path` (see the top of http_server.h).
+std::string CacheControlFor(const std::string& path, const std::string& chunk_prefix,
+                            const std::string& other) {
+  // Chunk files are named by their content's hash; an index is a version,
+  // named by a channel (a new version is a new index), and so its signature.
+  if (path.starts_with(chunk_prefix) || path.ends_with(format::kIndexSuffix) ||
+      path.ends_with(std::string(format::kIndexSuffix) + ".sig"))
+    return "public, max-age=31536000, immutable";
+  // A channel moves to each new version: caches must ask every time (a 304
+  // when it has not moved).
+  if (path.ends_with(".channel")) return "no-cache";
+  return other;
+}
+
 }  // namespace
 
 HttpServer::HttpServer(ServeOptions options)
@@ -67,13 +81,12 @@ Status HttpServer::Listen() {
     return Status::InvalidArgument("cannot serve " + options.root);
   server.set_file_extension_and_mimetype_mapping("idx", "application/octet-stream");
   server.set_file_extension_and_mimetype_mapping("profile", "application/octet-stream");
+  server.set_file_extension_and_mimetype_mapping("sig", "application/octet-stream");
   const std::string chunk_prefix = std::string("/") + format::kChunkDir + "/";
-  const std::string index_cache = "public, max-age=" + std::to_string(options.index_max_age_s);
+  const std::string other_cache = "public, max-age=" + std::to_string(options.other_max_age_s);
   const std::string root = options.root;
-  auto cache_control = [chunk_prefix, index_cache](const std::string& path) {
-    // Chunk files never change: their name is their content's hash.
-    return path.starts_with(chunk_prefix) ? std::string("public, max-age=31536000, immutable")
-                                          : index_cache;
+  auto cache_control = [chunk_prefix, other_cache](const std::string& path) {
+    return CacheControlFor(path, chunk_prefix, other_cache);
   };
   // Conditional requests (a proxy revalidating): 304 when the validators match.
   server.set_pre_routing_handler([root, chunk_prefix, cache_control](const httplib::Request& req,
@@ -96,7 +109,7 @@ Status HttpServer::Listen() {
   });
   // Runs after GET and HEAD alike (httplib's file handler hook skips HEAD).
   server.set_post_routing_handler(
-      [root, chunk_prefix, index_cache](const httplib::Request& req, httplib::Response& res) {
+      [root, chunk_prefix, cache_control](const httplib::Request& req, httplib::Response& res) {
         if (!res.has_header("Date")) res.set_header("Date", HttpDate(::time(nullptr)));
         if (res.status != 200 && res.status != 206) return;
         if (auto v = ValidatorsFor(root, req.path, chunk_prefix)) {
@@ -104,13 +117,10 @@ Status HttpServer::Listen() {
           res.set_header("Last-Modified", v->last_modified);
         }
         res.headers.erase("Cache-Control");
+        res.set_header("Cache-Control", cache_control(req.path));
         if (req.path.starts_with(chunk_prefix)) {
-          // Chunk files never change: their name is their content's hash.
-          res.set_header("Cache-Control", "public, max-age=31536000, immutable");
           res.headers.erase("Content-Type");
           res.set_header("Content-Type", "application/octet-stream");
-        } else {
-          res.set_header("Cache-Control", index_cache);
         }
       });
   // httplib gives each connection a thread until it closes; clients keep

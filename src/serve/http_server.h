@@ -1,6 +1,9 @@
 // `hloop serve`: a static HTTP server for a store, on cpp-httplib. GET and
-// HEAD with byte ranges and keep-alive; immutable caching headers on chunk
-// files, a short max-age on indexes; paths cannot leave the store.
+// HEAD with byte ranges and keep-alive; paths cannot leave the store.
+// Caching headers (docs/serving.md): chunk files, indexes (NAME.idx) and their
+// signatures (NAME.idx.sig) are immutable; channels (NAME.channel), the only
+// files that move from version to version, are revalidated on every use
+// ("no-cache"); anything else (NAME.mirrors, NAME.profile) gets a short max-age.
 // Production stores belong on nginx, a CDN or a bucket: clients depend on
 // nothing this server does beyond plain HTTP.
 #pragma once
@@ -22,7 +25,7 @@ namespace hloop::serve {
 struct ServeOptions {
   std::string root;
   server::HostPort listen{"127.0.0.1", 8080};  // port 0 picks one
-  int index_max_age_s = 60;
+  int other_max_age_s = 60;  // max-age of files that are not chunks, indexes or channels
 };
 
 // The same Listen / Run / Stop shape as the NBD and 9P servers. cpp-httplib

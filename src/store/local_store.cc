@@ -127,9 +127,11 @@ Result<std::vector<std::string>> LocalStore::ListIndexes() const {
   return out;
 }
 
-Result<std::vector<format::Hash>> LocalStore::ListChunks() const {
-  std::vector<format::Hash> out;
-  std::string top = root_ + "/" + format::kChunkDir;
+namespace {
+// Calls fn(dir, name, hash) for every chunk file name under root/chunks/.
+template <typename Fn>
+Status ForEachChunkFile(const std::string& root, Fn fn) {
+  std::string top = root + "/" + format::kChunkDir;
   std::vector<std::string> fanout;
   HLOOP_RETURN_IF_ERROR(ForEachEntry(top, [&](const std::string& n) { fanout.push_back(n); }));
   for (const auto& sub : fanout) {
@@ -138,15 +140,77 @@ Result<std::vector<format::Hash>> LocalStore::ListChunks() const {
     uint8_t byte;
     if (!HexDecode(sub, &byte, 1)) continue;
     struct stat sb;
-    if (::stat((top + "/" + sub).c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode)) continue;
-    Status st = ForEachEntry(top + "/" + sub, [&](const std::string& n) {
+    const std::string dir = top + "/" + sub;
+    if (::stat(dir.c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode)) continue;
+    Status st = ForEachEntry(dir, [&](const std::string& n) {
       format::Hash h;
-      if (n.compare(0, 2, sub) == 0 && format::ParseHash(n, &h)) out.push_back(h);
+      if (n.compare(0, 2, sub) == 0 && format::ParseHash(n, &h)) fn(dir, n, h);
     });
     if (!st.ok() && !st.IsNotFound()) return st;
   }
+  return Status::Ok();
+}
+}  // namespace
+
+Result<std::vector<format::Hash>> LocalStore::ListChunks() const {
+  std::vector<format::Hash> out;
+  HLOOP_RETURN_IF_ERROR(ForEachChunkFile(root_, [&](const std::string&, const std::string&,
+                                                    const format::Hash& h) { out.push_back(h); }));
   std::sort(out.begin(), out.end());
   return out;
+}
+
+Result<std::vector<ChunkFileInfo>> LocalStore::ListChunkFiles() const {
+  std::vector<ChunkFileInfo> out;
+  HLOOP_RETURN_IF_ERROR(ForEachChunkFile(
+      root_, [&](const std::string& dir, const std::string& name, const format::Hash& h) {
+        struct stat sb;
+        if (::stat((dir + "/" + name).c_str(), &sb) != 0 || !S_ISREG(sb.st_mode)) return;
+        out.push_back({.hash = h, .size = uint64_t(sb.st_size), .mtime = int64_t(sb.st_mtime)});
+      }));
+  std::sort(out.begin(), out.end(),
+            [](const ChunkFileInfo& a, const ChunkFileInfo& b) { return a.hash < b.hash; });
+  return out;
+}
+
+Result<std::vector<std::string>> LocalStore::ListTopFiles(const std::string& suffix) const {
+  std::vector<std::string> out;
+  HLOOP_RETURN_IF_ERROR(ForEachEntry(root_, [&](const std::string& n) {
+    struct stat sb;
+    if (n.size() > suffix.size() && n.ends_with(suffix) &&
+        ::stat((root_ + "/" + n).c_str(), &sb) == 0 && S_ISREG(sb.st_mode))
+      out.push_back(n);
+  }));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Status LocalStore::RemoveChunk(const format::Hash& h, int64_t not_after, bool* removed) {
+  *removed = false;
+  const std::string path = ChunkFilePath(h);
+  struct stat sb;
+  if (::stat(path.c_str(), &sb) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return Status::FromErrno(errno, "stat " + path);
+  }
+  if (int64_t(sb.st_mtime) > not_after) return Status::Ok();
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return Status::FromErrno(errno, "remove " + path);
+  }
+  *removed = true;
+  return Status::Ok();
+}
+
+Status LocalStore::RemoveIndex(const std::string& name) {
+  const std::string path = IndexPath(name);
+  if (::unlink(path.c_str()) != 0) return Status::FromErrno(errno, "remove " + path);
+  const std::string sig = path + ".sig";
+  if (::unlink(sig.c_str()) != 0 && errno != ENOENT)
+    return Status::FromErrno(errno, "remove " + sig);
+  ScopedFd dir(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid() || ::fsync(dir.get()) != 0) return Status::FromErrno(errno, "sync " + root_);
+  return Status::Ok();
 }
 
 }  // namespace hloop::store

@@ -7,6 +7,7 @@
 // goes to a temporary file that is renamed into place.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,13 @@
 #include "util/status.h"
 
 namespace hloop::store {
+
+// A chunk file as listed by LocalStore::ListChunkFiles.
+struct ChunkFileInfo {
+  format::Hash hash{};
+  uint64_t size = 0;  // bytes
+  int64_t mtime = 0;  // seconds since the epoch
+};
 
 class LocalStore {
  public:
@@ -45,6 +53,24 @@ class LocalStore {
   Result<std::vector<std::string>> ListIndexes() const;
   // Every chunk file in the store, by hash (files with other names are skipped).
   Result<std::vector<format::Hash>> ListChunks() const;
+  // The same, with each file's size and modification time, sorted by hash.
+  // A file that vanishes while listed is left out.
+  Result<std::vector<ChunkFileInfo>> ListChunkFiles() const;
+  // Names of the regular files at the top of the store whose name ends with
+  // `suffix` (say ".channel"), sorted; the suffix is kept.
+  Result<std::vector<std::string>> ListTopFiles(const std::string& suffix) const;
+
+  // Removal, for garbage collection. Each removes one name with unlink(2),
+  // so a reader sees the file whole or not at all.
+  //
+  // Removes the chunk file for `h` if its mtime is still at most `not_after`
+  // (seconds since the epoch): a file rewritten since it was listed is kept.
+  // *removed says whether it was removed; a file already gone is not an error.
+  Status RemoveChunk(const format::Hash& h, int64_t not_after, bool* removed);
+  // Removes NAME.idx, then its signature NAME.idx.sig if there is one (in
+  // that order: the index is the root that names chunks), and syncs the
+  // directory. NotFound if NAME.idx does not exist.
+  Status RemoveIndex(const std::string& name);
 
  private:
   explicit LocalStore(std::string root) : root_(std::move(root)) {}

@@ -4,7 +4,7 @@
 
 namespace hloop {
 
-Result<int64_t> ParseDuration(std::string_view text) {
+Result<int64_t> ParseDuration(std::string_view text, bool allow_zero) {
   auto bad = [&](const std::string& why) {
     return Status::InvalidArgument("duration '" + std::string(text) + "': " + why +
                                    " (expected a positive number and a unit: 30s, 15m, 12h, 7d)");
@@ -25,7 +25,7 @@ Result<int64_t> ParseDuration(std::string_view text) {
     n = n * 10 + (c - '0');
     if (n * unit > kMax) return bad("more than 100 years");
   }
-  if (n == 0) return bad("zero");
+  if (n == 0 && !allow_zero) return bad("zero");
   return n * unit;
 }
 

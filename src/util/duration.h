@@ -10,8 +10,8 @@ namespace hloop {
 
 // A positive whole number followed by one unit: s (seconds), m (minutes),
 // h (hours) or d (days). Returns seconds. Anything else (no unit, another
-// unit, a sign, a fraction, zero, more than 100 years) is InvalidArgument
-// naming the text and the accepted form.
-Result<int64_t> ParseDuration(std::string_view text);
+// unit, a sign, a fraction, zero unless `allow_zero`, more than 100 years)
+// is InvalidArgument naming the text and the accepted form.
+Result<int64_t> ParseDuration(std::string_view text, bool allow_zero = false);
 
 }  // namespace hloop

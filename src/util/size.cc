@@ -54,4 +54,5 @@ std::string FormatSize(uint64_t bytes) {
   return buf;
 }
 
+
 }  // namespace hloop
