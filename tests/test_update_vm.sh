@@ -20,6 +20,7 @@ GUEST_MODULES="virtio_pci virtio_blk crc32c_generic ext4"
 GUEST_TIMEOUT=${HLOOP_UPDATE_BOOT_TIMEOUT:-120}
 GUEST_MEM=256
 guest_setup
+guest_uncompressed_kernel
 
 # The guest's /init: mount /dev/vda read-only, print the marker, power off.
 # guest_run wants "P9GUEST-END rc=N" as the last word of a guest.
