@@ -11,6 +11,7 @@
 #           that boot (only the small files: index, mirror list, profile);
 #   boot 3: the rollback to v1, again without a chunk request.
 # The server is nginx with an access log of every request.
+# shellcheck disable=SC2034  # GUEST_* are settings read by lib_guest.sh
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_guest.sh"
 requires_root
@@ -23,7 +24,7 @@ guest_setup
 guest_uncompressed_kernel
 
 # The guest's /init: mount /dev/vda read-only, print the marker, power off.
-# guest_run wants "P9GUEST-END rc=N" as the last word of a guest.
+# guest_run waits for its last line, "P9GUEST-END rc=N".
 mkdir -p "$TMP/guest"
 cat >"$TMP/guest/init" <<'EOF'
 #!/bin/busybox sh
@@ -80,7 +81,7 @@ log_lines() { wc -l <"$NGINX_LOG"; }
 
 # boot NAME URL: serve URL with hloop nbd, boot it, stop hloop nbd. Sets
 # MARKER (what the guest printed), BOOT_CHUNKS (chunk requests the server
-# saw meanwhile) and BOOT_WALL.
+# saw meanwhile).
 boot() {
   local name=$1 url=$2 from
   from=$(log_lines)
@@ -93,7 +94,6 @@ boot() {
   stop_pid "$NBD_PID" 10
   MARKER=$(sed -n 's/^MARKER //p' "$TMP/$name.console" | tail -n1)
   BOOT_CHUNKS=$(chunk_requests "$from")
-  BOOT_WALL=$GUEST_WALL
   log "$name ($url): marker '$MARKER', $BOOT_CHUNKS chunk requests, ${GUEST_WALL} s wall," \
     "guest uptime $(sed -n 's/^UPTIME //p' "$TMP/$name.console") s"
   [[ $GUEST_RC == 0 ]] || { tail -n 20 "$TMP/$name.console" >&2; soft_fail "$name: the guest could not mount /dev/vda"; }
