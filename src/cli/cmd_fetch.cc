@@ -1,10 +1,10 @@
 // hloop fetch URL --cache DIR: fill the cache so that later mounts work
-// without the network.
-#include <atomic>
-#include <thread>
+// without the network (--all), or stage the version a URL names now so that
+// the next mount or boot reads nothing from the network (--update).
+#include <cstdio>
 
 #include "cli/common.h"
-#include "util/mutex.h"
+#include "disk/stage.h"
 #include "util/size.h"
 
 namespace hloop::cli {
@@ -13,9 +13,56 @@ namespace {
 struct FetchArgs {
   std::string url;
   bool all = false;
+  bool update = false;
+  bool json = false;
   unsigned jobs = 8;
   ImageCliOptions image;
 };
+
+// The version staged. A channel URL's sequence number belongs here too, from
+// the opened image's version information.
+nlohmann::json VersionJson(const disk::StageReport& r) {
+  return {{"name", r.name}, {"index_digest", format::ToHex(r.index_digest)}};
+}
+
+nlohmann::json ReportJson(const FetchArgs& a, const disk::StageReport& r,
+                          const std::string& cache_dir) {
+  return {{"url", a.url},
+          {"cache", cache_dir},
+          {"update", a.update},
+          {"version", VersionJson(r)},
+          {"chunks", r.chunks},
+          {"raw_bytes", r.raw_bytes},
+          {"stored_bytes", r.stored_bytes},
+          {"fetched",
+           {{"chunks", r.fetched_chunks},
+            {"stored_bytes", r.fetched_stored_bytes},
+            {"raw_bytes", r.fetched_raw_bytes}}},
+          {"cached",
+           {{"chunks", r.cached_chunks},
+            {"stored_bytes", r.cached_stored_bytes},
+            {"raw_bytes", r.cached_raw_bytes}}}};
+}
+
+void PrintReport(const FetchArgs& a, const disk::StageReport& r, const std::string& cache_dir) {
+  if (a.update) {
+    std::printf("staged %s (index %s) from %s in %s\n", r.name.c_str(),
+                format::ToHex(r.index_digest).c_str(), a.url.c_str(), cache_dir.c_str());
+  } else {
+    std::printf("cached all %llu distinct chunks of %s (index %s) in %s\n",
+                (unsigned long long)r.chunks, a.url.c_str(), format::ToHex(r.index_digest).c_str(),
+                cache_dir.c_str());
+  }
+  std::printf("  fetched:        %llu chunks, %s over the wire (%s raw)\n",
+              (unsigned long long)r.fetched_chunks, FormatSize(r.fetched_stored_bytes).c_str(),
+              FormatSize(r.fetched_raw_bytes).c_str());
+  std::printf("  already cached: %llu chunks, %s raw (%s stored)\n",
+              (unsigned long long)r.cached_chunks, FormatSize(r.cached_raw_bytes).c_str(),
+              FormatSize(r.cached_stored_bytes).c_str());
+  if (a.update)
+    std::printf("a running mount keeps its version; the next mount or boot of %s uses this one\n",
+                a.url.c_str());
+}
 
 int RunFetch(FetchArgs& a) {
   auto opts = MakeOpenOptions(a.image, /*with_cache_default=*/true);
@@ -25,60 +72,62 @@ int RunFetch(FetchArgs& a) {
   if (!device.ok()) return Fail(device.status());
   AnnounceVersion((*device)->version());
   disk::ImageDevice& dev = **device;
-  if (!a.all) {
-    std::printf("cached the index of %s in %s\n", a.url.c_str(), opts->cache->dir.c_str());
+  const std::string cache_dir = opts->cache->dir;
+  if (!a.all && !a.update) {
+    if (a.json) {
+      std::printf("%s\n", JsonText({{"url", a.url},
+                                    {"cache", cache_dir},
+                                    {"version",
+                                     {{"name", disk::ImageName(dev.index(), a.url)},
+                                      {"index_digest", format::ToHex(dev.index().digest())}}}},
+                                   2)
+                              .c_str());
+    } else {
+      std::printf("cached the index of %s in %s\n", a.url.c_str(), cache_dir.c_str());
+    }
     return kExitOk;
   }
-  const uint64_t count = dev.index().chunk_count();
-  std::atomic<uint64_t> next{0}, done_bytes{0}, failed{0};
-  Mutex mu;
-  std::string first_error;  // guarded by mu
-  auto worker = [&] {
-    for (uint64_t i; (i = next++) < count;) {
-      Status st = dev.EnsureCached(i);
-      done_bytes += dev.index().chunk_length(i);
-      if (!st.ok()) {
-        failed++;
-        MutexLock lock(&mu);
-        if (first_error.empty()) first_error = st.ToString();
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (unsigned t = 0; t < std::max(1u, a.jobs); t++) pool.emplace_back(worker);
-  Progress bar("fetch");
-  while (next < count) {
-    bar.Update(done_bytes, dev.size());
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  for (auto& t : pool) t.join();
+  Progress bar(a.update ? "update" : "fetch");
+  disk::StageOptions so;
+  so.jobs = a.jobs;
+  so.progress = [&bar](uint64_t done, uint64_t total) { bar.Update(done, total); };
+  auto report = disk::StageImage(dev, a.url, so);
   bar.Done();
-  if (failed)
-    return Fail(std::to_string(failed.load()) +
-                " chunks could not be fetched; first: " + first_error);
-  auto cs = dev.disk_cache()->stats();
-  auto is = dev.stats();
-  std::printf("cached all %llu chunks of %s: %llu fetched (%s), cache holds %s\n",
-              (unsigned long long)count, a.url.c_str(), (unsigned long long)is.chunks_fetched,
-              FormatSize(is.bytes_fetched).c_str(), FormatSize(cs.used_bytes).c_str());
-  if (cs.skipped_for_space)
-    return Fail(std::to_string(cs.skipped_for_space) +
-                " chunks did not fit in the cache (see --cache-size)");
+  if (!report.ok()) return Fail(report.status());
+  if (a.json)
+    std::printf("%s\n", JsonText(ReportJson(a, *report, cache_dir), 2).c_str());
+  else
+    PrintReport(a, *report, cache_dir);
   return kExitOk;
 }
 }  // namespace
 
 Command FetchCommand() {
   return {
-      "fetch", "Fill the local cache with an image's index (and with --all, every chunk)",
+      "fetch",
+      "Fill the local cache with an image's index (with --all, every chunk; with --update, "
+      "stage the version the URL names now)",
       [](CLI::App* app) -> std::function<int()> {
         auto a = std::make_shared<FetchArgs>();
         app->add_option("URL", a->url, "Index or channel (NAME.channel): http(s):// or file:// URL, or a path")
             ->required();
         AddImageOptions(app, &a->image, /*with_cache_default=*/true);
         app->add_flag("--all", a->all, "Fetch every chunk, so the image can be mounted offline");
+        app->add_flag("--update", a->update,
+                      "Stage the version the URL names now: fetch only the chunks the cache "
+                      "lacks, and print the bytes fetched and the bytes found cached (implies "
+                      "--all)");
+        app->add_flag("--json", a->json,
+                      "Print the version and the figures (chunks, stored and raw bytes fetched "
+                      "and found cached) as JSON");
         app->add_option("-j,--jobs", a->jobs, "Parallel transfers (default 8)")
             ->check(CLI::Range(1, 256));
+        app->footer(
+            "--update pre-stages a new version: a running mount, NBD or 9P export keeps the\n"
+            "version it started with (a file system must not change under a mounted kernel);\n"
+            "the next mount or boot of the URL finds the staged version's chunks in the cache\n"
+            "and reads nothing but its index from the network. A chunk that cannot be fetched,\n"
+            "or that does not fit in the cache (--cache-size), fails the command (exit 1).");
         return [a] { return RunFetch(*a); };
       }};
 }

@@ -16,6 +16,7 @@
 
 #include "disk/open_image.h"
 #include "disk/profile.h"
+#include "disk/stage.h"
 #include "fetch/checked_get.h"
 #include "fetch/engine.h"
 #include "fetch/http_source.h"
@@ -1100,6 +1101,156 @@ TEST_F(ImageDeviceTest, ExtentsShowZeroChunksAsHoles) {
   EXPECT_EQ((*part)[0].length, 100u);
   EXPECT_FALSE(dev->Extents(dev->size(), 1).ok());
   EXPECT_EQ(fake_->total_gets(), 0);  // answered from the index alone
+}
+
+// StageImage (hloop fetch --all/--update) over a real HTTP server that counts
+// requests: chunks already in the disk cache are counted and not fetched.
+class StageImageTest : public ImageDeviceTest {
+ protected:
+  // Serves the chunk files of every image added, logging each request.
+  void Serve(const TestImage& img) { files_.insert(img.files.begin(), img.files.end()); }
+  hloop::testing::TestHttpServer& server() {
+    if (!server_)
+      server_ = std::make_unique<hloop::testing::TestHttpServer>(
+          [this](const httplib::Request& req, httplib::Response& res) {
+            auto it = files_.find(req.path.substr(1));
+            if (it == files_.end()) {
+              res.status = 404;
+              return;
+            }
+            res.set_content(it->second, "application/octet-stream");
+          });
+    return *server_;
+  }
+  std::unique_ptr<ImageDevice> Open(const TestImage& img, std::unique_ptr<cache::DiskCache> cache) {
+    fetch::FetchOptions fo;
+    fo.max_attempts = 1;
+    auto source = std::make_unique<fetch::HttpSource>(
+        std::make_unique<fetch::FetchEngine>(server().base(), fo));
+    return std::make_unique<ImageDevice>(img.Index(), std::move(source), std::move(cache), Quiet());
+  }
+  Result<StageReport> Stage(const TestImage& img, std::unique_ptr<cache::DiskCache> cache) {
+    auto dev = Open(img, std::move(cache));
+    return StageImage(*dev, server().base() + "test.idx", StageOptions{.jobs = 4});
+  }
+  uint64_t StoredSize(const TestImage& img, uint64_t i) {
+    return img.files.at(img.ChunkRel(i)).size();
+  }
+
+  std::map<std::string, std::string> files_;  // written before the server starts
+  std::unique_ptr<hloop::testing::TestHttpServer> server_;
+};
+
+TEST_F(StageImageTest, FetchesOnlyTheChunksTheCacheLacks) {
+  TestImage img = BuildImage(MixedContent());
+  Serve(img);
+  {
+    // A reader already brought chunks 0 and 7 into the cache.
+    auto dev = Open(img, OpenCache(tmp_.Join("cache")));
+    std::string buf(kCs, '\0');
+    ASSERT_TRUE(dev->Read(0, kCs, buf.data()).ok());
+    ASSERT_TRUE(dev->Read(7 * kCs, kCs, buf.data()).ok());
+  }
+  ASSERT_EQ(server().log().size(), 2u);
+  auto r = Stage(img, OpenCache(tmp_.Join("cache")));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->name, "test");
+  EXPECT_EQ(r->index_digest, img.Index().digest());
+  EXPECT_EQ(r->chunks, uint64_t(kMixedUnique));
+  EXPECT_EQ(r->cached_chunks, 2u);
+  EXPECT_EQ(r->cached_raw_bytes, 2u * kCs);
+  EXPECT_EQ(r->cached_stored_bytes, StoredSize(img, 0) + StoredSize(img, 7));
+  EXPECT_EQ(r->fetched_chunks, uint64_t(kMixedUnique - 2));
+  // Unique chunks: 0,1,2,7..13; 13 is the 1000-byte tail.
+  EXPECT_EQ(r->fetched_raw_bytes, 7u * kCs + 1000);
+  uint64_t stored = 0;
+  for (uint64_t i : {1, 2, 8, 9, 10, 11, 12, 13}) stored += StoredSize(img, i);
+  EXPECT_EQ(r->fetched_stored_bytes, stored);
+  EXPECT_EQ(r->raw_bytes, r->cached_raw_bytes + r->fetched_raw_bytes);
+  EXPECT_EQ(r->stored_bytes, r->cached_stored_bytes + r->fetched_stored_bytes);
+  // Every distinct chunk crossed the wire exactly once, the cached ones before.
+  EXPECT_EQ(server().log().size(), size_t(kMixedUnique));
+  for (uint64_t i : {0, 1, 2, 7, 8, 9, 10, 11, 12, 13})
+    EXPECT_EQ(server().count("/" + img.ChunkRel(i)), 1) << "chunk " << i;
+
+  // Staged: a second run fetches nothing, and neither does reading the image.
+  auto again = Stage(img, OpenCache(tmp_.Join("cache")));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->fetched_chunks, 0u);
+  EXPECT_EQ(again->fetched_stored_bytes, 0u);
+  EXPECT_EQ(again->cached_chunks, uint64_t(kMixedUnique));
+  auto dev = Open(img, OpenCache(tmp_.Join("cache")));
+  EXPECT_EQ(FirstDifference(ReadAll(dev.get()), img.content), "");
+  EXPECT_EQ(server().log().size(), size_t(kMixedUnique));
+}
+
+// The update: v2 shares all but three chunks with v1, which is staged. Only
+// v2's new chunks are fetched, and then v2 reads without the network.
+TEST_F(StageImageTest, AnUpdateFetchesOnlyTheNewVersionsNewChunks) {
+  TestImage v1 = BuildImage(MixedContent());
+  std::string content2 = MixedContent();
+  content2.replace(10 * kCs, 3 * kCs, RandomBytes(3 * kCs, 77));
+  TestImage v2 = BuildImage(content2);
+  Serve(v1);
+  Serve(v2);
+  auto r1 = Stage(v1, OpenCache(tmp_.Join("cache")));
+  ASSERT_TRUE(r1.ok()) << r1.status().ToString();
+  EXPECT_EQ(r1->fetched_chunks, uint64_t(kMixedUnique));
+  const size_t before = server().log().size();
+  ASSERT_EQ(before, size_t(kMixedUnique));
+
+  auto r2 = Stage(v2, OpenCache(tmp_.Join("cache")));
+  ASSERT_TRUE(r2.ok()) << r2.status().ToString();
+  EXPECT_NE(r2->index_digest, r1->index_digest);
+  EXPECT_EQ(r2->fetched_chunks, 3u);
+  EXPECT_EQ(r2->fetched_raw_bytes, 3u * kCs);
+  EXPECT_EQ(r2->fetched_stored_bytes, StoredSize(v2, 10) + StoredSize(v2, 11) + StoredSize(v2, 12));
+  EXPECT_EQ(r2->cached_chunks, uint64_t(kMixedUnique - 3));
+  const auto log = server().log();
+  ASSERT_EQ(log.size(), before + 3);
+  std::set<std::string> fetched(log.begin() + before, log.end());
+  EXPECT_EQ(fetched, (std::set<std::string>{"/" + v2.ChunkRel(10), "/" + v2.ChunkRel(11),
+                                            "/" + v2.ChunkRel(12)}));
+  auto dev = Open(v2, OpenCache(tmp_.Join("cache")));
+  EXPECT_EQ(FirstDifference(ReadAll(dev.get()), v2.content), "");
+  EXPECT_EQ(server().log().size(), before + 3);
+}
+
+TEST_F(StageImageTest, FailsNamingAChunkThatCannotBeFetched) {
+  TestImage img = BuildImage(MixedContent());
+  Serve(img);
+  files_.erase(img.ChunkRel(8));
+  auto r = Stage(img, OpenCache(tmp_.Join("cache")));
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsNotFound()) << r.status().ToString();
+  const std::string msg = r.status().ToString();
+  EXPECT_NE(msg.find("1 of 10 chunks"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("chunk 8 (" + format::ToHex(format::Sha256(img.Chunk(8))) + ")"),
+            std::string::npos)
+      << msg;
+}
+
+TEST_F(StageImageTest, FailsWhenTheImageDoesNotFitInTheCache) {
+  TestImage img = BuildImage(MixedContent());
+  Serve(img);
+  cache::DiskCacheOptions small = CacheOptions(tmp_.Join("cache"));
+  small.max_bytes = 4 * kCs;
+  auto cache = cache::DiskCache::Open(small);
+  ASSERT_TRUE(cache.ok()) << cache.status().ToString();
+  auto r = Stage(img, std::move(cache.value()));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kNoSpace) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("are not in the cache"), std::string::npos)
+      << r.status().ToString();
+}
+
+TEST_F(StageImageTest, NeedsADiskCache) {
+  TestImage img = BuildImage(MixedContent());
+  Serve(img);
+  auto r = Stage(img, nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kInvalidArgument) << r.status().ToString();
+  EXPECT_TRUE(server().log().empty());
 }
 
 }  // namespace
