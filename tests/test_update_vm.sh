@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Update flow in a VM: QEMU (TCG) boots the host's kernel with a busybox
 # initramfs (tests/lib_guest.sh's cached base archive, with virtio_blk and
-# ext4 instead of 9P) from `hloop nbd URL --socket SOCK --cache CACHE`; the
-# guest's /init mounts /dev/vda (an ext4 image made by mkfs.ext4 -d) read-only,
-# prints the marker file on the serial console and powers off.
-#   boot 1: v1 (marker "v1");
-#   v2 (marker "v2") is packed into the same store;
-#   `hloop fetch URL --update` stages v2: it fetches only v2's new chunks;
+# ext4 instead of 9P) from `hloop nbd CHANNEL_URL --trust KEY.pub --socket
+# SOCK --cache CACHE`; the guest's /init mounts /dev/vda (an ext4 image made
+# by mkfs.ext4 -d) read-only, prints the marker file on the serial console
+# and powers off.
+#   v1 (marker "v1") is packed, signed and published on channel stable;
+#   boot 1: v1;
+#   v2 (marker "v2") is packed into the same store, signed and published;
+#   `hloop fetch CHANNEL_URL --update` stages v2: it fetches only v2's new
+#   chunks, and says so;
 #   boot 2: v2, and the server's access log shows no chunk request during
-#           that boot (only the small files: index, mirror list, profile);
-#   boot 3: the rollback to v1, again without a chunk request.
-# The server is nginx with an access log of every request.
+#           that boot (only the small files: channel, index, signature,
+#           mirror list, profile);
+#   rollback: v1 published again (a higher sequence number);
+#   boot 3: v1, again without a chunk request.
+# Then: a second update fetches nothing; an update to a version with a
+# chunk missing from the store fails, naming the chunk. The server is nginx
+# with an access log of every request.
 # shellcheck disable=SC2034  # GUEST_* are settings read by lib_guest.sh
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_guest.sh"
@@ -67,25 +74,42 @@ make_version() {
   mkfs.ext4 -q -F -d "$d" -E root_owner=0:0 -U 6c8a0b7e-55f1-4f0e-9d3c-7a0f8c2e1b11 \
     "$TMP/$name.img" 8M || fail "mkfs.ext4 for $name failed"
   "$HLOOP" pack "$TMP/$name.img" "$STORE" --name "$name" -q || fail "hloop pack $name failed"
+  "$HLOOP" sign "$STORE/$name.idx" --key "$KEY" >/dev/null || fail "hloop sign $name failed"
 }
+# publish NAME: channel stable points at NAME.idx (the next sequence number).
+publish() {
+  "$HLOOP" publish "$STORE" --channel stable --index "$1.idx" --key "$KEY" >"$TMP/publish.out" 2>&1 ||
+    { cat "$TMP/publish.out" >&2; fail "hloop publish $1 failed"; }
+}
+KEY=$TMP/key
+"$HLOOP" key generate "$KEY" >/dev/null || fail "hloop key generate failed"
+TRUST=(--trust "$KEY.pub")
 head -c 2M /dev/urandom >"$TMP/filler"
 make_version v1
+publish v1
 start_nginx_timed "$STORE"
+CH=$URL/stable.channel
 CACHE=$TMP/cache
 SOCK=$TMP/nbd.sock
 
 # chunk_requests FROM: requests for chunk files in the access log after
 # line FROM.
 chunk_requests() { tail -n +"$(($1 + 1))" "$NGINX_LOG" | grep -c ' /chunks/' || true; }
+# other_requests FROM: the URIs after line FROM that are neither chunk files
+# nor the small files a client revalidates when it opens an image.
+other_requests() {
+  tail -n +"$(($1 + 1))" "$NGINX_LOG" | awk '{ print $6 }' |
+    grep -Ev '^/chunks/|\.(channel|idx|sig|mirrors|profile)$' | paste -sd' ' || true
+}
 log_lines() { wc -l <"$NGINX_LOG"; }
 
 # boot NAME URL: serve URL with hloop nbd, boot it, stop hloop nbd. Sets
 # MARKER (what the guest printed), BOOT_CHUNKS (chunk requests the server
-# saw meanwhile).
+# saw meanwhile) and BOOT_OTHERS (requests for other than small files).
 boot() {
   local name=$1 url=$2 from
   from=$(log_lines)
-  start_hloop_nbd "$url" --socket "$SOCK" --cache "$CACHE"
+  start_hloop_nbd "$url" --socket "$SOCK" --cache "$CACHE" "${TRUST[@]}"
   GUEST_QEMU_ARGS="-drive file=$NBD_URI,format=raw,if=virtio,readonly=on"
   if ! guest_run "$TMP/$name.console" "$INITRD"; then
     cat "$NBD_LOG" >&2 || true
@@ -94,23 +118,27 @@ boot() {
   stop_pid "$NBD_PID" 10
   MARKER=$(sed -n 's/^MARKER //p' "$TMP/$name.console" | tail -n1)
   BOOT_CHUNKS=$(chunk_requests "$from")
+  BOOT_OTHERS=$(other_requests "$from")
   log "$name ($url): marker '$MARKER', $BOOT_CHUNKS chunk requests, ${GUEST_WALL} s wall," \
     "guest uptime $(sed -n 's/^UPTIME //p' "$TMP/$name.console") s"
   [[ $GUEST_RC == 0 ]] || { tail -n 20 "$TMP/$name.console" >&2; soft_fail "$name: the guest could not mount /dev/vda"; }
 }
 
-boot boot1 "$URL/v1.idx"
+boot boot1 "$CH"
 check_eq "boot 1 sees v1's marker" v1 "$MARKER"
 check_ge "boot 1 read chunks from the server" "$BOOT_CHUNKS" 1
 
 make_version v2
+publish v2
 from=$(log_lines)
 rc=0
-"$HLOOP" fetch "$URL/v2.idx" --update --cache "$CACHE" --json >"$TMP/update.json" 2>"$TMP/update.err" || rc=$?
+"$HLOOP" fetch "$CH" --update --cache "$CACHE" "${TRUST[@]}" --json >"$TMP/update.json" 2>"$TMP/update.err" || rc=$?
 check_eq "hloop fetch --update exit status" 0 "$rc"
 ((rc == 0)) || cat "$TMP/update.err" >&2
 log "update: $(jq -c '{version, fetched, cached}' "$TMP/update.json")"
-check_eq "the update names v2" v2 "$(jq -r .version.name "$TMP/update.json")"
+check_eq "the update names v2" v2.idx "$(jq -r .version.index "$TMP/update.json")"
+check_eq "... the channel's sequence number 2" 2 "$(jq -r .version.channel.sequence "$TMP/update.json")"
+check_eq "... authenticated" true "$(jq -r .version.authenticated "$TMP/update.json")"
 fetched=$(jq -r .fetched.chunks "$TMP/update.json")
 check_ge "the update fetched v2's new chunks" "$fetched" 1
 check_ge "the update found v1's chunks cached" "$(jq -r .cached.chunks "$TMP/update.json")" 1
@@ -121,27 +149,34 @@ check_eq "stored bytes fetched = the sizes of the chunk files the server sent" \
   "$(jq -r .fetched.stored_bytes "$TMP/update.json")" \
   "$(tail -n +"$((from + 1))" "$NGINX_LOG" | awk '$6 ~ /^\/chunks\// { s += $4 } END { print s + 0 }')"
 
-boot boot2 "$URL/v2.idx"
+boot boot2 "$CH"
 check_eq "boot 2 sees v2's marker" v2 "$MARKER"
 check_eq "boot 2 made no chunk request (the update staged v2)" 0 "$BOOT_CHUNKS"
+check_eq "boot 2 asked only for small files" "" "$BOOT_OTHERS"
 
-boot boot3 "$URL/v1.idx"
+# Rollback: v1 again, under a higher sequence number.
+publish v1
+boot boot3 "$CH"
 check_eq "boot 3 (rollback) sees v1's marker" v1 "$MARKER"
 check_eq "boot 3 made no chunk request (v1 is still cached)" 0 "$BOOT_CHUNKS"
+check_eq "boot 3 asked only for small files" "" "$BOOT_OTHERS"
 
 # A second update of a staged version fetches nothing.
 rc=0
-"$HLOOP" fetch "$URL/v2.idx" --update --cache "$CACHE" --json >"$TMP/update2.json" 2>&1 || rc=$?
+"$HLOOP" fetch "$CH" --update --cache "$CACHE" "${TRUST[@]}" --json >"$TMP/update2.json" 2>"$TMP/update2.err" || rc=$?
 check_eq "a second hloop fetch --update exit status" 0 "$rc"
 check_eq "a second update fetches nothing" 0 "$(jq -r .fetched.chunks "$TMP/update2.json")"
+check_eq "... of v1 (the rollback), sequence 3" "v1.idx 3" \
+  "$(jq -r '"\(.version.index) \(.version.channel.sequence)"' "$TMP/update2.json")"
 
 # A version whose chunk is missing from the store: the update fails, naming it.
 (cd "$STORE" && find chunks -type f | sort) >"$TMP/chunks.before"
 make_version v3
 victim=$(comm -13 "$TMP/chunks.before" <(cd "$STORE" && find chunks -type f | sort) | head -n1)
 [[ -n $victim ]] || fail "v3 added no chunk file"
+publish v3
 rm -f "$STORE/$victim"
 rc=0
-"$HLOOP" fetch "$URL/v3.idx" --update --cache "$CACHE" >"$TMP/update3.out" 2>&1 || rc=$?
+"$HLOOP" fetch "$CH" --update --cache "$CACHE" "${TRUST[@]}" >"$TMP/update3.out" 2>&1 || rc=$?
 check_eq "an update with a missing chunk exits 1" 1 "$rc"
 check_contains "... naming the chunk" "$(basename "$victim")" "$(cat "$TMP/update3.out")"

@@ -5,6 +5,7 @@
 
 #include "cli/common.h"
 #include "disk/stage.h"
+#include "disk/version_watch.h"
 #include "util/size.h"
 
 namespace hloop::cli {
@@ -19,18 +20,20 @@ struct FetchArgs {
   ImageCliOptions image;
 };
 
-// The version staged. A channel URL's sequence number belongs here too, from
-// the opened image's version information.
-nlohmann::json VersionJson(const disk::StageReport& r) {
-  return {{"name", r.name}, {"index_digest", format::ToHex(r.index_digest)}};
+// "v2 (channel stable, sequence 2; index 1f0c...)": which version was staged.
+std::string VersionText(const disk::ImageVersion& v) {
+  std::string out = v.index_name + " (";
+  if (v.channel)
+    out += "channel " + v.channel_name + ", sequence " + std::to_string(v.sequence) + "; ";
+  return out + "index " + format::ToHex(v.digest) + ")";
 }
 
-nlohmann::json ReportJson(const FetchArgs& a, const disk::StageReport& r,
-                          const std::string& cache_dir) {
+nlohmann::json ReportJson(const FetchArgs& a, const disk::ImageVersion& v,
+                          const disk::StageReport& r, const std::string& cache_dir) {
   return {{"url", a.url},
           {"cache", cache_dir},
           {"update", a.update},
-          {"version", VersionJson(r)},
+          {"version", disk::VersionJson(v)},
           {"chunks", r.chunks},
           {"raw_bytes", r.raw_bytes},
           {"stored_bytes", r.stored_bytes},
@@ -44,14 +47,14 @@ nlohmann::json ReportJson(const FetchArgs& a, const disk::StageReport& r,
             {"raw_bytes", r.cached_raw_bytes}}}};
 }
 
-void PrintReport(const FetchArgs& a, const disk::StageReport& r, const std::string& cache_dir) {
+void PrintReport(const FetchArgs& a, const disk::ImageVersion& v, const disk::StageReport& r,
+                 const std::string& cache_dir) {
   if (a.update) {
-    std::printf("staged %s (index %s) from %s in %s\n", r.name.c_str(),
-                format::ToHex(r.index_digest).c_str(), a.url.c_str(), cache_dir.c_str());
-  } else {
-    std::printf("cached all %llu distinct chunks of %s (index %s) in %s\n",
-                (unsigned long long)r.chunks, a.url.c_str(), format::ToHex(r.index_digest).c_str(),
+    std::printf("staged %s from %s in %s\n", VersionText(v).c_str(), a.url.c_str(),
                 cache_dir.c_str());
+  } else {
+    std::printf("cached all %llu distinct chunks of %s, %s, in %s\n", (unsigned long long)r.chunks,
+                a.url.c_str(), VersionText(v).c_str(), cache_dir.c_str());
   }
   std::printf("  fetched:        %llu chunks, %s over the wire (%s raw)\n",
               (unsigned long long)r.fetched_chunks, FormatSize(r.fetched_stored_bytes).c_str(),
@@ -77,9 +80,7 @@ int RunFetch(FetchArgs& a) {
     if (a.json) {
       std::printf("%s\n", JsonText({{"url", a.url},
                                     {"cache", cache_dir},
-                                    {"version",
-                                     {{"name", disk::ImageName(dev.index(), a.url)},
-                                      {"index_digest", format::ToHex(dev.index().digest())}}}},
+                                    {"version", disk::VersionJson(dev.version())}},
                                    2)
                               .c_str());
     } else {
@@ -95,9 +96,9 @@ int RunFetch(FetchArgs& a) {
   bar.Done();
   if (!report.ok()) return Fail(report.status());
   if (a.json)
-    std::printf("%s\n", JsonText(ReportJson(a, *report, cache_dir), 2).c_str());
+    std::printf("%s\n", JsonText(ReportJson(a, dev.version(), *report, cache_dir), 2).c_str());
   else
-    PrintReport(a, *report, cache_dir);
+    PrintReport(a, dev.version(), *report, cache_dir);
   return kExitOk;
 }
 }  // namespace
@@ -109,7 +110,8 @@ Command FetchCommand() {
       "stage the version the URL names now)",
       [](CLI::App* app) -> std::function<int()> {
         auto a = std::make_shared<FetchArgs>();
-        app->add_option("URL", a->url, "Index or channel (NAME.channel): http(s):// or file:// URL, or a path")
+        app->add_option("URL", a->url,
+                        "Index or channel (NAME.channel): http(s):// or file:// URL, or a path")
             ->required();
         AddImageOptions(app, &a->image, /*with_cache_default=*/true);
         app->add_flag("--all", a->all, "Fetch every chunk, so the image can be mounted offline");

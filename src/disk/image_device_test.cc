@@ -1154,8 +1154,6 @@ TEST_F(StageImageTest, FetchesOnlyTheChunksTheCacheLacks) {
   ASSERT_EQ(server().log().size(), 2u);
   auto r = Stage(img, OpenCache(tmp_.Join("cache")));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->name, "test");
-  EXPECT_EQ(r->index_digest, img.Index().digest());
   EXPECT_EQ(r->chunks, uint64_t(kMixedUnique));
   EXPECT_EQ(r->cached_chunks, 2u);
   EXPECT_EQ(r->cached_raw_bytes, 2u * kCs);
@@ -1201,7 +1199,6 @@ TEST_F(StageImageTest, AnUpdateFetchesOnlyTheNewVersionsNewChunks) {
 
   auto r2 = Stage(v2, OpenCache(tmp_.Join("cache")));
   ASSERT_TRUE(r2.ok()) << r2.status().ToString();
-  EXPECT_NE(r2->index_digest, r1->index_digest);
   EXPECT_EQ(r2->fetched_chunks, 3u);
   EXPECT_EQ(r2->fetched_raw_bytes, 3u * kCs);
   EXPECT_EQ(r2->fetched_stored_bytes, StoredSize(v2, 10) + StoredSize(v2, 11) + StoredSize(v2, 12));

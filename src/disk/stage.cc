@@ -7,7 +7,6 @@
 #include <unordered_set>
 #include <vector>
 
-#include "disk/open_image.h"
 #include "util/mutex.h"
 #include "util/size.h"
 
@@ -35,8 +34,6 @@ Result<StageReport> StageImage(ImageDevice& device, const std::string& url,
     return Status::InvalidArgument("staging " + url + " needs a disk cache to stage into");
   const format::Index& index = device.index();
   StageReport report;
-  report.name = ImageName(index, url);
-  report.index_digest = index.digest();
   const std::vector<uint64_t> chunks = DistinctChunks(index);
   report.chunks = chunks.size();
   for (uint64_t i : chunks) {

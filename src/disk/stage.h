@@ -9,7 +9,6 @@
 #include <string>
 
 #include "disk/image_device.h"
-#include "format/hash.h"
 #include "util/status.h"
 
 namespace hloop::disk {
@@ -25,11 +24,6 @@ struct StageOptions {
 // What StageImage found and did. Bytes are "raw" (the chunks' content, as
 // the image holds it) or "stored" (the chunk files, as they cross the wire).
 struct StageReport {
-  // The version staged: the index's name (ImageName) and digest. A channel
-  // URL's sequence number is not known here: it belongs to the version
-  // information of the opened image, which the caller adds.
-  std::string name;
-  format::Hash index_digest{};
   uint64_t chunks = 0;  // distinct non-zero chunks of the image
   uint64_t raw_bytes = 0, stored_bytes = 0;
   // Already in the disk cache before the call.
@@ -45,7 +39,8 @@ struct StageReport {
 // cannot be fetched, and if a chunk is not in the cache at the end (the
 // cache's quota or the disk's reserve left no room); the report is then
 // lost. REQUIRES: device.disk_cache() != nullptr (else InvalidArgument).
-// `url` is the image's URL, for its name and for messages.
+// `url` is the image's URL, for messages; which version is staged is the
+// device's (ImageDevice::version()).
 Result<StageReport> StageImage(ImageDevice& device, const std::string& url,
                                const StageOptions& options);
 
