@@ -1131,7 +1131,7 @@ class StageImageTest : public ImageDeviceTest {
   }
   Result<StageReport> Stage(const TestImage& img, std::unique_ptr<cache::DiskCache> cache) {
     auto dev = Open(img, std::move(cache));
-    return StageImage(*dev, server().base() + "test.idx", StageOptions{.jobs = 4});
+    return StageImage(*dev, server().base() + "test.idx", StageOptions{.jobs = 4, .progress = {}});
   }
   uint64_t StoredSize(const TestImage& img, uint64_t i) {
     return img.files.at(img.ChunkRel(i)).size();
