@@ -13,7 +13,7 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 cd "$src"
 fuzz_seconds=${HLOOP_FUZZ_SECONDS:-60}
 # Integration tests that also run against the sanitizer build.
-asan_tests=${HLOOP_ASAN_TESTS:-'it\.test_(bad_index|corruption|cli|serve|cache_limit|nbd|nbd_hostile|nbd_overlay|overlay)'}
+asan_tests=${HLOOP_ASAN_TESTS:-'it\.test_(bad_index|corruption|cli|serve|cache_limit|nbd|nbd_hostile|nbd_overlay|overlay|trust)'}
 
 bash scripts/deps.sh
 

@@ -12,6 +12,7 @@
 source "$(dirname "$0")/lib.sh"
 requires_root
 requires nginx jq openssl
+requires_fuse
 
 STORE=$TMP/store
 CACHE=$TMP/cache
@@ -138,6 +139,27 @@ check_eq "the rollback publish has the next sequence number" 3 \
   "$("$HLOOP" info "$CH" --json "${TRUST[@]}" | jq -r .version.channel.sequence)"
 expect_served "rolled back to v1" "$V1" "$CH" --cache "$CACHE" "${TRUST[@]}"
 
+# --- A mount keeps its version; `hloop stats` shows it, and that the channel moved on.
+mount_image "$CH" "$TMP/mnt" --cache "$CACHE" "${TRUST[@]}"
+check_eq "the mount serves v1" "$V1" "$(sha "$MOUNT_FILE")"
+mount_stats_json "$TMP/mnt" "$TMP/stats1.json"
+check_eq "stats: the sequence served" 3 "$(jq -r .version.channel.sequence "$TMP/stats1.json")"
+check_eq "stats: signed by key a" "$KEY_A_ID" "$(jq -r .version.key_id "$TMP/stats1.json")"
+check_eq "stats: the channel names no newer version yet" false \
+  "$(jq -r .version.latest.newer "$TMP/stats1.json")"
+"$HLOOP" publish "$STORE" --channel stable --index v2.idx --key "$TMP/keys/a" >/dev/null 2>&1 ||
+  fail "publish v2 under a mount"
+sleep 6  # the mount checks the channel at most every 5 s
+mount_stats_json "$TMP/mnt" "$TMP/stats2.json"
+check_eq "stats: the channel now names a newer version" true \
+  "$(jq -r .version.latest.newer "$TMP/stats2.json")"
+check_eq "stats: ... v2.idx, sequence 4" "v2.idx 4" \
+  "$(jq -r '"\(.version.latest.index) \(.version.latest.sequence)"' "$TMP/stats2.json")"
+check_eq "the mount still serves v1" "$V1" "$(sha "$MOUNT_FILE")"
+check_contains "stats (text) tells the user" "the channel now names v2.idx" \
+  "$("$HLOOP" stats "$TMP/mnt")"
+unmount_fuse "$TMP/mnt" "$MOUNT_PID"
+
 # --- Freeze: a channel past its expiry is refused while the server is up...
 "$HLOOP" publish "$STORE" --channel stable --index v1.idx --key "$TMP/keys/a" --expires 1s >/dev/null 2>&1 ||
   fail "publish with --expires 1s"
@@ -147,7 +169,7 @@ expect_refused "expired channel, server up" "expired" "$CH" --cache "$CACHE" "${
 # ... and served from the cache, with a warning naming the version and its age, when it is down.
 stop_server "$SERVER_PID"
 expect_served "expired channel, server down" "$V1" "$CH" --cache "$CACHE" "${TRUST[@]}" --retries 2
-check_contains "offline: the warning names the version" "sequence 4" "$(cat "$TMP/expired channel, server down.err")"
+check_contains "offline: the warning names the version" "sequence 5" "$(cat "$TMP/expired channel, server down.err")"
 check_contains "offline: ... and its age" "expired" "$(cat "$TMP/expired channel, server down.err")"
 expect_refused "expired channel, server down, --require-fresh" "require-fresh" "$CH" --cache "$CACHE" \
   "${TRUST[@]}" --retries 2 --require-fresh

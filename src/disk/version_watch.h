@@ -18,7 +18,7 @@ namespace hloop::disk {
 class VersionWatch {
  public:
   VersionWatch(ImageVersion served, fetch::FetchOptions options, TrustOptions trust,
-               int interval_s = 30);
+               int interval_s = 5);
   // Null when the image was not opened from a channel; else
   // {"sequence", "index", "digest", "newer", "checked_at"} of what the
   // channel names now, or {"error", "checked_at"} when the check failed.

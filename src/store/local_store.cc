@@ -58,6 +58,12 @@ uint32_t LocalStore::ChunkFileSize(const format::Hash& h) const {
   return uint32_t(sb.st_size);
 }
 
+Status LocalStore::TouchChunk(const format::Hash& h) const {
+  const std::string path = ChunkFilePath(h);
+  if (::utimensat(AT_FDCWD, path.c_str(), nullptr, 0) != 0) return Status::FromErrno(errno, path);
+  return Status::Ok();
+}
+
 Status LocalStore::PutChunk(const format::Hash& h, const std::string& file, bool durable,
                             bool* written) {
   *written = false;

@@ -37,6 +37,10 @@ class LocalStore {
   // be one (missing, or no longer than a chunk header: say, left empty by a
   // crash before a sync). Not a check of its content (see PutChunk).
   uint32_t ChunkFileSize(const format::Hash& h) const;
+  // Sets the modification time of the chunk file for `h` to now: a writer
+  // that reuses a chunk file marks it fresh, so that `hloop gc`'s grace
+  // period keeps it until the new index that names it is written.
+  Status TouchChunk(const format::Hash& h) const;
   // Writes a chunk file unless a valid one with this name exists already
   // (an invalid one, e.g. left empty by a crash, is replaced). Sets
   // *written to whether this call added it. `durable` fsyncs the file.

@@ -11,6 +11,7 @@
 #include "format/chunk_file.h"
 #include "format/codec.h"
 #include "util/bytes.h"
+#include "util/log.h"
 #include "util/mutex.h"
 #include "util/version.h"
 
@@ -141,7 +142,12 @@ Status Run::WriteChunk(uint64_t i, std::string& raw, std::string& file) {
   }
   if (first) {
     uint32_t stored = store_.ChunkFileSize(e.hash);
-    if (stored == 0) {
+    if (stored != 0) {
+      // Reused: fresh again, so that gc's grace period keeps it until the
+      // index being written names it.
+      if (Status st = store_.TouchChunk(e.hash); !st.ok())
+        LogWarn(st.ToString() + ": a concurrent `hloop gc` may remove this reused chunk");
+    } else {
       // Not in the store: encode it. For a reused chunk this means the store
       // is not the base's own; copy it so the new version is whole.
       if (!have_raw) HLOOP_RETURN_IF_ERROR(Read(offset, len, raw));

@@ -1,8 +1,11 @@
 #include "writer/image_writer.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <ctime>
 #include <optional>
 #include <set>
 #include <string>
@@ -155,6 +158,29 @@ TEST_F(ImageWriterTest, UnchangedChunksMissingFromTheStoreAreReadAndCopied) {
   EXPECT_EQ(sum->chunks_copied, 6u);
   EXPECT_EQ(bytes.read().size(), 6u);
   EXPECT_EQ(ChunkNames(*other), ChunkNames(*store_));
+}
+
+// gc removes chunk files no index names once they are older than its grace
+// period: a version being written that reuses old chunk files marks them
+// fresh, so gc keeps them until the new index names them.
+TEST_F(ImageWriterTest, ReusedChunkFilesAreMarkedFresh) {
+  std::string content = RandomBytes(4 * kCs, 3);
+  FakeBytes first(content);
+  WriteOk(first, Options("old"));
+  const format::Index old = LoadStoreIndex(*store_, "old");
+  const struct timespec long_ago[2] = {{1000000000, 0}, {1000000000, 0}};
+  for (uint64_t i = 0; i < old.chunk_count(); i++) {
+    const std::string path = store_->ChunkFilePath(old.entry(i).hash);
+    ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), long_ago, 0), 0) << path;
+  }
+  FakeBytes again(content);
+  WriteOk(again, Options("new"));  // every chunk reused
+  const time_t now = std::time(nullptr);
+  for (uint64_t i = 0; i < old.chunk_count(); i++) {
+    struct stat st;
+    ASSERT_EQ(::stat(store_->ChunkFilePath(old.entry(i).hash).c_str(), &st), 0);
+    EXPECT_GE(st.st_mtime, now - 60) << "chunk " << i << " was not marked fresh";
+  }
 }
 
 TEST_F(ImageWriterTest, AFailedReadWritesNoIndexAndNamesTheChunk) {
