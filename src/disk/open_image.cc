@@ -172,6 +172,10 @@ Result<std::optional<std::vector<uint64_t>>> LoadProfile(const OpenOptions& opti
       if (bytes.ok()) text = std::move(bytes.value());
     }
     if (st.IsNotFound()) return std::optional<std::vector<uint64_t>>();
+    if (st.IsCorruption() || st.code() == Status::Code::kInvalidArgument) {  // failed its check
+      LogWarn(st.message() + "; ignoring the profile");
+      return std::optional<std::vector<uint64_t>>();
+    }
     if (!st.ok()) {
       LogWarn("profile: " + st.message() + "; going on without it");
       return std::optional<std::vector<uint64_t>>();

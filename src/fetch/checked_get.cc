@@ -57,6 +57,7 @@ Status GetChecked(FetchEngine& engine, Request request, const BodyCheck& check, 
     } else if (!st.IsCorruption()) {
       return st;  // not an answer about the file: the engine has retried it
     }
+    // Like the engine's retries, only the final word is a warning.
     Status verdict = WithUrl(st, url);
     if (mirror >= 0) engine.ReportCorrupt(mirror);
     Seen& s = seen[{WithoutUrl(st.message(), url), std::hash<std::string>{}(body)}];
@@ -78,9 +79,9 @@ Status GetChecked(FetchEngine& engine, Request request, const BodyCheck& check, 
       case RetryAction::kTimedOut:
         return verdict.Annotate("no good copy within --io-timeout " +
                                 std::to_string(engine.options().io_timeout_s) + " s");
-      case RetryAction::kNow: LogWarn(verdict.message() + "; fetching it again"); break;
+      case RetryAction::kNow: LogInfo(verdict.message() + "; fetching it again"); break;
       case RetryAction::kAfterDelay:
-        LogWarn(verdict.message() + "; fetching it again in " + std::to_string(d.delay_ms) + " ms");
+        LogInfo(verdict.message() + "; fetching it again in " + std::to_string(d.delay_ms) + " ms");
         std::this_thread::sleep_for(std::chrono::milliseconds(d.delay_ms));
         break;
     }

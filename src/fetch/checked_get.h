@@ -28,7 +28,8 @@ inline constexpr int kDefaultMaxVerdicts = 6;
 // --io-timeout); the failure is final only when the same bad copy (same
 // bytes, same verdict) came from every mirror (twice at least: from one
 // mirror, twice in a row), or after `max_verdicts` bad copies in a row.
-// Returns the body that passed in *out, or the last status: the engine's
+// Each bad copy fetched again is logged at info level (-v). Returns the
+// body that passed in *out, or the last status: the engine's
 // own (NotFound, Unavailable: already retried) or the check's, with its
 // code and message, annotated with the URL that served it.
 Status GetChecked(FetchEngine& engine, Request request, const BodyCheck& check, std::string* out,
