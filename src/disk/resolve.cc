@@ -86,7 +86,7 @@ struct ChannelResult {
 Result<ChannelResult> GetChannel(const fetch::Location& loc, const TrustOptions& trust,
                                  cache::DiskCache* cache, const MetaGet& get, int attempts,
                                  uint64_t highest, int64_t now) {
-  const std::string& url = loc.index_url;
+  const std::string& url = loc.url;
   const bool trusted = Trusted(trust);
   std::optional<trust::Channel> got;
   // What every copy must pass: it parses, it is signed by a trusted key, and
@@ -173,7 +173,7 @@ Result<Resolved> Resolve(const fetch::Location& loc, const TrustOptions& trust,
   const bool trusted = Trusted(trust);
   const int64_t now = NowOf(trust);
   ImageVersion v;
-  v.url = loc.index_url;
+  v.url = loc.url;
   std::string index_rel = loc.index_name;
 
   std::optional<trust::Channel> channel;
@@ -184,7 +184,7 @@ Result<Resolved> Resolve(const fetch::Location& loc, const TrustOptions& trust,
       auto s = trust::SequenceStore::Open(trust.state_dir);
       if (!s.ok()) return s.status().Annotate("the store of channel sequence numbers");
       sequences.emplace(std::move(s.value()));
-      auto h = sequences->Highest(loc.index_url);
+      auto h = sequences->Highest(loc.url);
       if (!h.ok()) return h.status();
       highest = *h;
     }
@@ -203,7 +203,7 @@ Result<Resolved> Resolve(const fetch::Location& loc, const TrustOptions& trust,
       v.key_id = trust::KeyIdText(channel->key_id);
     }
   }
-  v.index_url = loc.base + index_rel;
+  v.index_url = channel ? loc.base + index_rel : loc.url;
   v.index_name = BaseName(index_rel);
 
   std::optional<format::Index> index;
@@ -213,7 +213,7 @@ Result<Resolved> Resolve(const fetch::Location& loc, const TrustOptions& trust,
     if (channel && (ix->digest() != channel->index_digest ||
                     ix->image_size() != channel->image_size))
       return Status::Corruption(
-          "channel " + loc.index_url + " (" + Describe(*channel) + ") names index digest " +
+          "channel " + loc.url + " (" + Describe(*channel) + ") names index digest " +
           format::ToHex(channel->index_digest) + " (image size " +
           std::to_string(channel->image_size) + "), but " + v.index_url + " has digest " +
           format::ToHex(ix->digest()) + " (image size " + std::to_string(ix->image_size()) +
@@ -234,8 +234,8 @@ Result<Resolved> Resolve(const fetch::Location& loc, const TrustOptions& trust,
     v.key_id = trust::KeyIdText(sig->key_id);
   }
   if (sequences) {
-    Status st = sequences->Record(loc.index_url, channel->sequence);
-    if (!st.ok()) return st.Annotate("recording the sequence number of channel " + loc.index_url);
+    Status st = sequences->Record(loc.url, channel->sequence);
+    if (!st.ok()) return st.Annotate("recording the sequence number of channel " + loc.url);
   }
   if (v.authenticated) {
     LogInfo(v.url + ": signed by trusted key " + v.key_id);
@@ -248,11 +248,11 @@ Result<Resolved> Resolve(const fetch::Location& loc, const TrustOptions& trust,
 Result<ImageVersion> LatestVersion(const fetch::Location& loc, const TrustOptions& trust,
                                    const MetaGet& get) {
   if (!IsChannelName(loc.index_name))
-    return Status::InvalidArgument(loc.index_url + " is not a channel");
+    return Status::InvalidArgument(loc.url + " is not a channel");
   auto c = GetChannel(loc, trust, nullptr, get, 1, 0, NowOf(trust));
   if (!c.ok()) return c.status();
   ImageVersion v;
-  v.url = loc.index_url;
+  v.url = loc.url;
   v.channel = true;
   v.channel_name = c->channel.name;
   v.sequence = c->channel.sequence;

@@ -27,6 +27,7 @@ Result<Location> ParseLocation(const std::string& url) {
     loc.base = path.substr(0, slash + 1);
     loc.index_name = path.substr(slash + 1);
     loc.index_url = url;
+    loc.url = url;
     return loc;
   }
   if (url.find("://") != std::string::npos && !url.starts_with("file://"))
@@ -45,6 +46,7 @@ Result<Location> ParseLocation(const std::string& url) {
   loc.base = path.substr(0, slash + 1);
   loc.index_name = path.substr(slash + 1);
   loc.index_url = path;
+  loc.url = url;
   return loc;
 }
 

@@ -13,7 +13,8 @@ struct Location {
   // For kFile an absolute directory path; for kHttp a URL. Ends with '/'.
   std::string base;
   std::string index_name;  // "name.idx"
-  std::string index_url;   // base + index_name: how messages name the index
+  std::string index_url;   // base + index_name (for kFile, a path to read)
+  std::string url;         // as given: how messages and caches name it
 };
 
 // Accepts http://, https://, file:// and plain paths. InvalidArgument for
