@@ -79,7 +79,7 @@ check_eq "info: the key id" "$KEY_A_ID" "$(jq -r .version.key_id "$TMP/info.json
 flip() {  # flip FILE OFFSET: inverts one byte
   local b
   b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-  printf "$(printf '\\%03o' $((b ^ 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+  printf '%b' "$(printf '\\%03o' $((b ^ 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 cp "$STORE/v1.idx" "$TMP/v1.idx.good"
 flip "$STORE/v1.idx" 200

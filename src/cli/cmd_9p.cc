@@ -171,7 +171,8 @@ Command NinePCommand() {
         app->add_option(
             "--image", a->images,
             "hloop image whose ext2/3/4 file system to export read-only: URL of its index or "
-            "channel (http(s)://, file:// or a path), or NAME=URL; repeatable, mixes with --export. "
+            "channel (http(s)://, file:// or a path), or NAME=URL; repeatable, mixes with "
+            "--export. "
             "Named by the image's name unless NAME= is given");
         app->add_flag(
             "--read-only", a->read_only,

@@ -41,16 +41,16 @@ int RunCat(CatArgs& a) {
 }  // namespace
 
 Command CatCommand() {
-  return {
-      "cat", "Write the whole image, verified, to stdout or a file",
-      [](CLI::App* app) -> std::function<int()> {
-        auto a = std::make_shared<CatArgs>();
-        app->add_option("URL", a->url, "Index or channel (NAME.channel): http(s):// or file:// URL, or a path")
-            ->required();
-        app->add_option("-o,--output", a->output, "Write to this file instead of stdout");
-        AddImageOptions(app, &a->image, /*with_cache_default=*/false);
-        return [a] { return RunCat(*a); };
-      }};
+  return {"cat", "Write the whole image, verified, to stdout or a file",
+          [](CLI::App* app) -> std::function<int()> {
+            auto a = std::make_shared<CatArgs>();
+            app->add_option("URL", a->url,
+                            "Index or channel (NAME.channel): http(s):// or file:// URL, or a path")
+                ->required();
+            app->add_option("-o,--output", a->output, "Write to this file instead of stdout");
+            AddImageOptions(app, &a->image, /*with_cache_default=*/false);
+            return [a] { return RunCat(*a); };
+          }};
 }
 
 }  // namespace hloop::cli

@@ -53,9 +53,9 @@ int RunInfo(const InfoArgs& a) {
                 disk::UtcTime(v.expires_at).c_str());
   }
   std::printf("index:       %s\n", v.index_url.c_str());
-  std::printf("signed:      %s\n",
-              v.authenticated ? ("yes, by trusted key " + v.key_id).c_str()
-                              : "not authenticated (no trusted key: see --trust)");
+  std::printf("signed:      %s\n", v.authenticated
+                                       ? ("yes, by trusted key " + v.key_id).c_str()
+                                       : "not authenticated (no trusted key: see --trust)");
   std::printf("name:        %s\n", name.c_str());
   std::printf("image size:  %llu bytes (%s)\n", (unsigned long long)ix.image_size(),
               FormatSize(ix.image_size()).c_str());
@@ -77,16 +77,16 @@ int RunInfo(const InfoArgs& a) {
 }  // namespace
 
 Command InfoCommand() {
-  return {
-      "info", "Show what an index says (path or URL)", [](CLI::App* app) -> std::function<int()> {
-        auto a = std::make_shared<InfoArgs>();
-        app->add_option("INDEX", a->url,
-                        "Index or channel (NAME.channel): http(s):// or file:// URL, or a path")
-            ->required();
-        app->add_flag("--json", a->json, "Print JSON");
-        AddTrustOptions(app, &a->trust);
-        return [a] { return RunInfo(*a); };
-      }};
+  return {"info", "Show what an index says (path or URL)",
+          [](CLI::App* app) -> std::function<int()> {
+            auto a = std::make_shared<InfoArgs>();
+            app->add_option("INDEX", a->url,
+                            "Index or channel (NAME.channel): http(s):// or file:// URL, or a path")
+                ->required();
+            app->add_flag("--json", a->json, "Print JSON");
+            AddTrustOptions(app, &a->trust);
+            return [a] { return RunInfo(*a); };
+          }};
 }
 
 }  // namespace hloop::cli

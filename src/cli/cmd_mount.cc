@@ -87,7 +87,8 @@ Command MountCommand() {
       "Mount an image as a file, fetching chunks as they are read (writable with --overlay)",
       [](CLI::App* app) -> std::function<int()> {
         auto a = std::make_shared<MountArgs>();
-        app->add_option("URL", a->url, "Index or channel (NAME.channel): http(s):// or file:// URL, or a path")
+        app->add_option("URL", a->url,
+                        "Index or channel (NAME.channel): http(s):// or file:// URL, or a path")
             ->required();
         app->add_option("MOUNTPOINT", a->mountpoint, "Directory where the image file appears")
             ->required()

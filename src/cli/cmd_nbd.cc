@@ -88,7 +88,8 @@ Command NbdCommand() {
       "Serve an image over NBD (qemu, nbdcopy, nbd-client), fetching chunks as they are read",
       [](CLI::App* app) -> std::function<int()> {
         auto a = std::make_shared<NbdArgs>();
-        app->add_option("URL", a->url, "Index or channel (NAME.channel): http(s):// or file:// URL, or a path")
+        app->add_option("URL", a->url,
+                        "Index or channel (NAME.channel): http(s):// or file:// URL, or a path")
             ->required();
         auto* where = app->add_option_group("Listen", "Where clients connect (one of these)");
         where->add_option("--socket", a->socket_path,

@@ -29,11 +29,11 @@ Command GcCommand();
 
 int main(int argc, char** argv) {
   using namespace hloop::cli;
-  const Command commands[] = {
-      PackCommand(),    InfoCommand(),    ServeCommand(),  MountCommand(),  CatCommand(),
-      FetchCommand(),   VerifyCommand(),  StatsCommand(),  MirrorsCommand(), OverlayCommand(),
-      CommitCommand(),  NbdCommand(),     NinePCommand(),  KeyCommand(),     SignCommand(),
-      PublishCommand(), LogCommand(),     DiffCommand(),   GcCommand()};
+  const Command commands[] = {PackCommand(),    InfoCommand(),    ServeCommand(),  MountCommand(),
+                              CatCommand(),     FetchCommand(),   VerifyCommand(), StatsCommand(),
+                              MirrorsCommand(), OverlayCommand(), CommitCommand(), NbdCommand(),
+                              NinePCommand(),   KeyCommand(),     SignCommand(),   PublishCommand(),
+                              LogCommand(),     DiffCommand(),    GcCommand()};
   CLI::App app{
       "hloop: disk images that live on any plain web server.\n"
       "Pack an image into content-addressed chunk files, serve them over HTTP, and\n"

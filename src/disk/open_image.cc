@@ -24,8 +24,8 @@ uint64_t MaxProfileBytes(uint64_t chunks) { return (64 << 10) + chunks * 48; }
 // The small files next to the image, read from a local directory: once,
 // and refused before being read whole when larger than `max_size`.
 MetaGet LocalMetaGet(const fetch::Location& loc) {
-  return [base = loc.base](const std::string& rel, uint64_t max_size, int,
-                           const BodyCheck& check, std::string* out) -> Status {
+  return [base = loc.base](const std::string& rel, uint64_t max_size, int, const BodyCheck& check,
+                           std::string* out) -> Status {
     const std::string path = base + rel;
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, path);
@@ -56,8 +56,8 @@ std::string WhatIs(const std::string& rel) {
 // retries, back-off and failover of chunks; a body that fails its check is
 // fetched again (fetch::GetChecked).
 MetaGet EngineMetaGet(fetch::FetchEngine* engine) {
-  return [engine](const std::string& rel, uint64_t max_size, int attempts,
-                  const BodyCheck& check, std::string* out) -> Status {
+  return [engine](const std::string& rel, uint64_t max_size, int attempts, const BodyCheck& check,
+                  std::string* out) -> Status {
     fetch::Request request{.rel = rel, .max_size = max_size, .what = WhatIs(rel)};
     if (attempts > 0) request.max_attempts = attempts;
     return fetch::GetChecked(*engine, std::move(request), check, out);

@@ -129,7 +129,8 @@ Result<ChannelResult> GetChannel(const fetch::Location& loc, const TrustOptions&
   if (fetched->cached) {
     std::string age = "issued " + DescribeAge(got->issued_at, now) + " ago";
     if (got->expires_at < now) age += ", expired " + DescribeAge(got->expires_at, now) + " ago";
-    LogWarn("offline: serving the cached channel " + url + " (" + Describe(*got) + "; " + age + ")");
+    LogWarn("offline: serving the cached channel " + url + " (" + Describe(*got) + "; " + age +
+            ")");
   }
   return ChannelResult{std::move(*got), fetched->cached};
 }
@@ -210,14 +211,14 @@ Result<Resolved> Resolve(const fetch::Location& loc, const TrustOptions& trust,
   auto check_index = [&](const std::string& body) -> Status {
     auto ix = format::Index::Parse(body, v.index_url);
     if (!ix.ok()) return ix.status();
-    if (channel && (ix->digest() != channel->index_digest ||
-                    ix->image_size() != channel->image_size))
-      return Status::Corruption(
-          "channel " + loc.url + " (" + Describe(*channel) + ") names index digest " +
-          format::ToHex(channel->index_digest) + " (image size " +
-          std::to_string(channel->image_size) + "), but " + v.index_url + " has digest " +
-          format::ToHex(ix->digest()) + " (image size " + std::to_string(ix->image_size()) +
-          "): refusing a channel and an index that do not belong together");
+    if (channel &&
+        (ix->digest() != channel->index_digest || ix->image_size() != channel->image_size))
+      return Status::Corruption("channel " + loc.url + " (" + Describe(*channel) +
+                                ") names index digest " + format::ToHex(channel->index_digest) +
+                                " (image size " + std::to_string(channel->image_size) + "), but " +
+                                v.index_url + " has digest " + format::ToHex(ix->digest()) +
+                                " (image size " + std::to_string(ix->image_size()) +
+                                "): refusing a channel and an index that do not belong together");
     index.emplace(std::move(ix.value()));
     return Status::Ok();
   };
@@ -247,8 +248,7 @@ Result<Resolved> Resolve(const fetch::Location& loc, const TrustOptions& trust,
 
 Result<ImageVersion> LatestVersion(const fetch::Location& loc, const TrustOptions& trust,
                                    const MetaGet& get) {
-  if (!IsChannelName(loc.index_name))
-    return Status::InvalidArgument(loc.url + " is not a channel");
+  if (!IsChannelName(loc.index_name)) return Status::InvalidArgument(loc.url + " is not a channel");
   auto c = GetChannel(loc, trust, nullptr, get, 1, 0, NowOf(trust));
   if (!c.ok()) return c.status();
   ImageVersion v;

@@ -33,14 +33,15 @@ nlohmann::json VersionWatch::Json() {
 }
 
 nlohmann::json VersionJson(const ImageVersion& v) {
-  nlohmann::json j = {{"url", v.url},
-                      {"index", v.index_name},
-                      {"index_url", v.index_url},
-                      {"digest", format::ToHex(v.digest)},
-                      {"authenticated", v.authenticated},
-                      {"key_id", v.key_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.key_id)},
-                      {"offline", v.offline},
-                      {"channel", nullptr}};
+  nlohmann::json j = {
+      {"url", v.url},
+      {"index", v.index_name},
+      {"index_url", v.index_url},
+      {"digest", format::ToHex(v.digest)},
+      {"authenticated", v.authenticated},
+      {"key_id", v.key_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.key_id)},
+      {"offline", v.offline},
+      {"channel", nullptr}};
   if (v.channel)
     j["channel"] = {{"name", v.channel_name},
                     {"sequence", v.sequence},

@@ -54,5 +54,4 @@ std::string FormatSize(uint64_t bytes) {
   return buf;
 }
 
-
 }  // namespace hloop
