@@ -76,7 +76,7 @@ for rtt in $RTTS; do
   if [ "$rtt" != 0 ]; then
     port=$(free_port)
     "$WANEM" --listen "127.0.0.1:$port" --connect "127.0.0.1:$NGINX_PORT" --rtt "$rtt" \
-      2>"$W/wanem.$rtt.log" &
+      >"$W/wanem.$rtt.out" 2>"$W/wanem.$rtt.log" &
     wpid=$!
     on_exit "kill $wpid 2>/dev/null; wait $wpid 2>/dev/null"
     wait_http "http://127.0.0.1:$port/v.idx" 10 || die "wanem did not come up"
