@@ -70,6 +70,15 @@ V2=$(sha "$TMP/v2.img")
 expect_served "channel" "$V1" "$CH" --cache "$CACHE" "${TRUST[@]}"
 expect_served "signed index" "$V2" "$URL/v2.idx" "${TRUST[@]}"
 expect_served "no trust configured" "$V1" "$CH" --trust-dir "$TMP/none"
+# Local paths, relative ones too, go through the same rules.
+RC=0
+(cd "$TMP" && "$HLOOP" cat store/stable.channel "${TRUST[@]}" >"$TMP/relative.out" 2>"$TMP/relative.err") || RC=$?
+check_eq "a relative channel path: exit status" 0 "$RC"
+check_eq "a relative channel path: the image" "$V1" "$(sha "$TMP/relative.out")"
+RC=0
+(cd "$TMP/store" && "$HLOOP" cat v2.idx "${TRUST[@]}" >"$TMP/relative2.out" 2>"$TMP/relative2.err") || RC=$?
+check_eq "a relative signed index path: exit status" 0 "$RC"
+check_eq "a relative signed index path: the image" "$V2" "$(sha "$TMP/relative2.out")"
 "$HLOOP" info "$CH" --json "${TRUST[@]}" >"$TMP/info.json" 2>"$TMP/info.err" || cat "$TMP/info.err" >&2
 check_eq "info: the channel's sequence" 1 "$(jq -r .version.channel.sequence "$TMP/info.json")"
 check_eq "info: authenticated" true "$(jq -r .version.authenticated "$TMP/info.json")"

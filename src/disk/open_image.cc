@@ -257,7 +257,7 @@ Result<std::unique_ptr<ImageDevice>> OpenImage(const std::string& url, const Ope
     source = std::make_unique<fetch::HttpSource>(std::move(e));
   }
   ImageVersion version = std::move(resolved->version);
-  const std::string index_rel = version.index_url.substr(loc->base.size());
+  const std::string& index_rel = resolved->index_rel;
   auto profile = LoadProfile(options, *loc, index_rel, engine, resolved->index);
   if (!profile.ok()) return profile.status();
   auto device = std::make_unique<ImageDevice>(std::move(resolved->index), std::move(source),

@@ -243,7 +243,7 @@ Result<Resolved> Resolve(const fetch::Location& loc, const TrustOptions& trust,
   } else {
     LogInfo(v.url + ": not authenticated (no trusted keys: see --trust)");
   }
-  return Resolved{std::move(*index), std::move(v)};
+  return Resolved{std::move(*index), std::move(v), index_rel};
 }
 
 Result<ImageVersion> LatestVersion(const fetch::Location& loc, const TrustOptions& trust,

@@ -57,6 +57,7 @@ using MetaGet = std::function<Status(const std::string& rel, uint64_t max_size, 
 struct Resolved {
   format::Index index;
   ImageVersion version;
+  std::string index_rel;  // the index's path relative to the directory of the URL
 };
 
 // Whether `file_name` names a channel ("stable.channel").
