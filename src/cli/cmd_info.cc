@@ -49,8 +49,8 @@ int RunInfo(const InfoArgs& a) {
   if (v.channel) {
     std::printf("channel:     %s (%s, sequence %llu)\n", a.url.c_str(), v.channel_name.c_str(),
                 (unsigned long long)v.sequence);
-    std::printf("issued:      %s; expires %s\n", disk::UtcTime(v.issued_at).c_str(),
-                disk::UtcTime(v.expires_at).c_str());
+    std::printf("issued:      %s; expires %s\n", FormatUtc(v.issued_at).c_str(),
+                FormatUtc(v.expires_at).c_str());
   }
   std::printf("index:       %s\n", v.index_url.c_str());
   std::printf("signed:      %s\n", v.authenticated

@@ -35,9 +35,6 @@ int RunOverlayInfo(const OverlayInfoArgs& a) {
     std::printf("%s\n", JsonText(j, 2).c_str());
     return kExitOk;
   }
-  char when[64] = "unknown";
-  time_t t = time_t(h.created);
-  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
   std::printf("overlay:     %s\n", a.path.c_str());
   std::printf("base:        %s (index %s)\n", h.base_name.c_str(),
               format::ToHex(h.base_digest).c_str());
@@ -51,7 +48,7 @@ int RunOverlayInfo(const OverlayInfoArgs& a) {
               FormatSize(bytes).c_str());
   std::printf("file:        %s apparent, %s on disk\n", FormatSize(info->file_size).c_str(),
               FormatSize(info->allocated_bytes).c_str());
-  std::printf("created:     %s\n", when);
+  std::printf("created:     %s\n", FormatUtc(int64_t(h.created)).c_str());
   return kExitOk;
 }
 }  // namespace

@@ -18,15 +18,6 @@ struct PublishArgs {
   bool renew = false;
 };
 
-std::string UtcTime(int64_t t) {
-  time_t tt = time_t(t);
-  struct tm tm;
-  char buf[32];
-  if (!gmtime_r(&tt, &tm) || !std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm))
-    return std::to_string(t);
-  return buf;
-}
-
 int RunPublish(const PublishArgs& a) {
   auto expires = ParseDuration(a.expires);
   if (!expires.ok()) return Fail(expires.status().Annotate("--expires"));
@@ -48,7 +39,7 @@ int RunPublish(const PublishArgs& a) {
   std::printf("index:    %s%s\n", c.index_path.c_str(), a.renew ? " (renewed)" : "");
   std::printf("digest:   %s\n", format::ToHex(c.index_digest).c_str());
   std::printf("key id:   %s\n", trust::KeyIdText(c.key_id).c_str());
-  std::printf("expires:  %s (in %s)\n", UtcTime(c.expires_at).c_str(), a.expires.c_str());
+  std::printf("expires:  %s (in %s)\n", FormatUtc(c.expires_at).c_str(), a.expires.c_str());
   return kExitOk;
 }
 }  // namespace

@@ -322,16 +322,6 @@ void Progress::Done() {
   drawn_ = false;
 }
 
-std::string FormatUtc(uint64_t seconds) {
-  if (!seconds) return "unknown";
-  char buf[64];
-  const time_t t = time_t(seconds);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
-}
-
 std::string JsonText(const nlohmann::json& j, int indent) {
   return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }

@@ -11,6 +11,7 @@
 
 #include "disk/open_image.h"
 #include "overlay/overlay_device.h"
+#include "util/duration.h"
 #include "util/status.h"
 
 namespace hloop::cli {
@@ -119,9 +120,6 @@ class Progress {
   bool drawn_ = false;
   double start_;
 };
-
-// "2026-12-04 17:14:54 UTC" for seconds since the epoch; "unknown" for 0.
-std::string FormatUtc(uint64_t seconds);
 
 // JSON text for output; strings that are not UTF-8 (a file name, an overlay
 // path) come out with U+FFFD instead of throwing. `indent` < 0: one line.

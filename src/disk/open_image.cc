@@ -1,9 +1,7 @@
 #include "disk/open_image.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <cerrno>
+#include <cstdint>
 
 #include "disk/profile.h"
 #include "fetch/checked_get.h"
@@ -26,18 +24,8 @@ uint64_t MaxProfileBytes(uint64_t chunks) { return (64 << 10) + chunks * 48; }
 MetaGet LocalMetaGet(const fetch::Location& loc) {
   return [base = loc.base](const std::string& rel, uint64_t max_size, int, const BodyCheck& check,
                            std::string* out) -> Status {
-    const std::string path = base + rel;
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, path);
-    if (max_size && uint64_t(st.st_size) > max_size)
-      return Status::Corruption(path + " is " + std::to_string(st.st_size) +
-                                " bytes, more than the " + std::to_string(max_size) +
-                                "-byte limit for such a file");
-    auto bytes = ReadFile(path);
+    auto bytes = ReadFileLimited(base + rel, max_size ? max_size : SIZE_MAX - 1);
     if (!bytes.ok()) return bytes.status();
-    if (max_size && bytes->size() > max_size)
-      return Status::Corruption(path + " grew past the " + std::to_string(max_size) +
-                                "-byte limit while being read");
     Status ok = check(*bytes);
     if (!ok.ok()) return ok;
     *out = std::move(bytes.value());

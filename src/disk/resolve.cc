@@ -7,6 +7,7 @@
 #include "trust/channel.h"
 #include "trust/sequence_store.h"
 #include "trust/signature.h"
+#include "util/duration.h"
 #include "util/log.h"
 
 namespace hloop::disk {
@@ -112,8 +113,8 @@ Result<ChannelResult> GetChannel(const fetch::Location& loc, const TrustOptions&
     Status st = verify(body);
     if (!st.ok() || !trusted || now <= got->expires_at) return st;
     return Status::Corruption("channel " + url + " (" + Describe(*got) + ") expired at " +
-                              UtcTime(got->expires_at) + ", " + DescribeAge(got->expires_at, now) +
-                              " ago (issued " + UtcTime(got->issued_at) +
+                              FormatUtc(got->expires_at) + ", " + FormatAge(now - got->expires_at) +
+                              " ago (issued " + FormatUtc(got->issued_at) +
                               "): refusing a frozen channel while the server is reachable; the "
                               "publisher renews it with `hloop publish --renew`");
   };
@@ -124,11 +125,11 @@ Result<ChannelResult> GetChannel(const fetch::Location& loc, const TrustOptions&
     return Status::Unavailable("channel " + url +
                                ": no server is reachable, and --require-fresh refuses the cached "
                                "copy (" +
-                               Describe(*got) + ", issued " + DescribeAge(got->issued_at, now) +
+                               Describe(*got) + ", issued " + FormatAge(now - got->issued_at) +
                                " ago)");
   if (fetched->cached) {
-    std::string age = "issued " + DescribeAge(got->issued_at, now) + " ago";
-    if (got->expires_at < now) age += ", expired " + DescribeAge(got->expires_at, now) + " ago";
+    std::string age = "issued " + FormatAge(now - got->issued_at) + " ago";
+    if (got->expires_at < now) age += ", expired " + FormatAge(now - got->expires_at) + " ago";
     LogWarn("offline: serving the cached channel " + url + " (" + Describe(*got) + "; " + age +
             ")");
   }
@@ -264,32 +265,6 @@ Result<ImageVersion> LatestVersion(const fetch::Location& loc, const TrustOption
   v.authenticated = Trusted(trust);
   if (v.authenticated) v.key_id = trust::KeyIdText(c->channel.key_id);
   return v;
-}
-
-std::string DescribeAge(int64_t then, int64_t now) {
-  int64_t s = then > now ? then - now : now - then;
-  char buf[64];
-  if (s < 120) {
-    std::snprintf(buf, sizeof buf, "%lld s", (long long)s);
-  } else if (s < 2 * 3600) {
-    std::snprintf(buf, sizeof buf, "%lld min", (long long)(s / 60));
-  } else if (s < 2 * 86400) {
-    std::snprintf(buf, sizeof buf, "%lld h %lld min", (long long)(s / 3600),
-                  (long long)(s % 3600 / 60));
-  } else {
-    std::snprintf(buf, sizeof buf, "%lld days %lld h", (long long)(s / 86400),
-                  (long long)(s % 86400 / 3600));
-  }
-  return buf;
-}
-
-std::string UtcTime(int64_t t) {
-  time_t tt = time_t(t);
-  struct tm tm;
-  char buf[64];
-  if (!gmtime_r(&tt, &tm) || !std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm))
-    return std::to_string(t);
-  return buf;
 }
 
 }  // namespace hloop::disk

@@ -74,9 +74,4 @@ Result<Resolved> Resolve(const fetch::Location& loc, const TrustOptions& trust,
 Result<ImageVersion> LatestVersion(const fetch::Location& loc, const TrustOptions& trust,
                                    const MetaGet& get);
 
-// "2 h 5 min" style age of a time in the past (or future) relative to `now`.
-std::string DescribeAge(int64_t then, int64_t now);
-// "2026-12-04 17:20:00 UTC".
-std::string UtcTime(int64_t t);
-
 }  // namespace hloop::disk

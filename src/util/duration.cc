@@ -1,5 +1,7 @@
 #include "util/duration.h"
 
+#include <cstdio>
+#include <ctime>
 #include <string>
 
 namespace hloop {
@@ -27,6 +29,31 @@ Result<int64_t> ParseDuration(std::string_view text, bool allow_zero) {
   }
   if (n == 0 && !allow_zero) return bad("zero");
   return n * unit;
+}
+
+std::string FormatUtc(int64_t seconds) {
+  if (seconds == 0) return "unknown";
+  const time_t t = time_t(seconds);
+  struct tm tm;
+  char buf[64];
+  if (!gmtime_r(&t, &tm) || !std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm))
+    return std::to_string(seconds);
+  return buf;
+}
+
+std::string FormatAge(int64_t seconds) {
+  const long long s = seconds < 0 ? -(long long)seconds : (long long)seconds;
+  char buf[64];
+  if (s < 120) {
+    std::snprintf(buf, sizeof buf, "%lld s", s);
+  } else if (s < 2 * 3600) {
+    std::snprintf(buf, sizeof buf, "%lld min", s / 60);
+  } else if (s < 2 * 86400) {
+    std::snprintf(buf, sizeof buf, "%lld h %lld min", s / 3600, s % 3600 / 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%lld days %lld h", s / 86400, s % 86400 / 3600);
+  }
+  return buf;
 }
 
 }  // namespace hloop

@@ -35,5 +35,15 @@ TEST(DurationTest, Refused) {
   }
 }
 
+TEST(FormatTest, TimesAndAges) {
+  EXPECT_EQ(FormatUtc(1800000000), "2027-01-15 08:00:00 UTC");
+  EXPECT_EQ(FormatUtc(0), "unknown");
+  EXPECT_EQ(FormatAge(90), "90 s");
+  EXPECT_EQ(FormatAge(-90), "90 s");
+  EXPECT_EQ(FormatAge(600), "10 min");
+  EXPECT_EQ(FormatAge(3 * 3600 + 5 * 60), "3 h 5 min");
+  EXPECT_EQ(FormatAge(2 * 86400 + 4 * 3600), "2 days 4 h");
+}
+
 }  // namespace
 }  // namespace hloop

@@ -130,13 +130,16 @@ Result<std::string> ReadFileLimited(const std::string& path, size_t limit) {
   if (uint64_t(sb.st_size) > limit)
     return Status::InvalidArgument(path + ": " + std::to_string(sb.st_size) +
                                    " bytes, more than the limit of " + std::to_string(limit));
-  // Read one byte more than allowed, in case the file grew since fstat.
-  std::string out(limit + 1, '\0');
+  // Room for what the file holds and one byte more, to see it grow since
+  // fstat (a 1 GiB limit does not allocate 1 GiB for a small file).
+  const size_t room = size_t(sb.st_size) + 1;
+  std::string out(room, '\0');
   size_t got = 0;
   HLOOP_RETURN_IF_ERROR(PreadFull(fd.get(), out.data(), out.size(), 0, &got).Annotate(path));
   if (got > limit)
     return Status::InvalidArgument(path + ": more than the limit of " + std::to_string(limit) +
                                    " bytes");
+  if (got == room) return Status::IOError(path + ": grew while being read");
   out.resize(got);
   return out;
 }
