@@ -20,9 +20,13 @@ struct MountArgs {
   std::string kernel_readahead = "4M";
   ImageCliOptions image;
   OverlayCliOptions overlay;
+  RootCliOptions root;
 };
 
 int RunMount(MountArgs& a) {
+  std::vector<std::string*> paths = ImagePaths(&a.image, &a.url);
+  paths.insert(paths.end(), {&a.mountpoint, &a.overlay.path});
+  if (Status st = EnterRoot(a.root, paths); !st.ok()) return Fail(st);
   auto opts = MakeOpenOptions(a.image, /*with_cache_default=*/true);
   if (!opts.ok()) return Fail(opts.status());
   Daemonizer daemon;
@@ -96,6 +100,7 @@ Command MountCommand() {
         AddImageOptions(app, &a->image, /*with_cache_default=*/true);
         AddProfileOptions(app, &a->image);
         AddOverlayOptions(app, &a->overlay);
+        AddRootOptions(app, &a->root);
         app->add_flag("--daemon", a->daemon, "Detach once the mount is ready");
         app->add_option("--threads", a->threads, "FUSE request threads (default 16)")
             ->check(CLI::Range(1, 256));

@@ -6,10 +6,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 
 #include "format/index.h"
 #include "trust/trust_set.h"
+#include "util/file.h"
 #include "util/log.h"
 #include "util/size.h"
 
@@ -324,6 +326,61 @@ void Progress::Done() {
 
 std::string JsonText(const nlohmann::json& j, int indent) {
   return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+namespace {
+char* g_argv0 = nullptr;
+}  // namespace
+
+void SetArgv0(char* argv0) { g_argv0 = argv0; }
+
+void AddRootOptions(CLI::App* app, RootCliOptions* o) {
+  const char* kRoot = "Root file system";
+  app->add_option("--chroot", o->chroot_dir,
+                  "Change the root directory to DIR once started, so that the daemon keeps "
+                  "its files when the system switches root (the initramfs boot keeps DIR on "
+                  "/run, which moves with the switch). Every path given (mount point, --cache, "
+                  "--overlay, --trust, --log...) must lie inside DIR; defaults (--trust-dir, "
+                  "the cache) are then read inside DIR")
+      ->check(CLI::ExistingDirectory)
+      ->group(kRoot);
+  app->add_flag("--root-storage", o->root_storage,
+                "This daemon serves the root file system: mark it as systemd's root-storage "
+                "daemons are marked (argv[0] starts with '@') so that shutdown does not kill "
+                "it before the root is remounted read-only")
+      ->group(kRoot);
+}
+
+std::vector<std::string*> ImagePaths(ImageCliOptions* o, std::string* url) {
+  // Paths and file:// URLs; other URLs are not touched by a chroot.
+  auto local = [](const std::string& s) {
+    return s.find("://") == std::string::npos || s.rfind("file://", 0) == 0;
+  };
+  std::vector<std::string*> paths = {&o->cache_dir, &o->log_file, &o->cacert, &o->record_profile};
+  for (std::string& k : o->trust.keys) paths.push_back(&k);
+  if (o->trust.dir != trust::kDefaultTrustDir) paths.push_back(&o->trust.dir);
+  if (local(o->profile)) paths.push_back(&o->profile);
+  if (url && local(*url)) paths.push_back(url);
+  return paths;
+}
+
+Status EnterRoot(const RootCliOptions& o, const std::vector<std::string*>& paths) {
+  if (!o.chroot_dir.empty()) {
+    for (std::string* p : paths) {
+      if (p->empty()) continue;
+      const std::string scheme = p->rfind("file://", 0) == 0 ? "file://" : "";
+      auto inside = PathInside(o.chroot_dir, p->substr(scheme.size()));
+      if (!inside.ok())
+        return Status::InvalidArgument("--chroot " + o.chroot_dir + ": '" + *p +
+                                       "' is outside it; every path must lie inside");
+      *p = scheme + *inside;
+    }
+    if (::chroot(o.chroot_dir.c_str()) != 0)
+      return Status::FromErrno(errno, "chroot " + o.chroot_dir);
+    if (::chdir("/") != 0) return Status::FromErrno(errno, "chdir / after chroot");
+  }
+  if (o.root_storage && g_argv0 && g_argv0[0] != '\0') g_argv0[0] = '@';
+  return Status::Ok();
 }
 
 }  // namespace hloop::cli

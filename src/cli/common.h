@@ -97,6 +97,25 @@ Result<std::unique_ptr<overlay::OverlayDevice>> OpenOverlay(const OverlayCliOpti
                                                             const std::string& url,
                                                             bool create = true);
 
+// --chroot DIR and --root-storage: what a daemon that serves the machine's
+// own root file system needs to outlive the initramfs (docs/netboot.md).
+struct RootCliOptions {
+  std::string chroot_dir;  // empty: stay where started
+  bool root_storage = false;
+};
+void AddRootOptions(CLI::App* app, RootCliOptions* o);
+// Applies `o`: with --chroot, rewrites every non-empty path in `paths` to
+// what it is inside DIR (InvalidArgument, naming it, if one is outside), then
+// changes the root directory to DIR; with --root-storage, marks the process
+// as systemd's root-storage daemons are marked (argv[0][0] = '@', see
+// SetArgv0). Call before anything opens a file.
+Status EnterRoot(const RootCliOptions& o, const std::vector<std::string*>& paths);
+// The paths of `o` (and `url`, when it is a path or file:// URL) that
+// EnterRoot must rewrite; defaults are left alone.
+std::vector<std::string*> ImagePaths(ImageCliOptions* o, std::string* url);
+// main() hands over argv[0], which --root-storage rewrites in place.
+void SetArgv0(char* argv0);
+
 // A CLI11 validator for sizes with K/M/G/T suffixes.
 CLI::Validator SizeValidator();
 // Sizes that are a power of two from 4K to 4M.

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <filesystem>
 
 namespace hloop {
 
@@ -64,6 +65,23 @@ Status WriteFull(int fd, const void* buf, size_t len) {
     done += size_t(n);
   }
   return Status::Ok();
+}
+
+Result<std::string> PathInside(const std::string& root, const std::string& path) {
+  namespace fs = std::filesystem;
+  fs::path r = fs::path(root).lexically_normal();
+  if (!r.is_absolute()) return Status::InvalidArgument("'" + root + "' is not an absolute path");
+  std::error_code ec;
+  fs::path p = fs::path(path).is_absolute() ? fs::path(path) : fs::current_path(ec) / path;
+  if (ec) return Status::FromErrno(ec.value(), "current directory");
+  fs::path rel = p.lexically_normal().lexically_relative(r);
+  if (rel.empty() || *rel.begin() == "..")
+    return Status::InvalidArgument("'" + path + "' is not inside '" + root + "'");
+  std::string inside = (fs::path("/") / rel).lexically_normal().string();
+  // "/." for the root itself; a trailing '/' of a directory is dropped.
+  if (inside == "/.") return std::string("/");
+  if (inside.size() > 1 && inside.back() == '/') inside.pop_back();
+  return inside;
 }
 
 std::string TempNameFor(const std::string& path) {

@@ -62,6 +62,12 @@ Status SyncParentDir(const std::string& path);
 Result<std::string> ReadFileLimited(const std::string& path, size_t limit);
 // mkdir -p.
 Status MakeDirs(const std::string& path);
+// `path` as a process whose root directory is `root` (an absolute directory)
+// sees it: PathInside("/run/hloop", "/run/hloop/cache") is "/cache", and
+// `root` itself is "/". A relative `path` is taken from the current
+// directory. Lexical (symbolic links are not followed); InvalidArgument if
+// `path` is not inside `root`.
+Result<std::string> PathInside(const std::string& root, const std::string& path);
 // A unique temporary name beside `path` ("path.tmp.<pid>.<n>").
 std::string TempNameFor(const std::string& path);
 

@@ -359,4 +359,25 @@ TEST(MutexTest, MutexLockCanReleaseAndRetake) {
   EXPECT_FALSE(free_elsewhere());
 }
 
+TEST(PathInsideTest, StripsTheRoot) {
+  EXPECT_EQ(PathInside("/run/hloop", "/run/hloop/cache").value(), "/cache");
+  EXPECT_EQ(PathInside("/run/hloop/", "/run/hloop/mnt/").value(), "/mnt");
+  EXPECT_EQ(PathInside("/run/hloop", "/run/hloop").value(), "/");
+  EXPECT_EQ(PathInside("/run/hloop", "/run/hloop/a/../b//c").value(), "/b/c");
+  EXPECT_EQ(PathInside("/", "/etc/x").value(), "/etc/x");
+}
+
+TEST(PathInsideTest, RefusesPathsOutside) {
+  EXPECT_FALSE(PathInside("/run/hloop", "/run/hloopx/cache").ok());
+  EXPECT_FALSE(PathInside("/run/hloop", "/run/hloop/../etc").ok());
+  EXPECT_FALSE(PathInside("/run/hloop", "/etc/hloop").ok());
+  EXPECT_FALSE(PathInside("run/hloop", "run/hloop/x").ok());  // root must be absolute
+}
+
+TEST(PathInsideTest, RelativePathsStartAtTheCurrentDirectory) {
+  std::string cwd = std::filesystem::current_path().string();
+  EXPECT_EQ(PathInside(cwd, "sub/file").value(), "/sub/file");
+  EXPECT_FALSE(PathInside(cwd + "/sub", "other").ok());
+}
+
 }  // namespace hloop
