@@ -329,10 +329,28 @@ std::string JsonText(const nlohmann::json& j, int indent) {
 }
 
 namespace {
-char* g_argv0 = nullptr;
+int g_argc = 0;
+char** g_argv = nullptr;
+
+// systemd spares processes whose argv[0] starts with '@' when it kills
+// everything at shutdown. Re-executes hloop as "@hloop ..." (readable in ps);
+// where that is impossible (no /proc), overwrites the first character.
+void MarkRootStorage() {
+  if (!g_argv || !g_argv[0] || g_argv[0][0] == '@') return;
+  std::vector<std::string> args(g_argv, g_argv + g_argc);
+  args[0] = "@" + args[0];
+  std::vector<char*> exec_argv;
+  for (std::string& a : args) exec_argv.push_back(a.data());
+  exec_argv.push_back(nullptr);
+  ::execv("/proc/self/exe", exec_argv.data());
+  g_argv[0][0] = '@';  // execv failed
+}
 }  // namespace
 
-void SetArgv0(char* argv0) { g_argv0 = argv0; }
+void SetArgs(int argc, char** argv) {
+  g_argc = argc;
+  g_argv = argv;
+}
 
 void AddRootOptions(CLI::App* app, RootCliOptions* o) {
   const char* kRoot = "Root file system";
@@ -365,6 +383,8 @@ std::vector<std::string*> ImagePaths(ImageCliOptions* o, std::string* url) {
 }
 
 Status EnterRoot(const RootCliOptions& o, const std::vector<std::string*>& paths) {
+  // First: the re-execution starts this command again from the beginning.
+  if (o.root_storage) MarkRootStorage();
   if (!o.chroot_dir.empty()) {
     for (std::string* p : paths) {
       if (p->empty()) continue;
@@ -379,7 +399,6 @@ Status EnterRoot(const RootCliOptions& o, const std::vector<std::string*>& paths
       return Status::FromErrno(errno, "chroot " + o.chroot_dir);
     if (::chdir("/") != 0) return Status::FromErrno(errno, "chdir / after chroot");
   }
-  if (o.root_storage && g_argv0 && g_argv0[0] != '\0') g_argv0[0] = '@';
   return Status::Ok();
 }
 

@@ -107,14 +107,15 @@ void AddRootOptions(CLI::App* app, RootCliOptions* o);
 // Applies `o`: with --chroot, rewrites every non-empty path in `paths` to
 // what it is inside DIR (InvalidArgument, naming it, if one is outside), then
 // changes the root directory to DIR; with --root-storage, marks the process
-// as systemd's root-storage daemons are marked (argv[0][0] = '@', see
-// SetArgv0). Call before anything opens a file.
+// as systemd's root-storage daemons are marked (argv[0][0] = '@': hloop
+// executes itself again as "@hloop ..."; see SetArgs). Call before anything
+// opens a file or starts a thread.
 Status EnterRoot(const RootCliOptions& o, const std::vector<std::string*>& paths);
 // The paths of `o` (and `url`, when it is a path or file:// URL) that
 // EnterRoot must rewrite; defaults are left alone.
 std::vector<std::string*> ImagePaths(ImageCliOptions* o, std::string* url);
-// main() hands over argv[0], which --root-storage rewrites in place.
-void SetArgv0(char* argv0);
+// main() hands over its arguments, which --root-storage executes again.
+void SetArgs(int argc, char** argv);
 
 // A CLI11 validator for sizes with K/M/G/T suffixes.
 CLI::Validator SizeValidator();

@@ -29,7 +29,7 @@ Command GcCommand();
 
 int main(int argc, char** argv) {
   using namespace hloop::cli;
-  SetArgv0(argv[0]);
+  SetArgs(argc, argv);
   const Command commands[] = {PackCommand(),    InfoCommand(),    ServeCommand(),  MountCommand(),
                               CatCommand(),     FetchCommand(),   VerifyCommand(), StatsCommand(),
                               MirrorsCommand(), OverlayCommand(), CommitCommand(), NbdCommand(),

@@ -83,6 +83,7 @@ echo hloop-vm >"$STAGE/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\thloop-vm\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$STAGE/etc/hosts"
 echo 686c6f6f70766d746573740000000001 >"$STAGE/etc/machine-id"   # not a "first boot"
 sed -i 's/^root:[^:]*:/root::/' "$STAGE/etc/shadow"
+echo v1 >"$STAGE/etc/hloop-test-version"   # tests/test_netboot.sh publishes a v2
 install -m 755 "$HERE/hloop-vm-guest" "$STAGE/usr/local/sbin/hloop-vm-guest"
 install -m 644 "$HERE/hloop-vm-guest.service" "$STAGE/etc/systemd/system/hloop-vm-guest.service"
 ln -sf /etc/systemd/system/hloop-vm-guest.service \
