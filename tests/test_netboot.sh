@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Internet boot of a whole machine (docs/netboot.md): the Debian package is
+# built and installed, mkinitramfs builds an initramfs with its hook for the
+# packaged Debian kernel, a debootstrap'd Debian image (tests/vm/, with a
+# guest script that reports on ttyS0) is packed, signed and published as a
+# channel served by nginx, and QEMU (TCG, user networking) boots it:
+#   pxe:  diskless: iPXE (QEMU's TFTP hands out dist/netboot/boot.ipxe) loads
+#         kernel and initramfs over HTTP; tmpfs overlay and cache; the guest
+#         writes a file; the hloop daemon runs as '@hloop' after the switch,
+#         with multi-user.target active;
+#   ovl1..3: the cache and a block-level overlay on partitions of a second
+#         disk: a file written and synced survives a clean reboot, a file
+#         written WITHOUT sync too (the shutdown's remount flushes it), a file
+#         written and synced survives QEMU being killed; the third boot runs
+#         with nginx stopped (offline, from the cache filled by the first two);
+#   upd1..3: file-level persistence (hloop.persist=) through the channel: v1,
+#         then v2 after a publish, then v1 again after a rollback publish, the
+#         user's file kept throughout;
+#   err-*: a wrong key, an unreachable server, a bad URL: each ends with a
+#         clear message and the initramfs shell.
+# The package is removed at the end. HLOOP_NETBOOT_TIMEOUT: seconds per boot.
+source "$(dirname "$0")/lib.sh"
+requires_root
+requires qemu-system-x86_64 mkinitramfs dpkg debugfs sfdisk mkfs.ext4 nginx zstd
+BOOT_TIMEOUT=${HLOOP_NETBOOT_TIMEOUT:-300}
+T0=$SECONDS
+
+IMG=$(bash "$HLOOP_SRC/tests/vm/make_debian_image.sh") || fail "building the Debian test image failed"
+KVER=$(basename "$(readlink -f "$IMG.vmlinuz")")
+KVER=$(find /boot -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' | sed 's/^vmlinuz-//' | sort -V | tail -1)
+[ -d "/lib/modules/$KVER" ] || fail "no modules for kernel $KVER"
+
+# 1. The package, installed as an administrator would.
+dpkg -s hloop >/dev/null 2>&1 && fail "a hloop package is installed already; this test installs and removes its own"
+HLOOP_BIN=$HLOOP bash "$HLOOP_SRC/scripts/package.sh" "$TMP/deb" >"$TMP/package.log" 2>&1 ||
+  { tail -20 "$TMP/package.log" >&2; fail "scripts/package.sh failed"; }
+DEB=$(ls "$TMP"/deb/hloop_*.deb)
+cleanup_fn dpkg -r hloop
+dpkg -i "$DEB" >"$TMP/dpkg.log" 2>&1 || { cat "$TMP/dpkg.log" >&2; fail "dpkg -i $DEB failed"; }
+check "the package installs the initramfs hook" test -x /usr/share/initramfs-tools/hooks/hloop
+check "the package installs the boot script" test -f /usr/share/initramfs-tools/scripts/hloop
+
+# 2. Keys and the initramfs: k1 signs; the initramfs trusts k1 and k2.
+mkdir -p "$TMP/keys/trusted"
+"$HLOOP" key generate "$TMP/keys/k1" >/dev/null
+"$HLOOP" key generate "$TMP/keys/k2" >/dev/null
+cp "$TMP/keys/k1.pub" "$TMP/keys/k2.pub" "$TMP/keys/trusted/"
+CONF=$TMP/initramfs-conf
+mkdir -p "$CONF/scripts" "$CONF/hooks" "$CONF/conf.d"
+# MODULES=list keeps the image small and quick to build; the hook adds fuse,
+# loop, overlay and ext4 itself.
+printf 'MODULES=list\nBUSYBOX=y\nCOMPRESS=zstd\nCOMPRESSLEVEL=1\n' >"$CONF/initramfs.conf"
+printf '%s\n' virtio_pci virtio_net virtio_blk virtio_rng >"$CONF/modules"
+STORE=$TMP/store
+mkdir -p "$STORE/boot"
+HLOOP_TRUSTED_DIR=$TMP/keys/trusted mkinitramfs -d "$CONF" -o "$STORE/boot/initrd.img" "$KVER" \
+  >"$TMP/mkinitramfs.log" 2>&1 || { cat "$TMP/mkinitramfs.log" >&2; fail "mkinitramfs failed"; }
+cp "/boot/vmlinuz-$KVER" "$STORE/boot/vmlinuz"
+lsinitramfs "$STORE/boot/initrd.img" >"$TMP/initrd.list"
+for f in usr/bin/hloop scripts/hloop etc/hloop/trusted.d/k1.pub etc/hloop/trusted.d/k2.pub; do
+  check "the initramfs holds $f" grep -qx "$f" "$TMP/initrd.list"
+done
+check "the initramfs holds the fuse module" grep -q '/fuse.ko' "$TMP/initrd.list"
+log "initramfs: $(stat -c %s "$STORE/boot/initrd.img") bytes; setup $((SECONDS - T0)) s"
+
+# 3. Two versions of the image; the channel points at v1.
+cp --sparse=always "$IMG" "$TMP/v2.img"
+echo v2 >"$TMP/v2.version"
+debugfs -w -R "rm /etc/hloop-test-version" "$TMP/v2.img" >/dev/null 2>&1
+debugfs -w -R "write $TMP/v2.version /etc/hloop-test-version" "$TMP/v2.img" >/dev/null 2>&1
+check_eq "v2 of the image says v2" v2 "$(debugfs -R 'cat /etc/hloop-test-version' "$TMP/v2.img" 2>/dev/null)"
+"$HLOOP" pack "$IMG" "$STORE" --name debian-v1 -q || fail "pack v1"
+"$HLOOP" pack "$TMP/v2.img" "$STORE" --name debian-v2 -q || fail "pack v2"
+rm -f "$TMP/v2.img"
+publish() { "$HLOOP" publish "$STORE" --channel debian --index "$1" --key "$TMP/keys/k1" >/dev/null || fail "publish $1"; }
+publish debian-v1.idx
+start_nginx "$STORE"
+NGINX_PID=$SERVER_PID
+GUEST_URL=http://10.0.2.2:$PORT
+CHANNEL=$GUEST_URL/debian.channel
+
+# 4. A second disk: partitions for the cache, a block overlay, a persist dir.
+DISK=$TMP/disk2.raw
+truncate -s 1100M "$DISK"
+printf 'label: gpt\nsize=400M, name=cache\nsize=300M, name=overlay\nsize=300M, name=persist\n' |
+  sfdisk -q "$DISK" >/dev/null || fail "sfdisk"
+part=0
+while read -r start size; do
+  part=$((part + 1))
+  label=$(sed -n "${part}p" <<<$'hl-cache\nhl-overlay\nhl-persist')
+  mkfs.ext4 -q -F -L "$label" -E "offset=$((start * 512))" "$DISK" "$((size * 512 / 4096))" ||
+    fail "mkfs.ext4 of partition $part"
+done < <(sfdisk -d "$DISK" | sed -n 's/.*start= *\([0-9]*\), size= *\([0-9]*\).*/\1 \2/p')
+((part == 3)) || fail "expected 3 partitions on the second disk, got $part"
+
+# boot NAME MODE APPEND [QEMU ARGS...]: boots the packaged kernel and
+# initramfs (unless the QEMU arguments say -boot n) with APPEND. MODE:
+#   poweroff  the guest must print the boot-finished marker and power off;
+#   hang      the guest prints the marker and waits: QEMU is killed (-9) then;
+#   shell     the boot must stop in the initramfs shell (QEMU is killed then).
+# Sets CONSOLE (the serial console log).
+boot() {
+  local name=$1 mode=$2 append=$3 t=$SECONDS pid rc=0 ended=
+  shift 3
+  CONSOLE=$TMP/$name.console
+  local kernel=(-kernel "$STORE/boot/vmlinuz" -initrd "$STORE/boot/initrd.img"
+    -append "console=ttyS0 ip=dhcp rw rootdelay=5 $append")
+  local nic=(-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=)
+  if [[ " $* " == *" -boot n "* ]]; then kernel=() nic=(); fi
+  log "$name: booting ($append)"
+  qemu-system-x86_64 -accel tcg -m 1024 -display none -monitor none -no-reboot \
+    -serial "file:$CONSOLE" -device virtio-rng-pci "${kernel[@]}" "${nic[@]}" "$@" \
+    >"$TMP/$name.qemu.out" 2>&1 </dev/null &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    if ((SECONDS - t > BOOT_TIMEOUT)); then ended=timeout; break; fi
+    if [[ $mode == hang ]] && grep -aq '^HLOOP-BOOT-FINISHED' "$CONSOLE" 2>/dev/null; then ended=killed; break; fi
+    if [[ $mode == shell ]] && grep -aq '^(initramfs)' "$CONSOLE" 2>/dev/null; then ended=shell; break; fi
+    sleep 0.5
+  done
+  [[ -n $ended ]] && kill -9 "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null || rc=$?
+  local finished=missing
+  grep -aq '^HLOOP-BOOT-FINISHED' "$CONSOLE" 2>/dev/null && finished=seen
+  local good=0
+  case $mode in
+  poweroff) [[ -z $ended && $rc == 0 && $finished == seen ]] && good=1 ;;
+  hang) [[ $ended == killed ]] && good=1 ;;
+  shell) [[ $ended == shell && $finished == missing ]] && good=1 ;;
+  esac
+  if ((!good)); then
+    echo "---- $name: last 60 lines of the serial console ----" >&2
+    tail -n 60 "$CONSOLE" >&2 2>/dev/null || true
+    cat "$TMP/$name.qemu.out" >&2 || true
+    fail "$name ($mode): ended '${ended:-by itself}', qemu status $rc, boot-finished marker $finished"
+  fi
+  log "$name: $(grep -a '^HLOOP-BOOT-FINISHED' "$CONSOLE" | tr -d '\r' | cut -d' ' -f2) s guest time, $((SECONDS - t)) s wall"
+}
+console_value() { grep -a "^$1 " "$CONSOLE" | head -n1 | tr -d '\r' | cut -d' ' -f2-; }
+# check_daemon NAME: the daemon is alive after the switch, as root storage.
+check_daemon() {
+  local d
+  d=$(console_value HLOOP-DAEMON)
+  check_contains "$1: the hloop daemon runs after the switch to the real root, marked '@' for systemd" \
+    "$d" "@hloop"
+  check_eq "$1: multi-user.target is active while the daemon runs" active "$(console_value HLOOP-TARGET)"
+}
+
+# PXE: nothing but the web server. QEMU's TFTP hands out the shipped iPXE
+# script, edited for this server.
+mkdir -p "$TMP/tftp"
+sed -e "s|^set server .*|set server $GUEST_URL|" \
+  -e "s|^set extra .*|set extra console=ttyS0 rw hloop.write=pxe-token|" \
+  "$HLOOP_SRC/dist/netboot/boot.ipxe" >"$TMP/tftp/boot.ipxe"
+boot pxe poweroff "" -boot n -netdev "user,id=n0,tftp=$TMP/tftp,bootfile=boot.ipxe" \
+  -device virtio-net-pci,netdev=n0
+check_eq "pxe: the image is v1" v1 "$(console_value HLOOP-VERSION)"
+check_eq "pxe: / is writable (tmpfs overlay)" rw "$(console_value HLOOP-ROOT)"
+check_eq "pxe: the guest wrote its file" pxe-token "$(console_value HLOOP-WROTE)"
+check_daemon pxe
+check "pxe: nginx served the kernel and the initramfs" \
+  grep -q 'GET /boot/initrd.img HTTP' "$TMP/nginx.$PORT/access.log"
+
+# Block-level overlay and cache on the second disk.
+DRIVE=(-drive "file=$DISK,format=raw,if=virtio,cache=writeback")
+OVL="hloop.url=$CHANNEL hloop.cache=LABEL=hl-cache hloop.overlay=LABEL=hl-overlay"
+boot ovl1 poweroff "$OVL hloop.write=token-1 hloop.nosync=nosync-1" "${DRIVE[@]}"
+check_eq "ovl1: a new overlay has no file" NONE "$(console_value HLOOP-FOUND)"
+check_eq "ovl1: the guest wrote and synced its file" token-1 "$(console_value HLOOP-WROTE)"
+check_eq "ovl1: the guest wrote a file without sync" nosync-1 "$(console_value HLOOP-NOSYNC-WROTE)"
+check_daemon ovl1
+boot ovl2 hang "$OVL hloop.write=token-2" "${DRIVE[@]}"
+check_eq "ovl2: the synced file survived a clean reboot" token-1 "$(console_value HLOOP-FOUND)"
+check_eq "ovl2: the unsynced file survived it too (flushed at shutdown)" nosync-1 \
+  "$(console_value HLOOP-NOSYNC-FOUND)"
+check_eq "ovl2: the guest wrote and synced a new file, then QEMU was killed" token-2 \
+  "$(console_value HLOOP-WROTE)"
+
+# Update and rollback through the channel, with file-level persistence.
+PERSIST="hloop.url=$CHANNEL hloop.persist=LABEL=hl-persist"
+boot upd1 poweroff "$PERSIST hloop.write=user-file" "${DRIVE[@]}"
+check_eq "upd1: the channel gives v1" v1 "$(console_value HLOOP-VERSION)"
+check_eq "upd1: / is an overlayfs over the image" overlay "$(console_value HLOOP-ROOTFS)"
+check_eq "upd1: the user wrote a file" user-file "$(console_value HLOOP-WROTE)"
+check_daemon upd1
+publish debian-v2.idx
+boot upd2 poweroff "$PERSIST" "${DRIVE[@]}"
+check_eq "upd2: after the publish, the machine boots v2" v2 "$(console_value HLOOP-VERSION)"
+check_eq "upd2: the user's file survived the update" user-file "$(console_value HLOOP-FOUND)"
+publish debian-v1.idx
+boot upd3 poweroff "$PERSIST" "${DRIVE[@]}"
+check_eq "upd3: after the rollback publish, the machine boots v1" v1 "$(console_value HLOOP-VERSION)"
+check_eq "upd3: the user's file survived the rollback" user-file "$(console_value HLOOP-FOUND)"
+
+# Errors: each ends in the initramfs shell with a clear message.
+boot err-key shell "hloop.url=$CHANNEL hloop.trust=k2"
+check_contains "err-key: the console says the channel is not signed by a trusted key" \
+  "$(grep -a 'hloop' "$CONSOLE")" "k2"
+check "err-key: the console shows the failure" grep -aq 'root file system could not be mounted' "$CONSOLE"
+boot err-server shell "hloop.url=http://10.0.2.2:1/debian.channel"
+check "err-server: the console says the server cannot be reached" grep -aq 'cannot connect' "$CONSOLE"
+check "err-server: and that the mount failed" grep -aq 'root file system could not be mounted' "$CONSOLE"
+boot err-url shell "hloop.url=$GUEST_URL/no-such.channel"
+check "err-url: the console says the URL was not found" grep -aq 'not found (HTTP 404)' "$CONSOLE"
+boot err-none shell ""
+check "err-none: without hloop.url the console says what is missing" \
+  grep -aq 'boot=hloop needs hloop.url=URL' "$CONSOLE"
+
+# Offline: the server stopped, the cache partition filled by ovl1 and ovl2.
+stop_pid "$NGINX_PID"
+boot ovl3 poweroff "$OVL" "${DRIVE[@]}"
+check_eq "ovl3 (offline): the synced file survived QEMU being killed" token-2 "$(console_value HLOOP-FOUND)"
+check_eq "ovl3 (offline): the image is v1 from the cached channel" v1 "$(console_value HLOOP-VERSION)"
+check_daemon ovl3
+
+dpkg -r hloop >"$TMP/dpkg-r.log" 2>&1 || { cat "$TMP/dpkg-r.log" >&2; fail "dpkg -r hloop failed"; }
+check "dpkg -r removes the hook" test ! -e /usr/share/initramfs-tools/hooks/hloop
+log "total $((SECONDS - T0)) s"
