@@ -27,6 +27,7 @@ packages=(
   # from --help, dpkg-shlibdeps, the package checker, groff to check the pages,
   # update-initramfs for the package's trigger
   help2man dpkg-dev lintian groff-base initramfs-tools
+  systemd  # systemd-analyze verify of the package's units (no need to run it as PID 1)
 )
 missing=()
 for p in "${packages[@]}"; do

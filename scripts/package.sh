@@ -53,8 +53,9 @@ subcommands() {
     on && /^[[:space:]]*$/ { on = 0 }
     on && /^  [^ -]/ { name = $1; sub(/^  [^ ]+ +/, ""); print name "\t" $0 }'
 }
-# lcfirst TEXT: "Mount an image" -> "mount an image" (man page NAME lines).
-lcfirst() { printf '%s' "${1,}"; }
+# roff_name TEXT: "Mount an image (--overlay)" -> "mount an image (\-\-overlay)",
+# for the NAME line of a man page (lower case first, minus signs as such).
+roff_name() { local t=${1,}; printf '%s' "${t//-/\\-}"; }
 pages=()   # every man page as NAME.SECTION, for the SEE ALSO of hloop(1)
 # manpage NAME SUMMARY SEEALSO [ARGS...]: NAME.1 from `hloop ARGS --help`.
 manpage() {
@@ -65,16 +66,17 @@ manpage() {
   fi
   printf '[SEE ALSO]\n%s\n' "$seealso" >"$work/man/$name.h2m"
   help2man --no-info --no-discard-stderr --section=1 --version-string="$version" \
-    --name="$(lcfirst "$summary")" --source="hloop $version" --manual="hloop manual" \
+    --name="$(roff_name "$summary")" --source="hloop $version" --manual="hloop manual" \
     --include="$work/man/$name.h2m" --output="$work/man/$name.1" "$wrap/$name"
   pages+=("$name.1")
 }
 # see_also PAGE...: roff for a SEE ALSO list of NAME.SECTION pages.
 see_also() {
-  local p sep=,
+  local p name sep=,
   for p in "$@"; do
     [ "$p" = "${*: -1}" ] && sep=''
-    printf '.BR %s (%s)%s\n' "${p%.*}" "${p##*.}" "$sep"
+    name=${p%.*}
+    printf '.BR %s (%s)%s\n' "${name//-/\\-}" "${p##*.}" "$sep"
   done
 }
 hand=()   # the hand-written pages in dist/man (NAME.SECTION)
