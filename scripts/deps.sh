@@ -23,6 +23,11 @@ packages=(
   qemu-system-x86 debootstrap debian-archive-keyring linux-image-amd64
   # the kernel's 9P client in a QEMU guest (tests/test_9p_guest.sh, bench/9p.sh)
   busybox-static diod cpio
+  # the Debian package (scripts/package.sh, tests/test_package.sh): man pages
+  # from --help, dpkg-shlibdeps, the package checker, groff to check the pages,
+  # update-initramfs for the package's trigger
+  help2man dpkg-dev lintian groff-base initramfs-tools
+  systemd  # systemd-analyze verify of the package's units (no need to run it as PID 1)
 )
 missing=()
 for p in "${packages[@]}"; do
