@@ -23,6 +23,9 @@ packages=(
   qemu-system-x86 debootstrap debian-archive-keyring linux-image-amd64
   # the kernel's 9P client in a QEMU guest (tests/test_9p_guest.sh, bench/9p.sh)
   busybox-static diod cpio
+  # the internet boot (tests/test_netboot.sh): a partitioned second disk, the
+  # initramfs compressor
+  fdisk zstd
   # the Debian package (scripts/package.sh, tests/test_package.sh): man pages
   # from --help, dpkg-shlibdeps, the package checker, groff to check the pages,
   # update-initramfs for the package's trigger
