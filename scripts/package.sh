@@ -142,7 +142,7 @@ for f in README.md docs/packaging.md docs/trust.md docs/serving.md; do
   fi
 done
 install -d "$doc/examples"
-install -m 0644 "$src"/dist/examples/* "$doc/examples/"
+install -m 0644 "$src"/dist/examples/* "$src"/dist/netboot/boot.ipxe "$doc/examples/"
 
 # DEBIAN/: scripts, triggers, md5sums, control (Depends from dpkg-shlibdeps).
 install -m 0755 "$src/dist/debian/postinst" "$src/dist/debian/prerm" "$src/dist/debian/postrm" "$root/DEBIAN/"

@@ -31,11 +31,12 @@ KVER=$(find /boot -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' | sed 's/^vmlinuz
 [ -d "/lib/modules/$KVER" ] || fail "no modules for kernel $KVER"
 
 # 1. The package, installed as an administrator would.
-dpkg -s hloop >/dev/null 2>&1 && fail "a hloop package is installed already; this test installs and removes its own"
+dpkg-query -W -f='${Status}' hloop 2>/dev/null | grep -q 'ok installed' &&
+  fail "a hloop package is installed already; this test installs and removes (purges) its own"
 HLOOP_BIN=$HLOOP bash "$HLOOP_SRC/scripts/package.sh" "$TMP/deb" >"$TMP/package.log" 2>&1 ||
   { tail -20 "$TMP/package.log" >&2; fail "scripts/package.sh failed"; }
 DEB=$(ls "$TMP"/deb/hloop_*.deb)
-cleanup_fn dpkg -r hloop
+cleanup_fn dpkg -P hloop
 dpkg -i "$DEB" >"$TMP/dpkg.log" 2>&1 || { cat "$TMP/dpkg.log" >&2; fail "dpkg -i $DEB failed"; }
 check "the package installs the initramfs hook" test -x /usr/share/initramfs-tools/hooks/hloop
 check "the package installs the boot script" test -f /usr/share/initramfs-tools/scripts/hloop
@@ -114,7 +115,7 @@ boot() {
   pid=$!
   while kill -0 "$pid" 2>/dev/null; do
     if ((SECONDS - t > BOOT_TIMEOUT)); then ended=timeout; break; fi
-    if [[ $mode == hang ]] && grep -aq '^HLOOP-BOOT-FINISHED' "$CONSOLE" 2>/dev/null; then ended=killed; break; fi
+    if [[ $mode == hang ]] && grep -aq 'HLOOP-BOOT-FINISHED' "$CONSOLE" 2>/dev/null; then ended=killed; break; fi
     if grep -aq '^(initramfs)' "$CONSOLE" 2>/dev/null; then ended=shell; break; fi
     sleep 0.5
   done
@@ -123,7 +124,7 @@ boot() {
   # HLOOP_NETBOOT_LOGS=DIR keeps every console for a look afterwards.
   [[ -n ${HLOOP_NETBOOT_LOGS:-} ]] && mkdir -p "$HLOOP_NETBOOT_LOGS" && cp "$CONSOLE" "$HLOOP_NETBOOT_LOGS/"
   local finished=missing
-  grep -aq '^HLOOP-BOOT-FINISHED' "$CONSOLE" 2>/dev/null && finished=seen
+  grep -aq 'HLOOP-BOOT-FINISHED' "$CONSOLE" 2>/dev/null && finished=seen
   local good=0
   case $mode in
   poweroff) [[ -z $ended && $rc == 0 && $finished == seen ]] && good=1 ;;
@@ -136,10 +137,12 @@ boot() {
     cat "$TMP/$name.qemu.out" >&2 || true
     fail "$name ($mode): ended '${ended:-by itself}', qemu status $rc, boot-finished marker $finished"
   fi
-  log "$name: $(grep -a '^HLOOP-BOOT-FINISHED' "$CONSOLE" | tr -d '\r' | cut -d' ' -f2) s guest time, $((SECONDS - t)) s wall;" \
-    "$(grep -a '^HLOOP-[A-Z-]* ' "$CONSOLE" | grep -v FINISHED | tr -d '\r' | paste -sd';')"
+  log "$name: $(console_value HLOOP-BOOT-FINISHED) s guest time, $((SECONDS - t)) s wall;" \
+    "$(grep -ao 'HLOOP-[A-Z-]* .*' "$CONSOLE" | grep -v FINISHED | tr -d '\r' | paste -sd';' || true)"
 }
-console_value() { grep -a "^$1 " "$CONSOLE" | head -n1 | tr -d '\r' | cut -d' ' -f2-; }
+# console_value KEY: what the guest printed after "KEY " (first such line).
+# Not anchored: the serial getty's "login: " prompt may precede it on a line.
+console_value() { grep -ao "$1 .*" "$CONSOLE" | head -n1 | tr -d '\r' | cut -d' ' -f2- || true; }
 # check_daemon NAME: the daemon is alive after the switch, as root storage.
 check_daemon() {
   local d
@@ -216,6 +219,6 @@ check_eq "ovl3 (offline): the synced file survived QEMU being killed" token-2 "$
 check_eq "ovl3 (offline): the image is v1 from the cached channel" v1 "$(console_value HLOOP-VERSION)"
 check_daemon ovl3
 
-dpkg -r hloop >"$TMP/dpkg-r.log" 2>&1 || { cat "$TMP/dpkg-r.log" >&2; fail "dpkg -r hloop failed"; }
-check "dpkg -r removes the hook" test ! -e /usr/share/initramfs-tools/hooks/hloop
+dpkg -P hloop >"$TMP/dpkg-r.log" 2>&1 || { cat "$TMP/dpkg-r.log" >&2; fail "dpkg -P hloop failed"; }
+check "dpkg -P removes the hook" test ! -e /usr/share/initramfs-tools/hooks/hloop
 log "total $((SECONDS - T0)) s"

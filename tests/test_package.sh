@@ -223,8 +223,8 @@ else
 fi
 check "hloop-update.timer is enabled (the postinst)" \
   test -L /etc/systemd/system/timers.target.wants/hloop-update.timer
-check_contains "hloop-update.service runs only where the boot script wrote /run/hloop/boot.env" \
-  "ConditionPathExists=/run/hloop/boot.env" "$(cat /lib/systemd/system/hloop-update.service)"
+check_contains "hloop-update.service runs only where the boot script wrote /run/initramfs/hloop/boot.env" \
+  "ConditionPathExists=/run/initramfs/hloop/boot.env" "$(cat /lib/systemd/system/hloop-update.service)"
 
 # --- dpkg -r removes every file it installed (and its trigger rebuilds the initramfs)
 rc=0
