@@ -199,16 +199,17 @@ check_eq "upd3: after the rollback publish, the machine boots v1" v1 "$(console_
 check_eq "upd3: the user's file survived the rollback" user-file "$(console_value HLOOP-FOUND)"
 
 # Errors: each ends in the initramfs shell with a clear message.
-boot err-key shell "hloop.url=$CHANNEL hloop.trust=k2"
+# rootdelay=0: one attempt, no retries (they would only repeat the message).
+boot err-key shell "hloop.url=$CHANNEL hloop.trust=k2 rootdelay=0"
 check_contains "err-key: the console says the channel is not signed by a trusted key" \
   "not trusted" "$(grep -a "^hloop: " "$CONSOLE")"
 check "err-key: the console shows the failure" grep -aq 'root file system could not be mounted' "$CONSOLE"
-boot err-server shell "hloop.url=http://10.0.2.2:1/debian.channel"
+boot err-server shell "hloop.url=http://10.0.2.2:1/debian.channel rootdelay=0"
 check "err-server: the console says the server cannot be reached" grep -aq 'cannot connect' "$CONSOLE"
 check "err-server: and that the mount failed" grep -aq 'root file system could not be mounted' "$CONSOLE"
-boot err-url shell "hloop.url=$GUEST_URL/no-such.channel"
+boot err-url shell "hloop.url=$GUEST_URL/no-such.channel rootdelay=0"
 check "err-url: the console says the URL was not found" grep -aq 'not found (HTTP 404)' "$CONSOLE"
-boot err-none shell ""
+boot err-none shell "rootdelay=0"
 check "err-none: without hloop.url the console says what is missing" \
   grep -aq 'boot=hloop needs hloop.url=URL' "$CONSOLE"
 

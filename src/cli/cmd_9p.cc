@@ -112,10 +112,7 @@ int Run9P(const NinePArgs& a) {
 
   Daemonizer daemon;
   if (a.daemon) daemon.Start();  // before any thread exists
-  auto fail = [&](const Status& st) {
-    daemon.Failed(st.message());
-    return Fail(st);
-  };
+  auto fail = [&](const Status& st) { return FailDetached(daemon, st); };
   server::StopSignals signals;  // the first thread
   std::vector<p9::Export> exports;
   std::vector<std::string> shown;

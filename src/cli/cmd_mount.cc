@@ -34,10 +34,7 @@ int RunMount(MountArgs& a) {
   // The first thread. Every later one (fetches, FUSE) has the stop signals
   // blocked, so none can cut the shutdown below short.
   server::StopSignals signals;
-  auto fail = [&](const Status& st) {
-    daemon.Failed(st.message());
-    return Fail(st);
-  };
+  auto fail = [&](const Status& st) { return FailDetached(daemon, st); };
   auto device = disk::OpenImage(a.url, *opts);
   if (!device.ok()) return fail(device.status());
   AnnounceVersion((*device)->version());

@@ -36,10 +36,7 @@ int RunNbd(NbdArgs& a) {
   Daemonizer daemon;
   if (a.daemon) daemon.Start();  // before any thread exists
   server::StopSignals signals;   // the first thread
-  auto fail = [&](const Status& st) {
-    daemon.Failed(st.message());
-    return Fail(st);
-  };
+  auto fail = [&](const Status& st) { return FailDetached(daemon, st); };
   auto device = disk::OpenImage(a.url, *opts);
   if (!device.ok()) return fail(device.status());
   AnnounceVersion((*device)->version());

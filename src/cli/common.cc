@@ -298,6 +298,12 @@ Result<disk::OpenOptions> MakeOpenOptions(const ImageCliOptions& o, bool with_ca
 
 int Fail(const Status& st) { return Fail(st.message().empty() ? st.ToString() : st.message()); }
 
+int FailDetached(Daemonizer& daemon, const Status& st) {
+  if (!daemon.active()) return Fail(st);
+  daemon.Failed(st.message());
+  return kExitFailure;
+}
+
 int Fail(const std::string& message) {
   std::fprintf(stderr, "hloop: %s\n", message.c_str());
   return kExitFailure;

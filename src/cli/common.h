@@ -11,6 +11,7 @@
 
 #include "disk/open_image.h"
 #include "overlay/overlay_device.h"
+#include "util/daemon.h"
 #include "util/duration.h"
 #include "util/status.h"
 
@@ -124,6 +125,9 @@ CLI::Validator ChunkSizeValidator();
 
 // Prints "hloop: <message>" on stderr and returns kExitFailure.
 int Fail(const Status& st);
+// The same for a command that may have detached with --daemon: the waiting
+// parent prints the message (once), the child only reports it.
+int FailDetached(Daemonizer& daemon, const Status& st);
 int Fail(const std::string& message);
 
 // A one-line progress bar on stderr, drawn only when stderr is a terminal.

@@ -66,9 +66,11 @@ Status GetChecked(FetchEngine& engine, Request request, const BodyCheck& check, 
     gave_bad.insert(mirror);
     // A request pinned to one mirror has only that one to ask.
     const int mirrors = request.mirror >= 0 ? 1 : int(engine.mirror_stats().size());
+    // The cause first (what a user acts on), then why it is final.
     if (s.times >= 2 && int(s.mirrors.size()) >= mirrors)
-      return verdict.Annotate(mirrors > 1 ? "the same bad copy from every mirror"
-                                          : "the same bad copy twice in a row");
+      return Status::Corruption(verdict.message() + (mirrors > 1
+                                                         ? " (the same bad copy from every mirror)"
+                                                         : " (the same bad copy twice in a row)"));
     bool other_mirror = false;
     for (int m = 0; m < mirrors && request.mirror < 0; m++) other_mirror |= !gave_bad.count(m);
     state.attempts++;
