@@ -87,20 +87,23 @@ CHANNEL=$GUEST_URL/debian.channel
 # same time: QEMU locks a disk file for one machine).
 # make_disk FILE LABEL SIZE_MB...: a GPT disk with one ext4 per LABEL/SIZE pair.
 make_disk() {
-  local disk=$1 script='label: gpt' part=0 start size
+  local disk=$1 script='label: gpt' part=0 start size total=64 labels=()
   shift
-  local labels=()
-  while (($#)); do labels+=("$1"); script+=$'\n'"size=${2}M, name=$1"; shift 2; done
-  truncate -s $((64 + 400 * ${#labels[@]}))M "$disk"
+  while (($#)); do
+    labels+=("$1") script+=$'\n'"size=${2}M, name=$1" total=$((total + $2))
+    shift 2
+  done
+  truncate -s "${total}M" "$disk"
   sfdisk -q "$disk" <<<"$script" >/dev/null || fail "sfdisk $disk"
+  # -b 4096: the size argument is then in 4 KiB blocks (without it, KiB)
   while read -r start size; do
-    mkfs.ext4 -q -F -L "${labels[part]}" -E "offset=$((start * 512))" "$disk" "$((size * 512 / 4096))" ||
-      fail "mkfs.ext4 of ${labels[part]} on $disk"
+    mkfs.ext4 -q -F -b 4096 -L "${labels[part]}" -E "offset=$((start * 512))" "$disk" \
+      "$((size * 512 / 4096))" || fail "mkfs.ext4 of ${labels[part]} on $disk"
     part=$((part + 1))
   done < <(sfdisk -d "$disk" | sed -n 's/.*start= *\([0-9]*\), size= *\([0-9]*\).*/\1 \2/p')
   ((part == ${#labels[@]})) || fail "expected ${#labels[@]} partitions on $disk, got $part"
 }
-make_disk "$TMP/disk-ovl.raw" hl-cache 400 hl-overlay 300
+make_disk "$TMP/disk-ovl.raw" hl-cache 1024 hl-overlay 300
 make_disk "$TMP/disk-persist.raw" hl-persist 300
 
 # Boots run two at a time (CI's two cores; each TCG guest keeps one busy):

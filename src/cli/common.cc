@@ -65,6 +65,12 @@ void AddImageOptions(CLI::App* app, ImageCliOptions* o, bool with_cache_default)
          "Most bytes the cache may hold; least recently used chunks are evicted (default 4G)")
       ->check(SizeValidator())
       ->group(kCache);
+  app->add_option("--cache-reserve", o->cache_reserve,
+                  "Free space the cache leaves on its file system: at least this much and 2% of "
+                  "its size (default 256M, for a cache on a shared disk; 0 on a file system of "
+                  "its own)")
+      ->check(SizeValidator())
+      ->group(kCache);
   app->add_option("--memory-cache", o->memory_cache,
                   "In-memory cache of decompressed chunks (default 64M)")
       ->check(SizeValidator())
@@ -288,6 +294,9 @@ Result<disk::OpenOptions> MakeOpenOptions(const ImageCliOptions& o, bool with_ca
     cache::DiskCacheOptions c;
     c.dir = dir;
     c.max_bytes = *size;
+    auto reserve = ParseSize(o.cache_reserve);
+    if (!reserve.ok()) return reserve.status();
+    c.reserve_bytes = *reserve;
     opts.cache = c;
   }
   auto trust = MakeTrustOptions(o.trust, TrustStateDir(dir.empty() ? DefaultCacheDir() : dir));

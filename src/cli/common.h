@@ -51,6 +51,7 @@ struct ImageCliOptions {
   TrustCliOptions trust;
   std::string cache_dir;  // empty: the default for the command
   std::string cache_size = "4G";
+  std::string cache_reserve = "256M";
   unsigned workers = 16;
   int readahead = -1;  // -1: adaptive
   std::string cluster = "1M";
