@@ -228,7 +228,7 @@ check_eq "ovl1: the guest wrote a file without sync" nosync-1 "$(console_value H
 check_daemon ovl1
 # Offline: this chain's server stopped; ovl1 filled the cache partition.
 stop_pid "$NGINX_B"
-boot_start ovl2 hang "$OVL hloop.write=token-2" "${OVL_DRIVE[@]}"  # offline
+boot_start ovl2 hang "$OVL hloop.write=token-2 hloop.end=hang" "${OVL_DRIVE[@]}"  # offline
 
 # Update and rollback through the channel, with file-level persistence.
 PERSIST_DRIVE=(-drive "file=$TMP/disk-persist.raw,format=raw,if=virtio,cache=writeback")
