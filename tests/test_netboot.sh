@@ -119,7 +119,7 @@ boot_start() {
   local name=$1 mode=$2 append=$3
   shift 3
   local kernel=(-kernel "$STORE/boot/vmlinuz" -initrd "$STORE/boot/initrd.img"
-    -append "boot=hloop console=ttyS0 ip=dhcp rw rootdelay=5 $append")
+    -append "boot=hloop console=ttyS0 ip=dhcp rw $append")
   local nic=(-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=)
   if [[ " $* " == *" -boot n "* ]]; then kernel=() nic=(); fi
   log "$name: booting ($append)"
@@ -202,20 +202,20 @@ check "pxe: nginx served the kernel and the initramfs" \
   grep -q 'GET /boot/initrd.img HTTP' "$TMP/nginx.${GUEST_URL##*:}/access.log"
 
 # Errors: each ends in the initramfs shell with a clear message.
-# rootdelay=0: one attempt, no retries (they would only repeat the message).
-boot_start err-key shell "hloop.url=$CHANNEL hloop.trust=k2 rootdelay=0"
+# hloop.retry=0: one attempt, no retries (they would only repeat the message).
+boot_start err-key shell "hloop.url=$CHANNEL hloop.trust=k2 hloop.retry=0"
 boot_wait err-key
 check_contains "err-key: the console says the channel is not signed by a trusted key" \
   "not trusted" "$(grep -a "^hloop: " "$CONSOLE")"
 check "err-key: the console shows the failure" grep -aq 'root file system could not be mounted' "$CONSOLE"
-boot_start err-server shell "hloop.url=http://10.0.2.2:1/debian.channel rootdelay=0"
+boot_start err-server shell "hloop.url=http://10.0.2.2:1/debian.channel hloop.retry=0"
 boot_wait err-server
 check "err-server: the console says the server cannot be reached" grep -aq 'cannot connect' "$CONSOLE"
 check "err-server: and that the mount failed" grep -aq 'root file system could not be mounted' "$CONSOLE"
-boot_start err-url shell "hloop.url=$GUEST_URL/no-such.channel rootdelay=0"
+boot_start err-url shell "hloop.url=$GUEST_URL/no-such.channel hloop.retry=0"
 boot_wait err-url
 check "err-url: the console says the URL was not found" grep -aq 'not found (HTTP 404)' "$CONSOLE"
-boot_start err-none shell "rootdelay=0"
+boot_start err-none shell "hloop.retry=0"
 boot_wait err-none
 check "err-none: without hloop.url the console says what is missing" \
   grep -aq 'boot=hloop needs hloop.url=URL' "$CONSOLE"
