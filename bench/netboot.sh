@@ -51,6 +51,14 @@
 #                        booted again up to BENCH_RETRY_DISTURBED times
 #                        (default 0); medians use the clean boots when any
 #   BENCH_APPEND         extra kernel command line for every boot
+#   BENCH_VARIANT_ROWS   extra rows, ROW:RTT words (ROW cold or profile),
+#                        booted with BENCH_VARIANT_APPEND added to the kernel
+#                        command line, e.g. "cold:100" and
+#                        "hloop.args=--readahead=0" (default none)
+#   BENCH_STOP_AT        a time (date -d): no boot starts after it (the
+#                        report says which were skipped); default none
+#   BENCH_IP             the network rows' ip= (default dhcp; e.g. a static
+#                        10.0.2.15::10.0.2.2:255.255.255.0::ens4:off)
 # The whole script is one compound command: bash parses it before running
 # it, so editing the file during a run cannot break the run.
 {
@@ -71,6 +79,12 @@ RTTS=${BENCH_RTTS:-0 100}
 PROFILE_RTTS=${BENCH_PROFILE_RTTS:-100 0}
 SIZES=${BENCH_NETBOOT_SIZES:-1}
 TMO=${BENCH_BOOT_TIMEOUT:-300}
+IPARG=${BENCH_IP:-dhcp}
+STOP_AT=''
+[ -z "${BENCH_STOP_AT:-}" ] || STOP_AT=$(date -d "$BENCH_STOP_AT" +%s) || die "BENCH_STOP_AT: not a time"
+VARIANT_ROWS=${BENCH_VARIANT_ROWS:-}
+VARIANT_APPEND=${BENCH_VARIANT_APPEND:-}
+[ -z "$VARIANT_ROWS" ] || [ -n "$VARIANT_APPEND" ] || die "BENCH_VARIANT_ROWS needs BENCH_VARIANT_APPEND"
 OTHER_MAX=${BENCH_OTHER_MAX:-10}
 RETRY=${BENCH_RETRY_DISTURBED:-0}
 has_row() { [[ " $ROWS " == *" $1 "* ]]; }
@@ -359,14 +373,15 @@ row_local_list() { # N
     boot "local-list.$1" "$INITRD_LIST" "root=/dev/vda" -drive "file=$IMAGE,format=raw,if=virtio" -snapshot
     record local-list - "$1" 0
 }
-# row_net ROW RTT N
+# row_net ROW RTT N [MORE KERNEL COMMAND LINE]: ROW cold, profile, or
+# cold+v / profile+v (the variant: BENCH_VARIANT_APPEND added)
 row_net() {
-    local row=$1 rtt=$2 n=$3 name=$1.$2.$3 prof=hloop.profile=none
-    [ "$row" = profile ] && prof=''
+    local row=$1 rtt=$2 n=$3 name=$1.$2.$3 prof=hloop.profile=none more=${4:-}
+    [ "${row%+v}" = profile ] && prof=''
     wait_idle
     drop_caches
     start_wan "$name" "$rtt"
-    boot "$name" "$INITRD_LIST" "boot=hloop ip=dhcp hloop.url=http://10.0.2.2:$WAN_PORT/$CHANNEL_REL${prof:+ $prof}" \
+    boot "$name" "$INITRD_LIST" "boot=hloop ip=$IPARG hloop.url=http://10.0.2.2:$WAN_PORT/$CHANNEL_REL${prof:+ $prof}${more:+ $more}" \
         "${NETDEV[@]}"
     stop_wan "$name"
     record "$row" "$rtt" "$n" "$WAN_BYTES"
@@ -400,9 +415,18 @@ record_profile() {
     log "profile: $PROFILE_NOTE, published as ${PROFILE_PUB#$WWW/}"
 }
 
-# run_row FUNCTION ARGS...: again (up to BENCH_RETRY_DISTURBED times) when disturbed
+# run_row FUNCTION ARGS...: again (up to BENCH_RETRY_DISTURBED times) when disturbed;
+# nothing once BENCH_STOP_AT has passed
+STOPPED=''
 run_row() {
     local a
+    if [ -n "$STOP_AT" ] && [ "$(date +%s)" -ge "$STOP_AT" ]; then
+        if [ -z "$STOPPED" ]; then
+            log "BENCH_STOP_AT ($BENCH_STOP_AT) has passed: no more boots"
+            STOPPED="skipped after BENCH_STOP_AT=$BENCH_STOP_AT: boot $n of $*, and the rest"
+        fi
+        return 0
+    fi
     for ((a = 0; a <= RETRY; a++)); do
         "$@"
         [ "$LAST_DISTURBED" = 0 ] && return 0
@@ -419,6 +443,7 @@ for ((n = 1; n <= REPEAT; n++)); do
     has_row local-list && run_row row_local_list "$n"
     if has_row cold; then for rtt in $RTTS; do run_row row_net cold "$rtt" "$n"; done; fi
     if has_row profile; then for rtt in $PROFILE_RTTS; do run_row row_net profile "$rtt" "$n"; done; fi
+    for v in $VARIANT_ROWS; do run_row row_net "${v%:*}+v" "${v#*:}" "$n" "$VARIANT_APPEND"; done
 done
 T_BOOT1=$SECONDS
 
@@ -448,10 +473,11 @@ RSS_MED=$(awk -F'\t' '$10 ~ /^[0-9]+$/ { print $10 }' "$RUNS" | sort -n | awk '{
     echo "    kernel: $KERNEL"
     echo "    local: -initrd $DEBIAN_INITRD ($DEBIAN_INITRD_BYTES B) -append 'console=ttyS0 rw root=/dev/vda' -drive file=IMG,format=raw,if=virtio -snapshot"
     echo "    network rows: -initrd (mkinitramfs MODULES=list virtio_pci virtio_net virtio_blk virtio_rng, zstd -1, + dist/initramfs hook and script: $LIST_BYTES B)"
-    echo "      -netdev user -device virtio-net-pci -append 'console=ttyS0 rw boot=hloop ip=dhcp hloop.url=http://10.0.2.2:WAN/$CHANNEL_REL [hloop.profile=none]'"
+    echo "      -netdev user -device virtio-net-pci -append 'console=ttyS0 rw boot=hloop ip=$IPARG hloop.url=http://10.0.2.2:WAN/$CHANNEL_REL [hloop.profile=none]'"
     echo "      tmpfs cache and overlay (the defaults); a fresh hloop-wanem --rtt RTT in front of nginx $(nginx -v 2>&1 | sed 's|.*/||') per boot"
     echo "    every boot: qemu-system-x86_64 -accel tcg -m 1024 -device virtio-rng-pci -kernel /boot/vmlinuz-$KVER; page cache dropped before"
     echo "    profile: recorded on the host by one untimed boot through hloop nbd --record-profile (Debian initramfs, root=/dev/vda): $PROFILE_NOTE; published as ${PROFILE_PUB#$WWW/}"
+    [ -z "$STOPPED" ] || echo "    NOT COMPLETE: $STOPPED"
     echo "    boots per row: $REPEAT (median; a boot is disturbed when other processes used > $OTHER_MAX % of the CPUs); boots took $((T_BOOT1 - T_BOOT0)) s, the whole run $((SECONDS - T_RUN0)) s"
     echo
     echo "| row | median guest s | ratio to local | goal | met? | bytes fetched | daemon RSS in the guest | kernel done / DHCP done / hloop mount started / image attached (loop0) / root mounted (guest s) | boots (guest s) |"
@@ -477,6 +503,9 @@ RSS_MED=$(awk -F'\t' '$10 ~ /^[0-9]+$/ { print $10 }' "$RUNS" | sort -n | awk '{
     for rtt in $PROFILE_RTTS; do
         g=''; [ "$rtt" = 100 ] && g=1.15
         print_row "$rtt ms profile" profile "$rtt" "$g"
+    done
+    for v in $VARIANT_ROWS; do
+        print_row "${v#*:} ms ${v%:*}, $VARIANT_APPEND" "${v%:*}+v" "${v#*:}" ''
     done
     echo
     if [ "$RSS_MAX" -gt 0 ]; then
