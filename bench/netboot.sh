@@ -519,7 +519,7 @@ RSS_MED=$(awk -F'\t' '$10 ~ /^[0-9]+$/ { print $10 }' "$RUNS" | sort -n | awk '{
     else
         echo "- initramfs growth: $SIZE_NOTE"
     fi
-    echo "- Debian initramfs ($DEBIAN_INITRD): $DEBIAN_INITRD_BYTES B; the timed MODULES=list one with the hook: $LIST_BYTES B"
+    echo "- Debian initramfs ($DEBIAN_INITRD): $DEBIAN_INITRD_BYTES B; the timed MODULES=list one with the hook: $LIST_BYTES B; the stripped hloop binary: $(stat -c %s "$HLOOP_STRIPPED") B (unstripped $(stat -c %s "$HLOOP") B)"
     echo
     echo "All boots (row, RTT ms, n, guest s, wall s, kernel done, loop device, root mounted, bytes fetched, daemon RSS kB, % CPU used by other processes, clean/disturbed, DHCP done, hloop mount started, note):"
     echo
