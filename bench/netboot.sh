@@ -51,6 +51,7 @@
 #                        booted again up to BENCH_RETRY_DISTURBED times
 #                        (default 0); medians use the clean boots when any
 #   BENCH_APPEND         extra kernel command line for every boot
+#   BENCH_QEMU_ARGS      extra QEMU arguments for every boot (words)
 #   BENCH_VARIANT_ROWS   extra rows, ROW:RTT words (ROW cold or profile),
 #                        booted with BENCH_VARIANT_APPEND added to the kernel
 #                        command line, e.g. "cold:100" and
@@ -296,7 +297,7 @@ boot() {
     qemu-system-x86_64 -accel tcg -m 1024 -display none -monitor none -no-reboot \
         -chardev "stdio,id=s0,signal=off,logfile=$log" -serial chardev:s0 \
         -device virtio-rng-pci -kernel "$KERNEL" -initrd "$initrd" \
-        -append "console=ttyS0 rw $append${BENCH_APPEND:+ $BENCH_APPEND}" "$@" \
+        -append "console=ttyS0 rw $append${BENCH_APPEND:+ $BENCH_APPEND}" "$@" ${BENCH_QEMU_ARGS:-} \
         2>"$W/$name.qemu.out" </dev/null \
         > >(perl -MTime::HiRes=time -e '$| = 1; my $t0 = time; while (<STDIN>) { tr/\r//d; printf "%8.3f %s", time - $t0, $_ }' >"$log.ts") &
     QEMU_PID=$!
