@@ -52,10 +52,11 @@
 #                        (default 0); medians use the clean boots when any
 #   BENCH_APPEND         extra kernel command line for every boot
 #   BENCH_QEMU_ARGS      extra QEMU arguments for every boot (words)
-#   BENCH_VARIANT_ROWS   extra rows, ROW:RTT words (ROW cold or profile),
-#                        booted with BENCH_VARIANT_APPEND added to the kernel
-#                        command line, e.g. "cold:100" and
-#                        "hloop.args=--readahead=0" (default none)
+#   BENCH_VARIANT_ROWS   extra rows, ROW:RTT[:K] words (ROW cold or profile),
+#                        booted with the K-th (default 1st) of the '|'-separated
+#                        BENCH_VARIANT_APPEND added to the kernel command
+#                        line, e.g. "cold:100 cold:100:2" and
+#                        "hloop.args=--readahead=0|hloop.cache=tmpfs,size=50%"
 #   BENCH_STOP_AT        a time (date -d): no boot starts after it (the
 #                        report says which were skipped); default none
 #   BENCH_IP             the network rows' ip= (default dhcp; e.g. a static
@@ -86,6 +87,13 @@ STOP_AT=''
 VARIANT_ROWS=${BENCH_VARIANT_ROWS:-}
 VARIANT_APPEND=${BENCH_VARIANT_APPEND:-}
 [ -z "$VARIANT_ROWS" ] || [ -n "$VARIANT_APPEND" ] || die "BENCH_VARIANT_ROWS needs BENCH_VARIANT_APPEND"
+# variant ROW:RTT[:K] -> V_ROW V_RTT V_K V_APPEND
+variant() {
+    IFS=: read -r V_ROW V_RTT V_K <<<"$1"
+    V_K=${V_K:-1}
+    V_APPEND=$(awk -v k="$V_K" -F'|' '{ print $k }' <<<"$VARIANT_APPEND")
+    [ -n "$V_APPEND" ] || die "BENCH_VARIANT_APPEND has no variant $V_K (for $1)"
+}
 OTHER_MAX=${BENCH_OTHER_MAX:-10}
 RETRY=${BENCH_RETRY_DISTURBED:-0}
 has_row() { [[ " $ROWS " == *" $1 "* ]]; }
@@ -375,10 +383,10 @@ row_local_list() { # N
     record local-list - "$1" 0
 }
 # row_net ROW RTT N [MORE KERNEL COMMAND LINE]: ROW cold, profile, or
-# cold+v / profile+v (the variant: BENCH_VARIANT_APPEND added)
+# cold+vK / profile+vK (variant K: the K-th BENCH_VARIANT_APPEND added)
 row_net() {
     local row=$1 rtt=$2 n=$3 name=$1.$2.$3 prof=hloop.profile=none more=${4:-}
-    [ "${row%+v}" = profile ] && prof=''
+    [ "${row%+v*}" = profile ] && prof=''
     wait_idle
     drop_caches
     start_wan "$name" "$rtt"
@@ -444,7 +452,10 @@ for ((n = 1; n <= REPEAT; n++)); do
     has_row local-list && run_row row_local_list "$n"
     if has_row cold; then for rtt in $RTTS; do run_row row_net cold "$rtt" "$n"; done; fi
     if has_row profile; then for rtt in $PROFILE_RTTS; do run_row row_net profile "$rtt" "$n"; done; fi
-    for v in $VARIANT_ROWS; do run_row row_net "${v%:*}+v" "${v#*:}" "$n" "$VARIANT_APPEND"; done
+    for v in $VARIANT_ROWS; do
+        variant "$v"
+        run_row row_net "$V_ROW+v$V_K" "$V_RTT" "$n" "$V_APPEND"
+    done
 done
 T_BOOT1=$SECONDS
 
@@ -506,7 +517,8 @@ RSS_MED=$(awk -F'\t' '$10 ~ /^[0-9]+$/ { print $10 }' "$RUNS" | sort -n | awk '{
         print_row "$rtt ms profile" profile "$rtt" "$g"
     done
     for v in $VARIANT_ROWS; do
-        print_row "${v#*:} ms ${v%:*}, $VARIANT_APPEND" "${v%:*}+v" "${v#*:}" ''
+        variant "$v"
+        print_row "$V_RTT ms $V_ROW, $V_APPEND" "$V_ROW+v$V_K" "$V_RTT" ''
     done
     echo
     if [ "$RSS_MAX" -gt 0 ]; then
