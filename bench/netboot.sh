@@ -119,6 +119,11 @@ KVER=$(find /boot -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' | sed 's/^vmlinuz
 KERNEL=/boot/vmlinuz-$KVER
 DEBIAN_INITRD=/boot/initrd.img-$KVER
 [ -f "$KERNEL" ] && [ -f "$DEBIAN_INITRD" ] && [ -d "/lib/modules/$KVER" ] || die "no kernel, initramfs or modules for $KVER in /boot"
+# A copy: another test's dpkg -i / -r of a hloop package rebuilds the file
+# in /boot (with or without the hook) while this runs.
+cp "$DEBIAN_INITRD" "$W/initrd-debian.img"
+DEBIAN_INITRD=$W/initrd-debian.img
+lsinitramfs "$DEBIAN_INITRD" | grep -qx usr/bin/hloop && log "note: /boot/initrd.img-$KVER holds hloop (a package is installed)"
 log "image $SRC_IMG ($IMG_BYTES bytes, $IMG_USED allocated), kernel $KVER"
 
 # --- keys, the stripped hloop for the initramfs --------------------------------
