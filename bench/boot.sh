@@ -119,17 +119,6 @@ STATS_OK=0
 
 # --- the things a boot starts, stopped by one clean-up ------------------------
 QEMU_PID='' WAN_PID='' NBDKIT_PID='' MOUNT_PID=''
-stop_pid() { # PID [SECONDS]: SIGTERM, wait, then SIGKILL
-    local pid=$1 t=${2:-10} i
-    [ -n "$pid" ] || return 0
-    kill "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < t * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 stop_all() {
     stop_pid "$QEMU_PID" 5; QEMU_PID=
     if mountpoint -q "$MNT"; then umount "$MNT" 2>/dev/null || fusermount3 -u -z "$MNT" 2>/dev/null || true; fi

@@ -74,6 +74,18 @@ wait_idle() {
 # Commands registered with on_exit run in reverse order when the script exits
 # (normally, on error, or on INT/TERM).
 _BENCH_CLEANUP=()
+# stop_pid PID [SECONDS]: SIGTERM, wait up to SECONDS (10), then SIGKILL.
+stop_pid() {
+    local pid=$1 t=${2:-10} i
+    [ -n "$pid" ] || return 0
+    kill "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < t * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
 on_exit() { _BENCH_CLEANUP+=("$*"); }
 _bench_run_cleanup() {
     local rc=$? i

@@ -227,17 +227,6 @@ start_nginx "$WWW" "$W/nginx"
 
 # --- processes and CPU accounting (as bench/boot.sh) ---------------------------
 QEMU_PID='' WAN_PID='' NBD_PID=''
-stop_pid() { # PID [SECONDS]
-    local pid=$1 t=${2:-10} i
-    [ -n "$pid" ] || return 0
-    kill "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < t * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 stop_all() {
     stop_pid "$QEMU_PID" 5; QEMU_PID=
     stop_pid "$NBD_PID" 5; NBD_PID=
