@@ -18,7 +18,7 @@ case "$kind" in
 esac
 cmake -S "$src" -B "$dir" -G Ninja "${args[@]}" >/dev/null
 if [ "$kind" = fuzz ]; then
-  ninja -C "$dir" -j "$jobs" fuzz_index fuzz_chunk fuzz_lists fuzz_nbd fuzz_9p fuzz_trust >&2
+  ninja -C "$dir" -j "$jobs" fuzz_index fuzz_layout fuzz_chunk fuzz_lists fuzz_nbd fuzz_9p fuzz_trust >&2
 else
   ninja -C "$dir" -j "$jobs" "$@" >&2
 fi

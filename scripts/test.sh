@@ -48,7 +48,7 @@ tally "$log/asan-it.txt"
 
 echo "== fuzz targets, ${fuzz_seconds}s each"
 fuzz=$(bash scripts/build.sh fuzz)
-for target in index chunk lists nbd 9p trust; do
+for target in index layout chunk lists nbd 9p trust; do
   corpus=$(mktemp -d)
   if "$fuzz/fuzz_$target" -max_total_time="$fuzz_seconds" -print_final_stats=1 "$corpus" \
       "fuzz/corpus/$target" > "$log/fuzz-$target.txt" 2>&1; then

@@ -48,7 +48,22 @@ enum MetaType : uint16_t {
   kMetaCreated = 2,  // u64 seconds since the epoch
   kMetaParent = 3,   // 32-byte digest of the parent index, then its UTF-8 name
   kMetaTool = 4,     // UTF-8 "hloop <version>"
+  kMetaExtents = 5,  // critical: the layout (format/layout.h)
 };
+
+// The EXTENTS record's value: a header, the hot chunks, the extents.
+inline constexpr size_t kLayoutHeaderSize = 8;
+inline constexpr size_t kLayHotCount = 0;     // u32
+inline constexpr size_t kLayExtentCount = 4;  // u32
+inline constexpr size_t kHotEntrySize = 40;
+inline constexpr size_t kHotHash = 0;         // 32 bytes: SHA-256 of the raw content
+inline constexpr size_t kHotStoredSize = 32;  // u32: size of the chunk file
+inline constexpr size_t kHotRawSize = 36;     // u32: length of the raw content
+inline constexpr size_t kExtentEntrySize = 20;
+inline constexpr size_t kExtImageOffset = 0;  // u64
+inline constexpr size_t kExtLength = 8;       // u32
+inline constexpr size_t kExtHot = 12;         // u32: hot chunk number, 0xFFFFFFFF: zeros
+inline constexpr size_t kExtHotOffset = 16;   // u32: offset in the hot chunk's raw content
 
 // Sizes the reader accepts.
 inline constexpr uint32_t kMinChunkSize = 4 * 1024;

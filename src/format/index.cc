@@ -1,5 +1,6 @@
 #include "format/index.h"
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 
@@ -24,7 +25,9 @@ void AppendRecord(std::string* out, uint16_t type, uint16_t flags, const std::st
   out->append(value);
 }
 
-Status ParseMeta(const uint8_t* p, uint64_t len, IndexMeta* meta) {
+Status ParseMeta(const uint8_t* p, uint64_t len, const ParseOptions& options,
+                 uint64_t image_size, IndexMeta* meta, Layout* layout) {
+  bool have_layout = false;
   uint64_t pos = 0;
   while (pos < len) {
     if (len - pos < kMetaRecordHeaderSize) return Status::Corruption("metadata record truncated");
@@ -33,6 +36,15 @@ Status ParseMeta(const uint8_t* p, uint64_t len, IndexMeta* meta) {
     uint32_t vlen = GetU32(p + pos + 4);
     pos += kMetaRecordHeaderSize;
     if (vlen > len - pos) return Status::Corruption("metadata record overruns the index");
+    if (type == kMetaExtents && options.extents) {
+      if (have_layout) return Status::Corruption("two extents records");
+      have_layout = true;
+      auto parsed = ParseLayout(p + pos, vlen, image_size);
+      if (!parsed.ok()) return parsed.status();
+      *layout = std::move(parsed.value());
+      pos += vlen;
+      continue;
+    }
     std::string value(reinterpret_cast<const char*>(p + pos), vlen);
     pos += vlen;
     switch (type) {
@@ -62,7 +74,8 @@ Status ParseMeta(const uint8_t* p, uint64_t len, IndexMeta* meta) {
 
 }  // namespace
 
-Result<Index> Index::Parse(std::string bytes, const std::string& origin) {
+Result<Index> Index::Parse(std::string bytes, const std::string& origin,
+                           ParseOptions options) {
   auto fail = [&](Status st) { return st.Annotate("index " + origin); };
   const size_t n = bytes.size();
   if (n >= 1 && (bytes[0] == '<' || bytes.compare(0, 15, "<!DOCTYPE html>") == 0 ||
@@ -122,7 +135,8 @@ Result<Index> Index::Parse(std::string bytes, const std::string& origin) {
   bool reserved_zero = GetU32(p + kHdrFlags) == 0 && p[kHdrEntrySize + 1] == 0;
   for (size_t i = kHdrReserved; i < kIndexHeaderSize; i++) reserved_zero &= p[i] == 0;
   if (!reserved_zero) return fail(Status::Corruption("reserved header fields are not zero"));
-  HLOOP_RETURN_IF_ERROR(fail(ParseMeta(p + meta_offset, meta_length, &ix.meta_)));
+  HLOOP_RETURN_IF_ERROR(fail(ParseMeta(p + meta_offset, meta_length, options, ix.image_size_,
+                                       &ix.meta_, &ix.layout_)));
   ix.bytes_ = std::move(bytes);
   // Check every entry once so lookups can trust them.
   for (uint64_t i = 0; i < ix.chunk_count_; i++) {
@@ -137,6 +151,10 @@ Result<Index> Index::Parse(std::string bytes, const std::string& origin) {
 }
 
 ChunkEntry Index::entry(uint64_t i) const {
+  if (i >= chunk_count_) {
+    const HotChunk& h = layout_.hot[i - chunk_count_];
+    return ChunkEntry{.hash = h.hash, .stored_size = h.stored_size, .flags = 0};
+  }
   const uint8_t* p = U8(bytes_) + table_offset_ + i * kIndexEntrySize;
   ChunkEntry e;
   std::memcpy(e.hash.data(), p + kEntHash, kHashSize);
@@ -146,9 +164,62 @@ ChunkEntry Index::entry(uint64_t i) const {
 }
 
 uint32_t Index::chunk_length(uint64_t i) const {
+  if (i >= chunk_count_) return layout_.hot[i - chunk_count_].raw_size;
   uint64_t start = i * chunk_size_;
   uint64_t left = image_size_ - start;
   return left < chunk_size_ ? uint32_t(left) : chunk_size_;
+}
+
+Segment Index::Locate(uint64_t offset) const {
+  const auto& ext = layout_.extents;
+  // The first extent that starts after `offset`, and the one before it.
+  auto next = std::upper_bound(ext.begin(), ext.end(), offset,
+                               [](uint64_t o, const ImageExtent& e) { return o < e.image_offset; });
+  if (next != ext.begin()) {
+    const ImageExtent& e = *std::prev(next);
+    if (offset < e.end()) {
+      Segment s{.length = e.end() - offset, .zero = e.zero()};
+      if (!s.zero) {
+        s.slot = chunk_count_ + e.hot;
+        s.slot_offset = e.hot_offset + (offset - e.image_offset);
+      }
+      return s;
+    }
+  }
+  const uint64_t i = offset / chunk_size_;
+  uint64_t end = i * chunk_size_ + chunk_length(i);
+  if (next != ext.end()) end = std::min(end, next->image_offset);
+  Segment s{.length = end - offset, .zero = entry(i).zero()};
+  if (!s.zero) {
+    s.slot = i;
+    s.slot_offset = offset - i * chunk_size_;
+  }
+  return s;
+}
+
+bool Index::TableChunkUsed(uint64_t i) const {
+  const uint64_t begin = i * chunk_size_, end = begin + chunk_length(i);
+  const auto& ext = layout_.extents;
+  auto it = std::upper_bound(ext.begin(), ext.end(), begin,
+                             [](uint64_t o, const ImageExtent& e) { return o < e.image_offset; });
+  uint64_t covered_to = begin;  // [begin, covered_to) is covered
+  if (it != ext.begin() && std::prev(it)->end() > begin) covered_to = std::prev(it)->end();
+  for (; it != ext.end() && it->image_offset <= covered_to && covered_to < end; ++it)
+    covered_to = std::max(covered_to, it->end());
+  return covered_to < end;
+}
+
+void Index::SlotsOf(uint64_t offset, uint64_t len, std::vector<uint64_t>* out) const {
+  const uint64_t end = std::min(image_size_, offset + len);
+  const size_t first = out->size();
+  for (uint64_t pos = offset; pos < end;) {
+    const Segment s = Locate(pos);
+    if (!s.zero && (out->size() == first || out->back() != s.slot)) {
+      if (std::find(out->begin() + first, out->end(), s.slot) == out->end())
+        out->push_back(s.slot);
+    }
+    pos += s.length;
+  }
 }
 
 IndexBuilder::IndexBuilder(uint64_t image_size, uint32_t chunk_size, Codec codec)
@@ -167,6 +238,8 @@ std::string IndexBuilder::Encode() const {
     }
     if (seen.insert(e.hash).second) sum.stored_bytes += e.stored_size;
   }
+  for (const auto& h : layout_.hot)
+    if (seen.insert(h.hash).second) sum.stored_bytes += h.stored_size;
   sum.unique_chunks = seen.size();
 
   std::string meta;
@@ -181,6 +254,8 @@ std::string IndexBuilder::Encode() const {
     std::string v(reinterpret_cast<const char*>(meta_.parent_digest->data()), kHashSize);
     AppendRecord(&meta, kMetaParent, 0, v + meta_.parent_name);
   }
+  if (!layout_.empty())
+    AppendRecord(&meta, kMetaExtents, kMetaFlagCritical, EncodeLayout(layout_));
 
   uint64_t table_size = entries_.size() * kIndexEntrySize;
   std::string out(kIndexHeaderSize + table_size, '\0');

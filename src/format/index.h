@@ -4,6 +4,12 @@
 // An Index owns the encoded bytes and decodes entries on demand, so loading
 // costs one pass (the checksum) and a lookup is O(1) with no allocation: an
 // image of 1 TiB in 256 KiB chunks has a 160 MiB index.
+//
+// Slots: the chunk files an index names are numbered 0 .. slot_count()-1.
+// Slots below chunk_count() are the table's (slot i holds image chunk i);
+// the ones above are the hot chunks of an EXTENTS record (format/layout.h),
+// in order. Every reader fetches, caches and prefetches by slot, and finds
+// which slot holds an image byte with Locate().
 #pragma once
 
 #include <cstdint>
@@ -13,6 +19,7 @@
 
 #include "format/format.h"
 #include "format/hash.h"
+#include "format/layout.h"
 #include "util/status.h"
 
 namespace hloop::format {
@@ -32,6 +39,20 @@ struct IndexMeta {
   std::string parent_name;
 };
 
+// A piece of the image as Locate() finds it: `length` bytes that are zeros,
+// or bytes [slot_offset, slot_offset + length) of slot `slot`.
+struct Segment {
+  uint64_t length = 0;
+  bool zero = false;
+  uint64_t slot = 0;
+  uint64_t slot_offset = 0;
+};
+
+// Which records an index reader understands (tests emulate older readers).
+struct ParseOptions {
+  bool extents = true;  // the EXTENTS record
+};
+
 struct IndexSummary {
   uint64_t stored_bytes = 0;   // sum of the sizes of the distinct chunk files
   uint64_t unique_chunks = 0;  // distinct non-zero chunks
@@ -42,7 +63,8 @@ class Index {
  public:
   // Parses and fully validates `bytes` (magic, version, sizes, checksum,
   // entries). `origin` (a path or URL) only names the index in messages.
-  static Result<Index> Parse(std::string bytes, const std::string& origin);
+  static Result<Index> Parse(std::string bytes, const std::string& origin,
+                             ParseOptions options = {});
 
   uint64_t image_size() const { return image_size_; }
   uint32_t chunk_size() const { return chunk_size_; }
@@ -54,10 +76,27 @@ class Index {
   const Hash& digest() const { return digest_; }
   const std::string& bytes() const { return bytes_; }
 
-  // REQUIRES: i < chunk_count().
+  // REQUIRES: i < slot_count(). For a hot slot: its hash and stored size.
   ChunkEntry entry(uint64_t i) const;
-  // Raw length of chunk i: chunk_size() except for a short last chunk.
+  // Raw length of slot i: chunk_size() except for a short last chunk, and a
+  // hot chunk's own length.
   uint32_t chunk_length(uint64_t i) const;
+
+  // The layout: empty without an EXTENTS record.
+  const Layout& layout() const { return layout_; }
+  bool has_extents() const { return !layout_.extents.empty(); }
+  uint64_t slot_count() const { return chunk_count_ + layout_.hot.size(); }
+  bool is_hot(uint64_t slot) const { return slot >= chunk_count_; }
+  // The piece of the image that starts at `offset` and reads from one place:
+  // it ends at the next chunk or extent boundary (or earlier, never later).
+  // REQUIRES: offset < image_size(). O(log extents).
+  Segment Locate(uint64_t offset) const;
+  // Whether any byte of table chunk i is read from its table entry, i.e.
+  // not every byte of it is covered by extents. REQUIRES: i < chunk_count().
+  bool TableChunkUsed(uint64_t i) const;
+  // The slots holding image bytes [offset, offset+len), in order of the
+  // image, each once, without zeros; appended to `out`.
+  void SlotsOf(uint64_t offset, uint64_t len, std::vector<uint64_t>* out) const;
 
  private:
   Index() = default;
@@ -69,6 +108,7 @@ class Index {
   Codec codec_ = Codec::kZstd;
   IndexSummary summary_;
   IndexMeta meta_;
+  Layout layout_;
   Hash digest_{};
 };
 
@@ -80,6 +120,8 @@ class IndexBuilder {
   uint64_t chunk_count() const { return entries_.size(); }
   void set_entry(uint64_t i, const ChunkEntry& e) { entries_[i] = e; }
   IndexMeta& meta() { return meta_; }
+  // REQUIRES: ValidateLayout(layout, image_size) is ok.
+  void set_layout(Layout layout) { layout_ = std::move(layout); }
   // Computes the summary from the entries and encodes the file.
   std::string Encode() const;
 
@@ -89,6 +131,7 @@ class IndexBuilder {
   Codec codec_;
   std::vector<ChunkEntry> entries_;
   IndexMeta meta_;
+  Layout layout_;
 };
 
 // Number of chunks of an image: ceil(image_size / chunk_size).

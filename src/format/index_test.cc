@@ -542,5 +542,179 @@ TEST(HashTest, Sha256KnownAnswerAndText) {
   EXPECT_EQ(s.Finish(), Sha256("abc"));
 }
 
+// ---- The EXTENTS record (format/layout.h) ----
+
+// 10000 bytes in 4 KiB chunks (chunk 1 is zero), with two hot chunks:
+//   [100, 5000)   hot 0 at 0     crosses the edge of chunks 0 and 1
+//   [5000, 5100)  zeros          a zero range between two hot ranges
+//   [5100, 5200)  hot 0 at 4900
+//   [9000, 10000) hot 1 at 10    the image's last, partial block
+Layout TestLayout() {
+  Layout l;
+  l.hot.push_back(HotChunk{HashOf(100), 3000, 5000});
+  l.hot.push_back(HotChunk{HashOf(101), 500, 2000});
+  l.extents.push_back(ImageExtent{100, 4900, 0, 0});
+  l.extents.push_back(ImageExtent{5000, 100, kExtentZero, 0});
+  l.extents.push_back(ImageExtent{5100, 100, 0, 4900});
+  l.extents.push_back(ImageExtent{9000, 1000, 1, 10});
+  return l;
+}
+
+std::string LayoutIndex(const Layout& layout) {
+  IndexBuilder b(10000, k4K, Codec::kZstd);
+  b.set_entry(0, Entry(0, 1000));
+  b.set_entry(1, ZeroEntry());
+  b.set_entry(2, Entry(2, 900));
+  b.meta().name = "hot";
+  b.set_layout(layout);
+  return b.Encode();
+}
+
+TEST(IndexLayoutTest, RoundTripsAndNumbersHotSlotsAfterTheTable) {
+  auto r = Parse(LayoutIndex(TestLayout()));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->layout(), TestLayout());
+  EXPECT_TRUE(r->has_extents());
+  EXPECT_EQ(r->chunk_count(), 3u);
+  EXPECT_EQ(r->slot_count(), 5u);
+  EXPECT_TRUE(r->is_hot(3));
+  EXPECT_FALSE(r->is_hot(2));
+  EXPECT_EQ(r->entry(3).hash, HashOf(100));
+  EXPECT_EQ(r->entry(3).stored_size, 3000u);
+  EXPECT_FALSE(r->entry(3).zero());
+  EXPECT_EQ(r->chunk_length(3), 5000u);
+  EXPECT_EQ(r->chunk_length(4), 2000u);
+  // Hot chunks count in the summary like any chunk file.
+  EXPECT_EQ(r->summary().unique_chunks, 4u);
+  EXPECT_EQ(r->summary().stored_bytes, 1000u + 900 + 3000 + 500);
+  EXPECT_EQ(r->meta().name, "hot");
+}
+
+// Reads image bytes [0, size) through Locate, one segment at a time, and
+// returns "slot@offset+len" or "zero+len" per segment.
+std::vector<std::string> Walk(const Index& ix, uint64_t from, uint64_t to) {
+  std::vector<std::string> out;
+  for (uint64_t pos = from; pos < to;) {
+    Segment s = ix.Locate(pos);
+    EXPECT_GT(s.length, 0u);
+    uint64_t n = std::min(s.length, to - pos);
+    out.push_back(s.zero ? "zero+" + std::to_string(n)
+                         : std::to_string(s.slot) + "@" + std::to_string(s.slot_offset) + "+" +
+                               std::to_string(n));
+    pos += n;
+  }
+  return out;
+}
+
+TEST(IndexLayoutTest, LocateReadsEveryBoundaryRight) {
+  auto r = Parse(LayoutIndex(TestLayout()));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const Index& ix = *r;
+  // The whole image: table, hot across the chunk edge, zeros, hot, the
+  // zero chunk 1 after the extents, chunk 2, then the last partial block.
+  EXPECT_EQ(Walk(ix, 0, 10000),
+            (std::vector<std::string>{"0@0+100", "3@0+4900", "zero+100", "3@4900+100",
+                                      "zero+2992", "2@0+808", "4@10+1000"}));
+  // Unaligned reads that start inside an extent, or inside a table stretch.
+  EXPECT_EQ(Walk(ix, 4000, 4200), (std::vector<std::string>{"3@3900+200"}));
+  EXPECT_EQ(Walk(ix, 50, 150), (std::vector<std::string>{"0@50+50", "3@0+50"}));
+  EXPECT_EQ(Walk(ix, 5150, 5250), (std::vector<std::string>{"3@4950+50", "zero+50"}));
+  EXPECT_EQ(Walk(ix, 9999, 10000), (std::vector<std::string>{"4@1009+1"}));
+  // A table stretch ends at the next extent, even inside a chunk.
+  EXPECT_EQ(ix.Locate(8192).length, 808u);
+  std::vector<uint64_t> slots;
+  ix.SlotsOf(0, 10000, &slots);
+  EXPECT_EQ(slots, (std::vector<uint64_t>{0, 3, 2, 4}));
+}
+
+TEST(IndexLayoutTest, TableChunkUsedWhenAnyByteIsNotCovered) {
+  Layout l = TestLayout();
+  auto r = Parse(LayoutIndex(l));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->TableChunkUsed(0));  // [0, 100) is not covered
+  EXPECT_TRUE(r->TableChunkUsed(1));
+  EXPECT_TRUE(r->TableChunkUsed(2));
+  // Cover chunk 0 and chunk 2 entirely, with several touching extents.
+  l.extents.insert(l.extents.begin(), ImageExtent{0, 100, kExtentZero, 0});
+  l.extents.back() = ImageExtent{8192, 808, kExtentZero, 0};
+  l.extents.push_back(ImageExtent{9000, 1000, 1, 10});
+  auto c = Parse(LayoutIndex(l));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_FALSE(c->TableChunkUsed(0));
+  EXPECT_TRUE(c->TableChunkUsed(1));  // [5200, 8192) is not covered
+  EXPECT_FALSE(c->TableChunkUsed(2));
+}
+
+TEST(IndexLayoutTest, AnOlderReaderRefusesTheIndexClearly) {
+  // A reader of index version 1 without the EXTENTS record must refuse,
+  // not read the table alone: the critical flag says so.
+  auto r = Index::Parse(LayoutIndex(TestLayout()), "test.idx", ParseOptions{.extents = false});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kUnsupported);
+  EXPECT_NE(r.status().message().find("index needs a newer hloop"), std::string::npos)
+      << r.status().message();
+  EXPECT_NE(r.status().message().find("test.idx"), std::string::npos);
+  // The bytes say so too: the record is type 5 with the CRITICAL flag.
+  std::string b = LayoutIndex(TestLayout());
+  EXPECT_NE(b.find(std::string("\x05\x00\x01\x00", 4)), std::string::npos);
+}
+
+TEST(IndexLayoutTest, RejectsMalformedLayouts) {
+  auto reject = [](Layout l, const std::string& what) {
+    SCOPED_TRACE(what);
+    ExpectRejected(LayoutIndex(l), Status::Code::kCorruption, what);
+  };
+  Layout l = TestLayout();
+  l.extents[1].image_offset = 4990;
+  reject(l, "overlaps");
+  l = TestLayout();
+  std::swap(l.extents[0], l.extents[3]);
+  reject(l, "overlaps or precedes");
+  l = TestLayout();
+  l.extents[3].length = 1001;
+  reject(l, "ends past the image");
+  l = TestLayout();
+  l.extents[2].hot = 2;
+  reject(l, "does not exist");
+  l = TestLayout();
+  l.extents[2].hot_offset = 4901;
+  reject(l, "ends past its hot chunk");
+  l = TestLayout();
+  l.extents[1].hot_offset = 7;
+  reject(l, "zero range with an offset");
+  l = TestLayout();
+  l.extents[0].length = 0;
+  reject(l, "is empty");
+  l = TestLayout();
+  l.hot[1].raw_size = 0;
+  reject(l, "absurd length");
+  l = TestLayout();
+  l.hot[0].stored_size = 3;
+  reject(l, "absurd stored size");
+  // Counts that disagree with the record's length.
+  std::string value = EncodeLayout(TestLayout());
+  std::string b = SmallIndex();
+  InsertMetaRecord(&b, kMetaExtents, kMetaFlagCritical, value.substr(0, value.size() - 1), false);
+  ExpectRejected(b, Status::Code::kCorruption, "counts imply");
+  b = SmallIndex();
+  InsertMetaRecord(&b, kMetaExtents, kMetaFlagCritical, "1234567", false);
+  ExpectRejected(b, Status::Code::kCorruption, "truncated");
+  // Two records.
+  b = LayoutIndex(TestLayout());
+  InsertMetaRecord(&b, kMetaExtents, kMetaFlagCritical, value, true);
+  ExpectRejected(b, Status::Code::kCorruption, "two extents records");
+}
+
+TEST(IndexLayoutTest, AnIndexWithoutExtentsLocatesByTheTable) {
+  auto r = Parse(SmallIndex());
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->has_extents());
+  EXPECT_EQ(r->slot_count(), 3u);
+  EXPECT_EQ(Walk(*r, 0, 10000),
+            (std::vector<std::string>{"0@0+4096", "zero+4096", "2@0+1808"}));
+  EXPECT_EQ(Walk(*r, 4095, 4097), (std::vector<std::string>{"0@4095+1", "zero+1"}));
+  EXPECT_EQ(r->bytes().find(std::string("\x05\x00\x01\x00", 4)), std::string::npos);
+}
+
 }  // namespace
 }  // namespace hloop::format
