@@ -31,7 +31,13 @@ void Clusters::OnDemandMiss(uint64_t i) {
     stats_.chunks = n;
   }
   if (n <= 1) return;
-  const auto [begin, end] = ClusterOf(i, n, reader_.index().chunk_count());
+  // Hot chunks cluster with hot chunks, table chunks with table chunks.
+  const format::Index& index = reader_.index();
+  const uint64_t base = index.is_hot(i) ? index.chunk_count() : 0;
+  const uint64_t count = index.is_hot(i) ? index.slot_count() - base : index.chunk_count();
+  auto [begin, end] = ClusterOf(i - base, n, count);
+  begin += base;
+  end += base;
   for (uint64_t j = begin; j < end; j++) {
     if (j == i || reader_.index().entry(j).zero() || reader_.InDiskCache(j)) continue;
     {

@@ -38,6 +38,9 @@ ImageDevice::ImageDevice(format::Index index, std::unique_ptr<fetch::Source> sou
       fetcher_(reader_, options.workers, BacklogFor(options.readahead_chunks)),
       read_ahead_(ReadAheadOptionsFor(options, reader_.index(), reader_.disk_cache() != nullptr),
                   reader_.index().chunk_count()),
+      hot_read_ahead_(
+          ReadAheadOptionsFor(options, reader_.index(), reader_.disk_cache() != nullptr),
+          reader_.index().slot_count() - reader_.index().chunk_count()),
       clusters_(
           reader_, fetcher_,
           options.workers == 0 ? 0 : options.cluster_max_bytes / reader_.index().chunk_size()),
@@ -115,18 +118,14 @@ Result<std::vector<Extent>> ImageDevice::Extents(uint64_t offset, uint64_t len) 
   const format::Index& index = reader_.index();
   if (offset >= size()) return Status::InvalidArgument("extents past the end of the image");
   len = std::min<uint64_t>(len, size() - offset);
-  const uint64_t cs = index.chunk_size();
   std::vector<Extent> out;
-  uint64_t pos = offset, end = offset + len;
-  while (pos < end) {
-    uint64_t i = pos / cs;
-    uint64_t chunk_end = std::min<uint64_t>(i * cs + index.chunk_length(i), size());
-    uint64_t n = std::min(chunk_end, end) - pos;
-    bool zero = index.entry(i).zero();
-    if (!out.empty() && out.back().zero == zero)
+  for (uint64_t pos = offset, end = offset + len; pos < end;) {
+    const format::Segment seg = index.Locate(pos);
+    const uint64_t n = std::min(seg.length, end - pos);
+    if (!out.empty() && out.back().zero == seg.zero)
       out.back().length += n;
     else
-      out.push_back(Extent{n, zero});
+      out.push_back(Extent{n, seg.zero});
     pos += n;
   }
   return out;
@@ -134,9 +133,40 @@ Result<std::vector<Extent>> ImageDevice::Extents(uint64_t offset, uint64_t len) 
 
 void ImageDevice::Prefetch(uint64_t offset, uint64_t len) {
   if (len == 0 || offset >= size()) return;
-  len = std::min<uint64_t>(len, size() - offset);
-  const uint64_t cs = reader_.index().chunk_size();
-  for (uint64_t i = offset / cs; i <= (offset + len - 1) / cs; i++) fetcher_.Schedule(i);
+  std::vector<uint64_t> slots;
+  reader_.index().SlotsOf(offset, std::min<uint64_t>(len, size() - offset), &slots);
+  for (uint64_t i : slots) fetcher_.Schedule(i);
+}
+
+void ImageDevice::ReadAheadFor(const std::vector<Piece>& pieces) {
+  if (options_.workers == 0 || options_.readahead_chunks == 0) return;
+  const format::Index& index = reader_.index();
+  // The table's chunks and the hot chunks are two streams: a sequential
+  // reader of the image walks the table, a boot walks the hot chunks in the
+  // order it first read them, and neither should pull the other's chunks.
+  uint64_t table_first = UINT64_MAX, table_last = 0, hot_first = UINT64_MAX, hot_last = 0;
+  for (const Piece& p : pieces) {
+    if (p.seg.zero) continue;
+    if (index.is_hot(p.seg.slot)) {
+      hot_first = std::min(hot_first, p.seg.slot - index.chunk_count());
+      hot_last = std::max(hot_last, p.seg.slot - index.chunk_count());
+    } else {
+      table_first = std::min(table_first, p.seg.slot);
+      table_last = std::max(table_last, p.seg.slot);
+    }
+  }
+  const double per_rtt =
+      options_.adaptive_readahead ? ChunksPerRoundTrip(reader_.source(), index) : -1;
+  if (table_first != UINT64_MAX) {
+    const ReadAheadPlan plan = read_ahead_.OnRead(table_first, table_last, per_rtt);
+    fetcher_.set_backlog(BacklogFor(plan.limit));
+    for (uint64_t j : plan.chunks) fetcher_.Schedule(j);
+  }
+  if (hot_first != UINT64_MAX) {
+    const ReadAheadPlan plan = hot_read_ahead_.OnRead(hot_first, hot_last, per_rtt);
+    fetcher_.set_backlog(BacklogFor(plan.limit));
+    for (uint64_t j : plan.chunks) fetcher_.Schedule(index.chunk_count() + j);
+  }
 }
 
 Status ImageDevice::Read(uint64_t offset, size_t len, char* buf) {
@@ -144,34 +174,34 @@ Status ImageDevice::Read(uint64_t offset, size_t len, char* buf) {
   if (offset > size() || len > size() - offset)
     return Status::InvalidArgument("read past the end of the image");
   const format::Index& index = reader_.index();
-  const uint64_t cs = index.chunk_size();
-  const uint64_t first = offset / cs, last = (offset + len - 1) / cs;
-  recorder_.OnRead(first, last);
-  prefetcher_.OnRead(first, last);
-  read_stats_.CountRead(len);
-  if (options_.workers > 0 && options_.readahead_chunks > 0) {
-    const double per_rtt =
-        options_.adaptive_readahead ? ChunksPerRoundTrip(reader_.source(), index) : -1;
-    const ReadAheadPlan plan = read_ahead_.OnRead(first, last, per_rtt);
-    fetcher_.set_backlog(BacklogFor(plan.limit));
-    for (uint64_t j : plan.chunks) fetcher_.Schedule(j);
+  // Where each piece of the range lives: a table chunk, a hot chunk or zeros.
+  std::vector<Piece> pieces;
+  for (uint64_t pos = offset, end = offset + len; pos < end;) {
+    format::Segment seg = index.Locate(pos);
+    seg.length = std::min<uint64_t>(seg.length, end - pos);
+    pieces.push_back(Piece{seg});
+    pos += seg.length;
   }
+  recorder_.OnRead(offset, len);
+  for (const Piece& p : pieces)
+    if (!p.seg.zero) prefetcher_.OnRead(p.seg.slot);
+  read_stats_.CountRead(len);
+  ReadAheadFor(pieces);
   // A read that spans several chunks fetches them in parallel: the workers
   // take all but the first while this thread fetches the first.
-  for (uint64_t i = first + 1; i <= last; i++) fetcher_.Schedule(i);
+  for (size_t k = 1; k < pieces.size(); k++)
+    if (!pieces[k].seg.zero && pieces[k].seg.slot != pieces[0].seg.slot)
+      fetcher_.Schedule(pieces[k].seg.slot);
   size_t done = 0;
-  for (uint64_t i = first; i <= last; i++) {
-    uint64_t chunk_start = i * cs;
-    uint64_t from = std::max(offset, chunk_start) - chunk_start;
-    uint64_t to = std::min<uint64_t>(offset + len - chunk_start, index.chunk_length(i));
-    size_t n = size_t(to - from);
-    if (index.entry(i).zero()) {
+  for (const Piece& p : pieces) {
+    const size_t n = size_t(p.seg.length);
+    if (p.seg.zero) {
       std::memset(buf + done, 0, n);
       read_stats_.CountZeroChunk();
     } else {
-      auto data = GetChunk(i);
+      auto data = GetChunk(p.seg.slot);
       if (!data.ok()) return data.status();
-      std::memcpy(buf + done, (*data)->data() + from, n);
+      std::memcpy(buf + done, (*data)->data() + p.seg.slot_offset, n);
     }
     done += n;
   }

@@ -10,9 +10,10 @@
 //   ProfileRecorder    notes first reads for a boot profile (profile_recorder.h)
 //   ProfilePrefetcher  replays a boot profile (profile_prefetcher.h)
 //
-// Read() splits a range into chunks: all-zero chunks are answered without
-// any I/O, the others come from the ChunkReader; each stage is told about
-// the read.
+// Read() splits a range into the pieces the index maps it to (Index::Locate:
+// table chunks, the hot chunks of a relaid-out index, zeros): zeros are
+// answered without any I/O, the others come from the ChunkReader by slot;
+// each stage is told about the read.
 //
 // Thread model: every method may be called from many threads. The device
 // has no lock of its own; each stage has one, and no stage calls another
@@ -128,6 +129,12 @@ class ImageDevice : public BlockDevice {
   ImageStats stats();
 
  private:
+  struct Piece {
+    format::Segment seg;
+  };
+  // Tells the read-ahead streams about a read and schedules what they plan.
+  void ReadAheadFor(const std::vector<Piece>& pieces);
+
   const ImageOptions options_;
   ImageVersion version_;
   ReadStats read_stats_;
@@ -136,7 +143,8 @@ class ImageDevice : public BlockDevice {
   // only on a reader's fetch, after construction.
   ChunkReader reader_;
   BackgroundFetcher fetcher_;
-  ReadAhead read_ahead_;
+  ReadAhead read_ahead_;      // over the table's chunks
+  ReadAhead hot_read_ahead_;  // over the hot chunks (numbered from 0)
   Clusters clusters_;
   ProfileRecorder recorder_;
   ProfilePrefetcher prefetcher_;

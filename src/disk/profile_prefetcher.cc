@@ -7,7 +7,7 @@ namespace hloop::disk {
 ProfilePrefetcher::ProfilePrefetcher(ChunkReader& reader, unsigned threads)
     : reader_(reader),
       threads_(std::max(1u, threads)),
-      flags_(new std::atomic<uint8_t>[reader.index().chunk_count()]()) {}
+      flags_(new std::atomic<uint8_t>[reader.index().slot_count()]()) {}
 
 ProfilePrefetcher::~ProfilePrefetcher() {
   Stop();
@@ -25,15 +25,11 @@ void ProfilePrefetcher::Start(std::vector<uint64_t> chunks) {
   for (unsigned t = 0; t < threads_; t++) workers_.emplace_back([this] { Loop(); });
 }
 
-void ProfilePrefetcher::OnRead(uint64_t first, uint64_t last) {
-  uint64_t useful = 0;
-  for (uint64_t i = first; i <= last; i++) {
-    const uint8_t before = flags_[i].fetch_or(kRead, std::memory_order_relaxed);
-    if (!(before & kRead) && (before & kPrefetched)) useful++;
-  }
-  if (useful == 0) return;
+void ProfilePrefetcher::OnRead(uint64_t i) {
+  const uint8_t before = flags_[i].fetch_or(kRead, std::memory_order_relaxed);
+  if ((before & kRead) || !(before & kPrefetched)) return;
   MutexLock lock(&mu_);
-  stats_.useful += useful;
+  stats_.useful++;
 }
 
 void ProfilePrefetcher::Loop() {
@@ -49,7 +45,7 @@ void ProfilePrefetcher::Loop() {
       i = list_[next_++];
     }
     bool ok = true;
-    if (i < index.chunk_count()) {
+    if (i < index.slot_count()) {
       bool have = index.entry(i).zero() || reader_.InMemory(i) || reader_.InDiskCache(i) ||
                   (flags_[i].load(std::memory_order_relaxed) & kRead);
       if (!have) {

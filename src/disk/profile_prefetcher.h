@@ -41,8 +41,8 @@ class ProfilePrefetcher {
   // are counted as done). Ignored once a non-empty list was started, or
   // after Stop().
   void Start(std::vector<uint64_t> chunks) EXCLUDES(mu_);
-  // A read of chunks [first, last].
-  void OnRead(uint64_t first, uint64_t last) EXCLUDES(mu_);
+  // A read of slot i (index.h).
+  void OnRead(uint64_t i) EXCLUDES(mu_);
   PrefetchStats stats() EXCLUDES(mu_);
 
   // The threads end after the chunk they are fetching. Returns at once.

@@ -16,8 +16,9 @@ void ProfileRecorder::Start(std::string save_to) {
   recording_.store(true, std::memory_order_release);
 }
 
-void ProfileRecorder::OnRead(uint64_t first, uint64_t last) {
-  if (!recording_.load(std::memory_order_acquire)) return;
+void ProfileRecorder::OnRead(uint64_t offset, uint64_t len) {
+  if (!recording_.load(std::memory_order_acquire) || len == 0) return;
+  const uint64_t first = offset / index_.chunk_size(), last = (offset + len - 1) / index_.chunk_size();
   MutexLock lock(&mu_);
   for (uint64_t i = first; i <= last; i++) {
     if (seen_[i]) continue;

@@ -28,8 +28,8 @@ class ProfileRecorder {
   // Starts recording the first read of each non-zero chunk from now on.
   // Save() writes the profile to `save_to` (if not empty).
   void Start(std::string save_to) EXCLUDES(mu_);
-  // A read of chunks [first, last].
-  void OnRead(uint64_t first, uint64_t last) EXCLUDES(mu_);
+  // A read of image bytes [offset, offset + len).
+  void OnRead(uint64_t offset, uint64_t len) EXCLUDES(mu_);
   // The profile recorded so far, in the format of docs/format.md.
   std::string Text() EXCLUDES(mu_);
   // Writes Text() atomically to the path given to Start(); nothing to do

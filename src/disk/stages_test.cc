@@ -152,13 +152,13 @@ format::Index MakeIndex(uint64_t n, bool (*zero)(uint64_t)) {
 TEST(ProfileRecorderTest, RecordsFirstReadsOfNonZeroChunksInOrderOnlyOnceStarted) {
   format::Index index = MakeIndex(10, [](uint64_t i) { return i == 3; });
   ProfileRecorder rec(index);
-  rec.OnRead(5, 5);  // before Start: not recorded
+  rec.OnRead(5 * kCs, (5 - 5 + 1) * kCs);  // before Start: not recorded
   EXPECT_EQ(rec.recorded(), 0u);
   rec.Start("");
-  rec.OnRead(6, 6);
-  rec.OnRead(2, 4);  // 3 is zero
-  rec.OnRead(6, 7);  // 6 again
-  rec.OnRead(0, 0);
+  rec.OnRead(6 * kCs, (6 - 6 + 1) * kCs);
+  rec.OnRead(2 * kCs, (4 - 2 + 1) * kCs);  // 3 is zero
+  rec.OnRead(6 * kCs, (7 - 6 + 1) * kCs);  // 6 again
+  rec.OnRead(0 * kCs, (0 - 0 + 1) * kCs);
   EXPECT_EQ(rec.recorded(), 5u);
   auto chunks = ParseProfile(rec.Text(), index.chunk_count(), "recorded");
   ASSERT_TRUE(chunks.ok()) << chunks.status().ToString();
@@ -171,8 +171,8 @@ TEST(ProfileRecorderTest, SaveWritesTheProfileAtomically) {
   hloop::testing::ScopedTempDir tmp;
   ProfileRecorder rec(index);
   rec.Start(tmp.Join("boot.profile"));
-  rec.OnRead(3, 3);
-  rec.OnRead(1, 1);
+  rec.OnRead(3 * kCs, (3 - 3 + 1) * kCs);
+  rec.OnRead(1 * kCs, (1 - 1 + 1) * kCs);
   ASSERT_TRUE(rec.Save().ok());
   std::string text = hloop::testing::ReadTestFile(tmp.Join("boot.profile"));
   EXPECT_EQ(text, rec.Text());
