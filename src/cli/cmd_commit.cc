@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
+#include "cli/layout_cli.h"
 #include "store/local_store.h"
 #include "util/size.h"
 #include "writer/commit.h"
@@ -12,8 +13,8 @@ namespace hloop::cli {
 
 namespace {
 struct CommitArgs {
-  std::string url, store, name;
-  bool json = false;
+  std::string url, store, name, layout_from;
+  bool json = false, no_layout = false;
   unsigned threads = 0;
   ImageCliOptions image;
   OverlayCliOptions overlay;
@@ -33,6 +34,12 @@ int RunCommit(CommitArgs& a) {
   o.name = a.name;
   o.parent_name = disk::ImageName(base, a.url);
   o.threads = a.threads;
+  if (a.no_layout) o.layout = writer::LayoutPlan{};
+  if (!a.layout_from.empty()) {
+    auto p = LayoutFrom(a.layout_from, a.store, opts->fetch);
+    if (!p.ok()) return Fail(p.status());
+    o.layout = std::move(p.value());
+  }
   Progress bar("commit");
   if (!a.json) o.progress = [&](uint64_t d, uint64_t t) { bar.Update(d, t); };
   // Chunks the overlay does not touch read as the base's: their entries are reused.
@@ -52,6 +59,7 @@ int RunCommit(CommitArgs& a) {
         {"bytes_new", sum->bytes_new},
         {"chunks_copied", sum->chunks_copied},
         {"chunks_zero", sum->chunks_zero}};
+    if (sum->layout.hot_chunks || sum->layout.extents) j["layout"] = LayoutJson(sum->layout);
     std::printf("%s\n", JsonText(j).c_str());
     return kExitOk;
   }
@@ -65,6 +73,7 @@ int RunCommit(CommitArgs& a) {
     std::printf(
         "        %llu unchanged chunks were missing from the store and copied from the base\n",
         (unsigned long long)sum->chunks_copied);
+  if (std::string line = LayoutLine(sum->layout); !line.empty()) std::printf("%s\n", line.c_str());
   std::printf("digest: %s\n", format::ToHex(sum->digest).c_str());
   return kExitOk;
 }
@@ -91,13 +100,23 @@ Command CommitCommand() {
             app->add_option("--threads", a->threads,
                             "Worker threads (default: one per core, at most 16)")
                 ->check(CLI::Range(0, 1024));
+            auto* from = app->add_option(
+                "--layout-from", a->layout_from,
+                "Lay the new version out as this index is (NAME in STORE, a path or a URL; "
+                "default: as the base is, if `hloop relayout` made it)");
+            app->add_flag("--no-layout", a->no_layout,
+                          "Write the new version without hot chunks, even if the base has them")
+                ->excludes(from);
             app->add_flag("--json", a->json, "Print the summary as JSON");
             AddImageOptions(app, &a->image, /*with_cache_default=*/true);
             app->footer(
                 "Only chunks the overlay touched are read and hashed; a new chunk file is written\n"
                 "for each whose content the store does not have. Unchanged chunks keep their\n"
                 "entries. The new index names the base as its parent and is written last,\n"
-                "atomically. The overlay must not be in use (unmount first); it is left as is.");
+                "atomically. The overlay must not be in use (unmount first); it is left as is.\n"
+                "A base relaid out by `hloop relayout` keeps its layout: its hot chunks are\n"
+                "written again from the new image, and those whose blocks did not change are\n"
+                "the same files.");
             return [a] { return RunCommit(*a); };
           }};
 }

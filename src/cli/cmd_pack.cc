@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
+#include "cli/layout_cli.h"
 #include "fetch/url.h"
 #include "format/codec.h"
 #include "pack/packer.h"
@@ -11,7 +12,7 @@ namespace hloop::cli {
 
 namespace {
 struct PackArgs {
-  std::string image, store, name, chunk_size = "256K", codec = "zstd";
+  std::string image, store, name, chunk_size = "256K", codec = "zstd", layout_from;
   int level = -1;
   unsigned threads = 0;
   bool json = false, quiet = false;
@@ -30,6 +31,13 @@ int RunPack(const PackArgs& a) {
   o.codec = *codec;
   o.level = a.level;
   o.threads = a.threads;
+  std::optional<writer::LayoutPlan> plan;
+  if (!a.layout_from.empty()) {
+    auto p = LayoutFrom(a.layout_from, a.store, fetch::FetchOptions{});
+    if (!p.ok()) return Fail(p.status());
+    plan = std::move(p.value());
+    o.layout = &*plan;
+  }
   Progress bar("packing");
   if (!a.quiet && !a.json) o.progress = [&](uint64_t d, uint64_t t) { bar.Update(d, t); };
   auto store = store::LocalStore::Open(a.store, /*create=*/true);
@@ -51,6 +59,7 @@ int RunPack(const PackArgs& a) {
                         {"stored_bytes", sum->stored_bytes},
                         {"ratio", ratio},
                         {"seconds", sum->seconds}};
+    if (plan) j["layout"] = LayoutJson(sum->layout);
     std::printf("%s\n", JsonText(j).c_str());
   } else if (!a.quiet) {
     std::printf("packed %s into %s\n", a.image.c_str(), sum->index_path.c_str());
@@ -61,6 +70,8 @@ int RunPack(const PackArgs& a) {
     std::printf("bytes:  %s read, %s written, image stored in %s (ratio %.2f)\n",
                 FormatSize(sum->bytes_read).c_str(), FormatSize(sum->bytes_written).c_str(),
                 FormatSize(sum->stored_bytes).c_str(), ratio);
+    if (std::string line = LayoutLine(sum->layout); !line.empty())
+      std::printf("%s\n", line.c_str());
     std::printf("time:   %.2f s (%.0f MB/s)\n", sum->seconds,
                 sum->seconds > 0 ? double(sum->bytes_read) / sum->seconds / 1e6 : 0.0);
   }
@@ -90,6 +101,11 @@ Command PackCommand() {
         app->add_option("--threads", a->threads,
                         "Worker threads (default: one per core, at most 16)")
             ->check(CLI::Range(0, 1024));
+        app->add_option("--layout-from", a->layout_from,
+                        "Lay the image out as this earlier version is (an index relaid out by "
+                        "`hloop relayout`: NAME in STORE, a path or a URL): the blocks it packs "
+                        "into hot chunks are packed the same way, and hot chunks whose blocks "
+                        "did not change are shared, not stored again");
         app->add_flag("--json", a->json, "Print the summary as JSON");
         app->add_flag("-q,--quiet", a->quiet, "Print nothing on success");
         app->footer(

@@ -25,6 +25,7 @@ Command PublishCommand();
 Command LogCommand();
 Command DiffCommand();
 Command GcCommand();
+Command RelayoutCommand();
 }  // namespace hloop::cli
 
 int main(int argc, char** argv) {
@@ -34,7 +35,7 @@ int main(int argc, char** argv) {
                               CatCommand(),     FetchCommand(),   VerifyCommand(), StatsCommand(),
                               MirrorsCommand(), OverlayCommand(), CommitCommand(), NbdCommand(),
                               NinePCommand(),   KeyCommand(),     SignCommand(),   PublishCommand(),
-                              LogCommand(),     DiffCommand(),    GcCommand()};
+                              LogCommand(),     DiffCommand(),    GcCommand(),     RelayoutCommand()};
   CLI::App app{
       "hloop: disk images that live on any plain web server.\n"
       "Pack an image into content-addressed chunk files, serve them over HTTP, and\n"

@@ -16,6 +16,13 @@
 
 namespace hloop::format {
 
+// A range of image bytes.
+struct ByteRange {
+  uint64_t offset = 0, length = 0;
+  uint64_t end() const { return offset + length; }
+  bool operator==(const ByteRange&) const = default;
+};
+
 // A hot chunk file: named by the SHA-256 of its raw content like any chunk.
 struct HotChunk {
   Hash hash{};

@@ -14,6 +14,7 @@ Result<writer::WriteSummary> Pack(const std::string& image_path, store::LocalSto
   o.level = options.level;
   o.threads = options.threads;
   o.progress = options.progress;
+  o.layout = options.layout;
   if (!writer::IsValidImageName(o.name))
     return Status::InvalidArgument("bad image name '" + o.name + "'");
   if (auto old = store.ReadIndex(o.name); old.ok()) {

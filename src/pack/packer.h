@@ -11,6 +11,7 @@
 #include "store/local_store.h"
 #include "util/status.h"
 #include "writer/image_writer.h"
+#include "writer/layout_writer.h"
 
 namespace hloop::pack {
 
@@ -22,6 +23,9 @@ struct PackOptions {
   unsigned threads = 0;  // 0: one per core, at most writer::kMaxDefaultThreads
   // Called from the packing thread about five times a second.
   std::function<void(uint64_t bytes_done, uint64_t bytes_total)> progress;
+  // Hot chunks and extents to write (e.g. PlanFromLayout of the previous
+  // version, `--layout-from`); null: none. Must outlive the call.
+  const writer::LayoutPlan* layout = nullptr;
 };
 
 // Packs the file or block device at `image_path` into `store` as

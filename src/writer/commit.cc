@@ -25,6 +25,10 @@ Result<WriteSummary> Commit(const format::Index& base, ImageBytes& image, store:
   o.parent_digest = base.digest();
   o.parent_name = options.parent_name.empty() ? base.meta().name : options.parent_name;
   o.progress = options.progress;
+  // A relaid-out base stays relaid out: its hot chunks whose blocks did not
+  // change come out identical and are shared.
+  const LayoutPlan plan = options.layout ? *options.layout : PlanFromLayout(base);
+  if (!plan.ranges.empty() || !plan.zero_ranges.empty()) o.layout = &plan;
   return WriteImage(image, store, o);
 }
 

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "format/hash.h"
@@ -16,6 +17,7 @@
 #include "util/status.h"
 #include "writer/image_bytes.h"
 #include "writer/image_writer.h"
+#include "writer/layout_writer.h"
 
 namespace hloop::writer {
 
@@ -28,6 +30,10 @@ struct CommitOptions {
   // Called from the committing thread about five times a second with the
   // bytes of the image handled so far.
   std::function<void(uint64_t bytes_done, uint64_t bytes_total)> progress;
+  // The new version's hot chunks and extents (layout_writer.h). Unset: the
+  // base's layout, carried over (none if the base has none); an empty plan:
+  // none.
+  std::optional<LayoutPlan> layout;
 };
 
 // Writes the image `image` reads into `store` as `options.name`. `image`

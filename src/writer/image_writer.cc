@@ -35,6 +35,10 @@ class Run {
   // Builds, after WriteChunks, the index, and fills in `sum` but for what
   // concerns the index file.
   format::IndexBuilder MakeIndex(WriteSummary* sum) EXCLUDES(mu_);
+  // After WriteChunks: the table's entries (stored sizes not yet filled in).
+  const std::vector<format::ChunkEntry>& entries() const { return entries_; }
+  // Counts the hot chunks of `layout` not among the table's chunks in `sum`.
+  void CountHotChunks(const format::Layout& layout, WriteSummary* sum) EXCLUDES(mu_);
 
  private:
   void Worker() EXCLUDES(mu_);
@@ -198,6 +202,18 @@ format::IndexBuilder Run::MakeIndex(WriteSummary* sum) {
   return builder;
 }
 
+void Run::CountHotChunks(const format::Layout& layout, WriteSummary* sum) {
+  MutexLock lock(&mu_);
+  for (const auto& h : layout.hot) {
+    if (!sizes_.emplace(h.hash, h.stored_size).second) continue;
+    sum->chunks_unique++;
+    sum->stored_bytes += h.stored_size;
+  }
+  sum->chunks_new += sum->layout.hot_new;
+  sum->bytes_new += sum->layout.hot_bytes_new;
+  sum->bytes_read += sum->layout.hot_raw_bytes;
+}
+
 }  // namespace
 
 bool IsValidImageName(const std::string& name) {
@@ -223,7 +239,21 @@ Result<WriteSummary> WriteImage(ImageBytes& bytes, store::LocalStore& store,
                       : std::clamp(std::thread::hardware_concurrency(), 1u, kMaxDefaultThreads);
   HLOOP_RETURN_IF_ERROR(run.WriteChunks(threads));
   WriteSummary sum;
+  format::Layout layout;
+  if (options.layout) {
+    auto written = WriteLayout(bytes, run.entries(), options.chunk_size, *options.layout, store,
+                               options.codec,
+                               options.level >= 0 ? options.level
+                                                  : format::DefaultLevel(options.codec),
+                               &sum.layout);
+    if (!written.ok()) return written.status().Annotate("hot chunks");
+    layout = std::move(written.value());
+  }
   format::IndexBuilder builder = run.MakeIndex(&sum);
+  if (!layout.empty()) {
+    run.CountHotChunks(layout, &sum);
+    builder.set_layout(std::move(layout));
+  }
   // The chunk files must be on disk before an index can point at them.
   HLOOP_RETURN_IF_ERROR(store.SyncChunks());
   const std::string index = builder.Encode();

@@ -23,6 +23,7 @@
 #include "store/local_store.h"
 #include "util/status.h"
 #include "writer/image_bytes.h"
+#include "writer/layout_writer.h"
 
 namespace hloop::writer {
 
@@ -50,6 +51,9 @@ struct WriteOptions {
   // Called from the calling thread about five times a second with the bytes
   // of the image handled so far, and last with (size, size) on success.
   std::function<void(uint64_t bytes_done, uint64_t bytes_total)> progress;
+  // Hot chunks and extents to add (writer/layout_writer.h); null: none.
+  // Must outlive the call.
+  const LayoutPlan* layout = nullptr;
 };
 
 struct WriteSummary {
@@ -66,6 +70,7 @@ struct WriteSummary {
   double seconds = 0;
   std::string index_path;
   format::Hash digest{};  // SHA-256 of the index written
+  LayoutSummary layout;   // with a layout plan (its hot chunks are in the counts above too)
 };
 
 // Writes the image `bytes` reads into `store` as `options.name` (see the
