@@ -51,7 +51,8 @@ int RunRelayout(RelayoutArgs& a) {
     const bool same = parsed.ok() && (parsed->digest() == index.digest() ||
                                       parsed->meta().parent_digest == index.digest());
     if (!same)
-      return Fail(store->IndexPath(a.name) + " exists and is neither this image nor a relayout "
+      return Fail(store->IndexPath(a.name) +
+                  " exists and is neither this image nor a relayout "
                   "of it; choose another --name");
   }
   // The image is unchanged: every table chunk is reused (and copied from the
@@ -101,36 +102,36 @@ int RunRelayout(RelayoutArgs& a) {
   }
   if (a.quiet) return kExitOk;
   std::printf("relaid out %s as %s\n", a.url.c_str(), sum->index_path.c_str());
-  std::printf("profiles:   %s read, %s of it packed into %llu hot chunks (%llu new), "
-              "%llu extents (%llu of zeros)\n",
-              FormatSize(planned).c_str(), FormatSize(l.hot_raw_bytes).c_str(),
-              (unsigned long long)l.hot_chunks, (unsigned long long)l.hot_new,
-              (unsigned long long)l.extents, (unsigned long long)l.zero_extents);
+  std::printf(
+      "profiles:   %s read, %s of it packed into %llu hot chunks (%llu new), "
+      "%llu extents (%llu of zeros)\n",
+      FormatSize(planned).c_str(), FormatSize(l.hot_raw_bytes).c_str(),
+      (unsigned long long)l.hot_chunks, (unsigned long long)l.hot_new,
+      (unsigned long long)l.extents, (unsigned long long)l.zero_extents);
   if (l.dropped_bytes)
     std::printf("            %s of the profiles left out: the index's extent table is full\n",
                 FormatSize(l.dropped_bytes).c_str());
-  std::printf("store:      %s added (%.1f%% of the image's %s)%s\n",
-              FormatSize(sum->bytes_new).c_str(),
-              sum->stored_bytes ? 100.0 * double(sum->bytes_new) / double(sum->stored_bytes) : 0,
-              FormatSize(sum->stored_bytes).c_str(),
-              sum->chunks_copied ? (", " + std::to_string(sum->chunks_copied) +
-                                    " chunk files copied from the image")
-                                       .c_str()
-                                 : "");
-  std::printf("cold boot:  fetches %s in %llu chunk files, against %s in %llu before "
-              "(%.0f%%)\n",
-              FormatSize(after.stored_bytes).c_str(), (unsigned long long)after.files,
-              FormatSize(before.stored_bytes).c_str(), (unsigned long long)before.files,
-              before.stored_bytes ? 100.0 * double(after.stored_bytes) / double(before.stored_bytes)
-                                  : 0);
+  std::printf(
+      "store:      %s added (%.1f%% of the image's %s)%s\n", FormatSize(sum->bytes_new).c_str(),
+      sum->stored_bytes ? 100.0 * double(sum->bytes_new) / double(sum->stored_bytes) : 0,
+      FormatSize(sum->stored_bytes).c_str(),
+      sum->chunks_copied
+          ? (", " + std::to_string(sum->chunks_copied) + " chunk files copied from the image")
+                .c_str()
+          : "");
+  std::printf(
+      "cold boot:  fetches %s in %llu chunk files, against %s in %llu before "
+      "(%.0f%%)\n",
+      FormatSize(after.stored_bytes).c_str(), (unsigned long long)after.files,
+      FormatSize(before.stored_bytes).c_str(), (unsigned long long)before.files,
+      before.stored_bytes ? 100.0 * double(after.stored_bytes) / double(before.stored_bytes) : 0);
   return kExitOk;
 }
 }  // namespace
 
 Command RelayoutCommand() {
   return {
-      "relayout",
-      "Pack the blocks boot profiles read into few chunk files; the image is unchanged",
+      "relayout", "Pack the blocks boot profiles read into few chunk files; the image is unchanged",
       [](CLI::App* app) -> std::function<int()> {
         auto a = std::make_shared<RelayoutArgs>();
         app->add_option("URL", a->url,

@@ -18,18 +18,18 @@ constexpr uint64_t kMaxProfileFile = uint64_t(1) << 30;
 Result<std::vector<format::ByteRange>> LoadProfileRanges(const std::string& profile,
                                                          const format::Index& index,
                                                          const fetch::FetchOptions& fetch) {
-  Result<std::string> text = profile.find("://") != std::string::npos
-                                 ? fetch::FetchUrlChecked(
-                                       profile, fetch, [](const std::string&) { return Status::Ok(); },
-                                       kMaxProfileFile, "a profile")
-                                 : ReadFileLimited(profile, kMaxProfileFile);
+  Result<std::string> text =
+      profile.find("://") != std::string::npos
+          ? fetch::FetchUrlChecked(
+                profile, fetch, [](const std::string&) { return Status::Ok(); }, kMaxProfileFile,
+                "a profile")
+          : ReadFileLimited(profile, kMaxProfileFile);
   if (!text.ok()) return text.status().Annotate("profile");
   // TODO(profile v2): disk::ProfileByteRanges once block-level profiles land.
   auto chunks = disk::ParseProfile(*text, index.chunk_count(), profile);
   if (!chunks.ok()) return chunks.status();
   std::vector<format::ByteRange> out;
-  for (uint64_t c : *chunks)
-    out.push_back({c * index.chunk_size(), index.chunk_length(c)});
+  for (uint64_t c : *chunks) out.push_back({c * index.chunk_size(), index.chunk_length(c)});
   return out;
 }
 
@@ -90,18 +90,21 @@ Result<writer::LayoutPlan> LayoutFrom(const std::string& from, const std::string
 std::string LayoutLine(const writer::LayoutSummary& l) {
   if (l.hot_chunks == 0 && l.extents == 0) return "";
   std::string line = "layout: " + std::to_string(l.hot_chunks) + " hot chunks (" +
-                     std::to_string(l.hot_new) + " new, " + FormatSize(l.hot_bytes_new) +
-                     "), " + std::to_string(l.extents) + " extents mapping " +
-                     FormatSize(l.mapped_bytes);
+                     std::to_string(l.hot_new) + " new, " + FormatSize(l.hot_bytes_new) + "), " +
+                     std::to_string(l.extents) + " extents mapping " + FormatSize(l.mapped_bytes);
   if (l.dropped_bytes) line += ", " + FormatSize(l.dropped_bytes) + " left out (table full)";
   return line;
 }
 
 nlohmann::json LayoutJson(const writer::LayoutSummary& l) {
-  return {{"hot_chunks", l.hot_chunks},         {"hot_chunks_new", l.hot_new},
-          {"hot_bytes_new", l.hot_bytes_new},   {"hot_bytes_packed", l.hot_raw_bytes},
-          {"extents", l.extents},               {"zero_extents", l.zero_extents},
-          {"mapped_bytes", l.mapped_bytes},     {"dropped_bytes", l.dropped_bytes}};
+  return {{"hot_chunks", l.hot_chunks},
+          {"hot_chunks_new", l.hot_new},
+          {"hot_bytes_new", l.hot_bytes_new},
+          {"hot_bytes_packed", l.hot_raw_bytes},
+          {"extents", l.extents},
+          {"zero_extents", l.zero_extents},
+          {"mapped_bytes", l.mapped_bytes},
+          {"dropped_bytes", l.dropped_bytes}};
 }
 
 }  // namespace hloop::cli

@@ -28,7 +28,8 @@ struct FetchEstimate {
   uint64_t raw_bytes = 0;     // their content's length
   uint64_t read_bytes = 0;    // the bytes the ranges read (zeros included)
 };
-FetchEstimate EstimateFetch(const format::Index& index, const std::vector<format::ByteRange>& ranges);
+FetchEstimate EstimateFetch(const format::Index& index,
+                            const std::vector<format::ByteRange>& ranges);
 nlohmann::json EstimateJson(const FetchEstimate& e);
 
 // An index by name in `store_dir` (NAME or NAME.idx, no '/'), else by URL

@@ -31,11 +31,11 @@ Command RelayoutCommand();
 int main(int argc, char** argv) {
   using namespace hloop::cli;
   SetArgs(argc, argv);
-  const Command commands[] = {PackCommand(),    InfoCommand(),    ServeCommand(),  MountCommand(),
-                              CatCommand(),     FetchCommand(),   VerifyCommand(), StatsCommand(),
-                              MirrorsCommand(), OverlayCommand(), CommitCommand(), NbdCommand(),
-                              NinePCommand(),   KeyCommand(),     SignCommand(),   PublishCommand(),
-                              LogCommand(),     DiffCommand(),    GcCommand(),     RelayoutCommand()};
+  const Command commands[] = {
+      PackCommand(),    InfoCommand(),   ServeCommand(), MountCommand(),   CatCommand(),
+      FetchCommand(),   VerifyCommand(), StatsCommand(), MirrorsCommand(), OverlayCommand(),
+      CommitCommand(),  NbdCommand(),    NinePCommand(), KeyCommand(),     SignCommand(),
+      PublishCommand(), LogCommand(),    DiffCommand(),  GcCommand(),      RelayoutCommand()};
   CLI::App app{
       "hloop: disk images that live on any plain web server.\n"
       "Pack an image into content-addressed chunk files, serve them over HTTP, and\n"

@@ -18,7 +18,8 @@ void ProfileRecorder::Start(std::string save_to) {
 
 void ProfileRecorder::OnRead(uint64_t offset, uint64_t len) {
   if (!recording_.load(std::memory_order_acquire) || len == 0) return;
-  const uint64_t first = offset / index_.chunk_size(), last = (offset + len - 1) / index_.chunk_size();
+  const uint64_t first = offset / index_.chunk_size(),
+                 last = (offset + len - 1) / index_.chunk_size();
   MutexLock lock(&mu_);
   for (uint64_t i = first; i <= last; i++) {
     if (seen_[i]) continue;

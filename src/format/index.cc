@@ -25,8 +25,8 @@ void AppendRecord(std::string* out, uint16_t type, uint16_t flags, const std::st
   out->append(value);
 }
 
-Status ParseMeta(const uint8_t* p, uint64_t len, const ParseOptions& options,
-                 uint64_t image_size, IndexMeta* meta, Layout* layout) {
+Status ParseMeta(const uint8_t* p, uint64_t len, const ParseOptions& options, uint64_t image_size,
+                 IndexMeta* meta, Layout* layout) {
   bool have_layout = false;
   uint64_t pos = 0;
   while (pos < len) {
@@ -74,8 +74,7 @@ Status ParseMeta(const uint8_t* p, uint64_t len, const ParseOptions& options,
 
 }  // namespace
 
-Result<Index> Index::Parse(std::string bytes, const std::string& origin,
-                           ParseOptions options) {
+Result<Index> Index::Parse(std::string bytes, const std::string& origin, ParseOptions options) {
   auto fail = [&](Status st) { return st.Annotate("index " + origin); };
   const size_t n = bytes.size();
   if (n >= 1 && (bytes[0] == '<' || bytes.compare(0, 15, "<!DOCTYPE html>") == 0 ||
@@ -135,8 +134,8 @@ Result<Index> Index::Parse(std::string bytes, const std::string& origin,
   bool reserved_zero = GetU32(p + kHdrFlags) == 0 && p[kHdrEntrySize + 1] == 0;
   for (size_t i = kHdrReserved; i < kIndexHeaderSize; i++) reserved_zero &= p[i] == 0;
   if (!reserved_zero) return fail(Status::Corruption("reserved header fields are not zero"));
-  HLOOP_RETURN_IF_ERROR(fail(ParseMeta(p + meta_offset, meta_length, options, ix.image_size_,
-                                       &ix.meta_, &ix.layout_)));
+  HLOOP_RETURN_IF_ERROR(fail(
+      ParseMeta(p + meta_offset, meta_length, options, ix.image_size_, &ix.meta_, &ix.layout_)));
   ix.bytes_ = std::move(bytes);
   // Check every entry once so lookups can trust them.
   for (uint64_t i = 0; i < ix.chunk_count_; i++) {
@@ -215,8 +214,7 @@ void Index::SlotsOf(uint64_t offset, uint64_t len, std::vector<uint64_t>* out) c
   for (uint64_t pos = offset; pos < end;) {
     const Segment s = Locate(pos);
     if (!s.zero && (out->size() == first || out->back() != s.slot)) {
-      if (std::find(out->begin() + first, out->end(), s.slot) == out->end())
-        out->push_back(s.slot);
+      if (std::find(out->begin() + first, out->end(), s.slot) == out->end()) out->push_back(s.slot);
     }
     pos += s.length;
   }
@@ -254,8 +252,7 @@ std::string IndexBuilder::Encode() const {
     std::string v(reinterpret_cast<const char*>(meta_.parent_digest->data()), kHashSize);
     AppendRecord(&meta, kMetaParent, 0, v + meta_.parent_name);
   }
-  if (!layout_.empty())
-    AppendRecord(&meta, kMetaExtents, kMetaFlagCritical, EncodeLayout(layout_));
+  if (!layout_.empty()) AppendRecord(&meta, kMetaExtents, kMetaFlagCritical, EncodeLayout(layout_));
 
   uint64_t table_size = entries_.size() * kIndexEntrySize;
   std::string out(kIndexHeaderSize + table_size, '\0');

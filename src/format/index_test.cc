@@ -613,8 +613,8 @@ TEST(IndexLayoutTest, LocateReadsEveryBoundaryRight) {
   // The whole image: table, hot across the chunk edge, zeros, hot, the
   // zero chunk 1 after the extents, chunk 2, then the last partial block.
   EXPECT_EQ(Walk(ix, 0, 10000),
-            (std::vector<std::string>{"0@0+100", "3@0+4900", "zero+100", "3@4900+100",
-                                      "zero+2992", "2@0+808", "4@10+1000"}));
+            (std::vector<std::string>{"0@0+100", "3@0+4900", "zero+100", "3@4900+100", "zero+2992",
+                                      "2@0+808", "4@10+1000"}));
   // Unaligned reads that start inside an extent, or inside a table stretch.
   EXPECT_EQ(Walk(ix, 4000, 4200), (std::vector<std::string>{"3@3900+200"}));
   EXPECT_EQ(Walk(ix, 50, 150), (std::vector<std::string>{"0@50+50", "3@0+50"}));
@@ -710,8 +710,7 @@ TEST(IndexLayoutTest, AnIndexWithoutExtentsLocatesByTheTable) {
   ASSERT_TRUE(r.ok());
   EXPECT_FALSE(r->has_extents());
   EXPECT_EQ(r->slot_count(), 3u);
-  EXPECT_EQ(Walk(*r, 0, 10000),
-            (std::vector<std::string>{"0@0+4096", "zero+4096", "2@0+1808"}));
+  EXPECT_EQ(Walk(*r, 0, 10000), (std::vector<std::string>{"0@0+4096", "zero+4096", "2@0+1808"}));
   EXPECT_EQ(Walk(*r, 4095, 4097), (std::vector<std::string>{"0@4095+1", "zero+1"}));
   EXPECT_EQ(r->bytes().find(std::string("\x05\x00\x01\x00", 4)), std::string::npos);
 }

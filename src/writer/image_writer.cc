@@ -241,11 +241,9 @@ Result<WriteSummary> WriteImage(ImageBytes& bytes, store::LocalStore& store,
   WriteSummary sum;
   format::Layout layout;
   if (options.layout) {
-    auto written = WriteLayout(bytes, run.entries(), options.chunk_size, *options.layout, store,
-                               options.codec,
-                               options.level >= 0 ? options.level
-                                                  : format::DefaultLevel(options.codec),
-                               &sum.layout);
+    auto written = WriteLayout(
+        bytes, run.entries(), options.chunk_size, *options.layout, store, options.codec,
+        options.level >= 0 ? options.level : format::DefaultLevel(options.codec), &sum.layout);
     if (!written.ok()) return written.status().Annotate("hot chunks");
     layout = std::move(written.value());
   }

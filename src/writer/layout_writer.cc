@@ -29,8 +29,7 @@ void Insert(IntervalSet* set, uint64_t a, uint64_t b) {
 }
 
 // The parts of [a, b) not in `set`, appended to `out` in order.
-void Subtract(const IntervalSet& set, uint64_t a, uint64_t b,
-              std::vector<format::ByteRange>* out) {
+void Subtract(const IntervalSet& set, uint64_t a, uint64_t b, std::vector<format::ByteRange>* out) {
   auto it = set.upper_bound(a);
   if (it != set.begin() && std::prev(it)->second > a) --it;
   while (a < b) {
@@ -84,10 +83,10 @@ class HotStream {
   Result<format::Layout> Finish() {
     if (!buf_.empty()) HLOOP_RETURN_IF_ERROR(Flush());
     auto& ext = layout_.extents;
-    std::sort(ext.begin(), ext.end(), [](const format::ImageExtent& a,
-                                         const format::ImageExtent& b) {
-      return a.image_offset < b.image_offset;
-    });
+    std::sort(ext.begin(), ext.end(),
+              [](const format::ImageExtent& a, const format::ImageExtent& b) {
+                return a.image_offset < b.image_offset;
+              });
     std::vector<format::ImageExtent> merged;
     for (const auto& e : ext) {
       if (!merged.empty()) {

@@ -43,8 +43,7 @@ struct LayoutPlan {
 
 // Adds `ranges` to `plan` in order, leaving out the bytes the plan has
 // already (the first profile given wins), cut to an image of `image_size`.
-void AddToPlan(const std::vector<format::ByteRange>& ranges, uint64_t image_size,
-               LayoutPlan* plan);
+void AddToPlan(const std::vector<format::ByteRange>& ranges, uint64_t image_size, LayoutPlan* plan);
 
 // The plan that lays out another version of `index`'s image as `index` is:
 // its hot chunks' ranges in hot-chunk order, and its zero extents.
