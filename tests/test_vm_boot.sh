@@ -9,7 +9,12 @@
 #   boot 2: the guest finds the token;
 #   hloop commit turns base + overlay into a new version in the same store;
 #   boot 3: the new index exported without an overlay (read-only export,
-#           read-only drive, / mounted ro): the guest finds the token.
+#           read-only drive, / mounted ro): the guest finds the token;
+#   boot 4 (issue 14): boot 1 recorded a profile (hloop nbd --record-profile);
+#           `hloop relayout` packs its reads into hot chunks as debian-hot;
+#           debian-hot boots like boot 1 (cold cache, new overlay, rw) and the
+#           server (nginx, whose access log counts the bytes it sent) sends
+#           fewer bytes for it than for boot 1.
 # The store's original files and the cached image stay byte for byte the same.
 # Each boot must print its boot-finished marker and power off within
 # HLOOP_VM_BOOT_TIMEOUT seconds (default 240); else the test fails with the
@@ -27,7 +32,7 @@ check_eq "the cached image is intact before the test" "$(cat "$IMG.sha256")" "$(
 
 "$HLOOP" pack "$IMG" "$TMP/store" --name debian -q || fail "hloop pack failed"
 (cd "$TMP/store" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$TMP/store.sha256"
-start_hloop_serve "$TMP/store"
+start_nginx_timed "$TMP/store"
 INDEX=$URL/debian.idx
 SOCK=$TMP/nbd.sock
 OV=$TMP/debian.overlay
@@ -65,15 +70,28 @@ boot() {
 }
 # console_value KEY: what the guest printed after "KEY " (first such line).
 console_value() { grep -a "^$1 " "$CONSOLE" | head -n1 | tr -d '\r' | cut -d' ' -f2-; }
+# nginx_mark: the access log's line count; nginx_sent MARK: "BYTES CHUNK_FILES"
+# the server sent since MARK (every answer's body; distinct chunk files).
+nginx_mark() { wc -l <"$NGINX_LOG"; }
+nginx_sent() {
+  tail -n +$(($1 + 1)) "$NGINX_LOG" | awk '
+    { bytes += $4 } $6 ~ "^/chunks/" && $3 == 200 && !seen[$6]++ { files++ }
+    END { printf "%d %d\n", bytes, files }'
+}
 
-# Boot 1: writable export on a new overlay; the guest writes the token.
-start_hloop_nbd "$INDEX" --socket "$SOCK" --cache "$TMP/cache" --overlay "$OV"
+# Boot 1: writable export on a new overlay; the guest writes the token. A
+# cold cache: the bytes the server sends are boot 4's yardstick.
+mark=$(nginx_mark)
+start_hloop_nbd "$INDEX" --socket "$SOCK" --cache "$TMP/cache" --overlay "$OV" --record-profile "$TMP/boot1.profile"
 boot boot1 "" "rw hloop.write=$TOKEN"
 check_eq "boot 1: / is mounted rw" rw "$(console_value HLOOP-ROOT)"
 check_eq "boot 1: the base image has no token" NONE "$(console_value HLOOP-FOUND)"
 check_eq "boot 1: the guest wrote the token" "$TOKEN" "$(console_value HLOOP-WROTE)"
 stop_pid "$NBD_PID"
 check_eq "hloop nbd stops cleanly on SIGTERM after boot 1" 0 "$STOP_RC"
+SENT1=$(nginx_sent "$mark")
+log "boot 1 (original layout, cold): the server sent ${SENT1% *} bytes, ${SENT1#* } chunk files"
+check "boot 1 wrote its profile when hloop nbd stopped" test -s "$TMP/boot1.profile"
 check "... and removes its socket" test ! -e "$SOCK"
 check "the overlay file exists and holds data" test -s "$OV"
 "$HLOOP" overlay info "$OV" >"$TMP/overlay-info.txt" 2>&1 || { cat "$TMP/overlay-info.txt" >&2; fail "hloop overlay info failed"; }
@@ -105,6 +123,28 @@ check_eq "boot 3 (committed version, no overlay): / is mounted ro" ro "$(console
 check_eq "boot 3: the guest finds the token in the committed image" "$TOKEN" "$(console_value HLOOP-FOUND)"
 stop_pid "$NBD_PID"
 check_eq "hloop nbd stops cleanly on SIGTERM after boot 3" 0 "$STOP_RC"
+
+# Boot 4: debian-hot, the original relaid out with boot 1's profile, booted
+# as boot 1 was (a cold cache, a new overlay, / rw, a token written), so the
+# guest reads what it read in boot 1 and only the layout differs.
+"$HLOOP" relayout "$INDEX" --profile "$TMP/boot1.profile" --store "$TMP/store" --name debian-hot --json \
+  >"$TMP/relayout.json" 2>"$TMP/relayout.err" || { cat "$TMP/relayout.err" >&2; fail "hloop relayout failed"; }
+log "relayout: $(jq -c '{hot_chunks, extents, bytes_added, before, after}' "$TMP/relayout.json")"
+check_ge "relayout: hot chunks written" "$(jq .hot_chunks "$TMP/relayout.json")" 1
+TOKEN4=$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')
+mark=$(nginx_mark)
+start_hloop_nbd "$URL/debian-hot.idx" --socket "$SOCK" --cache "$TMP/cache-hot" --overlay "$TMP/hot.overlay"
+boot boot4 "" "rw hloop.write=$TOKEN4"
+check_eq "boot 4 (relaid out, new overlay): / is mounted rw" rw "$(console_value HLOOP-ROOT)"
+check_eq "boot 4: the image has no token" NONE "$(console_value HLOOP-FOUND)"
+check_eq "boot 4: the guest wrote its token" "$TOKEN4" "$(console_value HLOOP-WROTE)"
+stop_pid "$NBD_PID"
+check_eq "hloop nbd stops cleanly on SIGTERM after boot 4" 0 "$STOP_RC"
+SENT4=$(nginx_sent "$mark")
+log "boot 4 (relaid out, cold): the server sent ${SENT4% *} bytes, ${SENT4#* } chunk files;" \
+  "boot 1 (original): ${SENT1% *} bytes, ${SENT1#* } chunk files"
+check_le "boot 4 fetched fewer bytes than boot 1 (at most 3/4)" $((${SENT4% *} * 4)) $((${SENT1% *} * 3))
+check_le "boot 4 fetched fewer chunk files than boot 1" "${SENT4#* }" "${SENT1#* }"
 
 # Nothing wrote to the store's original files or to the image.
 check "the store's original files are unchanged (sha256)" \
