@@ -93,13 +93,10 @@ TEST(LayoutPlanTest, AddToPlanKeepsTheFirstProfilesBytesAndClipsToTheImage) {
   LayoutPlan plan;
   AddToPlan({{8 * kB, 2 * kB}, {0, kB}}, 100 * kB, &plan);
   // The second profile overlaps both ranges, and runs past the image's end.
-  AddToPlan({{0, 3 * kB}, {9 * kB, 2 * kB}, {99 * kB, 10 * kB}, {200 * kB, kB}}, 100 * kB,
-            &plan);
-  EXPECT_EQ(plan.ranges, (std::vector<ByteRange>{{8 * kB, 2 * kB},
-                                                 {0, kB},
-                                                 {kB, 2 * kB},
-                                                 {10 * kB, kB},
-                                                 {99 * kB, kB}}));
+  AddToPlan({{0, 3 * kB}, {9 * kB, 2 * kB}, {99 * kB, 10 * kB}, {200 * kB, kB}}, 100 * kB, &plan);
+  EXPECT_EQ(plan.ranges,
+            (std::vector<ByteRange>{
+                {8 * kB, 2 * kB}, {0, kB}, {kB, 2 * kB}, {10 * kB, kB}, {99 * kB, kB}}));
   EXPECT_FALSE(plan.keep_zero_blocks);
 }
 
