@@ -101,6 +101,7 @@ profile_ranges() {
   version=$(head -n1 "$1")
   case $version in
     "hloop-profile 1") awk -v cs=$CS 'NR > 1 && !/^#/ && NF == 2 { print $2 * cs, cs }' "$1" ;;
+    "hloop-profile 2") awk 'NR > 1 && !/^#/ && NF == 3 { print $2, $3 }' "$1" ;;
     *) echo "profile_ranges: $1: unknown header '$version'" >&2; return 1 ;;
   esac
 }
