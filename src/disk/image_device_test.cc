@@ -849,22 +849,31 @@ std::string ChunkRel(const TestImage& img, uint64_t i) {
   return format::ChunkPath(img.Index().entry(i).hash);
 }
 
-TEST_F(ImageDeviceTest, RecordsFirstReadsOfNonZeroChunksInOrder) {
+TEST_F(ImageDeviceTest, RecordsFirstReadsOfNonZeroBlocksInOrder) {
   TestImage img = BuildImage(MixedContent());
   auto dev = Make(img);
   dev->StartRecording("");
   char buf[10];
   ASSERT_TRUE(dev->Read(2 * kCs + 5, 10, buf).ok());
   ASSERT_TRUE(dev->Read(0, 10, buf).ok());
-  ASSERT_TRUE(dev->Read(2 * kCs, 10, buf).ok());      // again: not recorded twice
-  ASSERT_TRUE(dev->Read(3 * kCs, 10, buf).ok());      // a zero chunk: not recorded
-  ASSERT_TRUE(dev->Read(8 * kCs - 5, 10, buf).ok());  // spans 7 and 8
+  ASSERT_TRUE(dev->Read(2 * kCs, 10, buf).ok());                  // again: not recorded twice
+  ASSERT_TRUE(dev->Read(3 * kCs, 10, buf).ok());                  // a zero chunk: not recorded
+  ASSERT_TRUE(dev->Read(8 * kCs - 5, 10, buf).ok());              // spans 7 and 8: one range
+  ASSERT_TRUE(dev->Read(img.content.size() - 10, 10, buf).ok());  // the last, partial block
   std::string text = dev->ProfileText();
-  EXPECT_EQ(text.rfind("hloop-profile 1\n", 0), 0u) << text;
-  auto chunks = ParseProfile(text, img.Index().chunk_count(), "recorded");
-  ASSERT_TRUE(chunks.ok()) << chunks.status().ToString();
-  EXPECT_EQ(*chunks, (std::vector<uint64_t>{2, 0, 7, 8}));
-  EXPECT_EQ(dev->stats().profile_recorded, 4u);
+  EXPECT_EQ(text.rfind("hloop-profile 2\n", 0), 0u) << text;
+  auto profile = ParseProfile(text, "recorded");
+  ASSERT_TRUE(profile.ok()) << profile.status().ToString();
+  ASSERT_EQ(profile->entries.size(), 4u) << text;
+  const uint64_t last = img.content.size() / kCs;
+  const std::vector<std::pair<uint64_t, uint64_t>> want = {
+      {2 * kCs, kCs}, {0, kCs}, {7 * kCs, 2 * kCs}, {last * kCs, img.content.size() - last * kCs}};
+  for (size_t k = 0; k < want.size(); k++) {
+    EXPECT_EQ(profile->entries[k].offset, want[k].first) << k;
+    EXPECT_EQ(profile->entries[k].length, want[k].second) << k;
+  }
+  EXPECT_EQ(ProfileSlots(*profile, img.Index()), (std::vector<uint64_t>{2, 0, 7, 8, last}));
+  EXPECT_EQ(dev->stats().profile_recorded, 5u);  // 4 KiB blocks (here one a chunk)
 }
 
 TEST_F(ImageDeviceTest, RecordedProfileIsWrittenWhenTheDeviceCloses) {
@@ -876,9 +885,10 @@ TEST_F(ImageDeviceTest, RecordedProfileIsWrittenWhenTheDeviceCloses) {
     char buf[10];
     ASSERT_TRUE(dev->Read(10 * kCs, 10, buf).ok());
   }
-  auto chunks = ParseProfile(testing::ReadTestFile(path), 100, path);
-  ASSERT_TRUE(chunks.ok()) << chunks.status().ToString();
-  EXPECT_EQ(*chunks, (std::vector<uint64_t>{10}));
+  auto profile = ParseProfile(testing::ReadTestFile(path), path);
+  ASSERT_TRUE(profile.ok()) << profile.status().ToString();
+  EXPECT_EQ(profile->version, 2u);
+  EXPECT_EQ(ProfileSlots(*profile, img.Index()), (std::vector<uint64_t>{10}));
 }
 
 TEST_F(ImageDeviceTest, PrefetchFetchesTheProfileInOrderAtTheLowestPriorityIntoTheCache) {
