@@ -849,22 +849,31 @@ std::string ChunkRel(const TestImage& img, uint64_t i) {
   return format::ChunkPath(img.Index().entry(i).hash);
 }
 
-TEST_F(ImageDeviceTest, RecordsFirstReadsOfNonZeroChunksInOrder) {
+TEST_F(ImageDeviceTest, RecordsFirstReadsOfNonZeroBlocksInOrder) {
   TestImage img = BuildImage(MixedContent());
   auto dev = Make(img);
   dev->StartRecording("");
   char buf[10];
   ASSERT_TRUE(dev->Read(2 * kCs + 5, 10, buf).ok());
   ASSERT_TRUE(dev->Read(0, 10, buf).ok());
-  ASSERT_TRUE(dev->Read(2 * kCs, 10, buf).ok());      // again: not recorded twice
-  ASSERT_TRUE(dev->Read(3 * kCs, 10, buf).ok());      // a zero chunk: not recorded
-  ASSERT_TRUE(dev->Read(8 * kCs - 5, 10, buf).ok());  // spans 7 and 8
+  ASSERT_TRUE(dev->Read(2 * kCs, 10, buf).ok());                  // again: not recorded twice
+  ASSERT_TRUE(dev->Read(3 * kCs, 10, buf).ok());                  // a zero chunk: not recorded
+  ASSERT_TRUE(dev->Read(8 * kCs - 5, 10, buf).ok());              // spans 7 and 8: one range
+  ASSERT_TRUE(dev->Read(img.content.size() - 10, 10, buf).ok());  // the last, partial block
   std::string text = dev->ProfileText();
-  EXPECT_EQ(text.rfind("hloop-profile 1\n", 0), 0u) << text;
-  auto chunks = ParseProfile(text, img.Index().chunk_count(), "recorded");
-  ASSERT_TRUE(chunks.ok()) << chunks.status().ToString();
-  EXPECT_EQ(*chunks, (std::vector<uint64_t>{2, 0, 7, 8}));
-  EXPECT_EQ(dev->stats().profile_recorded, 4u);
+  EXPECT_EQ(text.rfind("hloop-profile 2\n", 0), 0u) << text;
+  auto profile = ParseProfile(text, "recorded");
+  ASSERT_TRUE(profile.ok()) << profile.status().ToString();
+  ASSERT_EQ(profile->entries.size(), 4u) << text;
+  const uint64_t last = img.content.size() / kCs;
+  const std::vector<std::pair<uint64_t, uint64_t>> want = {
+      {2 * kCs, kCs}, {0, kCs}, {7 * kCs, 2 * kCs}, {last * kCs, img.content.size() - last * kCs}};
+  for (size_t k = 0; k < want.size(); k++) {
+    EXPECT_EQ(profile->entries[k].offset, want[k].first) << k;
+    EXPECT_EQ(profile->entries[k].length, want[k].second) << k;
+  }
+  EXPECT_EQ(ProfileSlots(*profile, img.Index()), (std::vector<uint64_t>{2, 0, 7, 8, last}));
+  EXPECT_EQ(dev->stats().profile_recorded, 5u);  // 4 KiB blocks (here one a chunk)
 }
 
 TEST_F(ImageDeviceTest, RecordedProfileIsWrittenWhenTheDeviceCloses) {
@@ -876,9 +885,10 @@ TEST_F(ImageDeviceTest, RecordedProfileIsWrittenWhenTheDeviceCloses) {
     char buf[10];
     ASSERT_TRUE(dev->Read(10 * kCs, 10, buf).ok());
   }
-  auto chunks = ParseProfile(testing::ReadTestFile(path), 100, path);
-  ASSERT_TRUE(chunks.ok()) << chunks.status().ToString();
-  EXPECT_EQ(*chunks, (std::vector<uint64_t>{10}));
+  auto profile = ParseProfile(testing::ReadTestFile(path), path);
+  ASSERT_TRUE(profile.ok()) << profile.status().ToString();
+  EXPECT_EQ(profile->version, 2u);
+  EXPECT_EQ(ProfileSlots(*profile, img.Index()), (std::vector<uint64_t>{10}));
 }
 
 TEST_F(ImageDeviceTest, PrefetchFetchesTheProfileInOrderAtTheLowestPriorityIntoTheCache) {
@@ -924,6 +934,81 @@ TEST_F(ImageDeviceTest, PrefetchSkipsChunksAlreadyReadOrCached) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(fake_->gets(ChunkRel(img, 0)), 0);
   EXPECT_EQ(fake_->gets(ChunkRel(img, 1)), 1);
+}
+
+// `img` relaid out (issue 14): hot chunk 0 holds image chunks 10 then 2,
+// hot chunk 1 holds chunk 12; the table is unchanged. The hot chunk files
+// are added to the image's files.
+TestImage RelaidOut(const TestImage& img) {
+  TestImage out = img;
+  const format::Index index = img.Index();
+  format::Layout layout;
+  for (const std::string& raw : {img.Chunk(10) + img.Chunk(2), img.Chunk(12)}) {
+    std::string file;
+    EXPECT_TRUE(
+        format::EncodeChunk(raw, Codec::kZstd, format::DefaultLevel(Codec::kZstd), &file).ok());
+    const format::Hash hash = format::Sha256(raw);
+    out.files[format::ChunkPath(hash)] = file;
+    layout.hot.push_back(format::HotChunk{hash, uint32_t(file.size()), uint32_t(raw.size())});
+  }
+  layout.extents.push_back(format::ImageExtent{2 * kCs, kCs, 0, kCs});
+  layout.extents.push_back(format::ImageExtent{10 * kCs, kCs, 0, 0});
+  layout.extents.push_back(format::ImageExtent{12 * kCs, kCs, 1, 0});
+  format::IndexBuilder b(index.image_size(), kCs, index.codec());
+  for (uint64_t i = 0; i < index.chunk_count(); i++) b.set_entry(i, index.entry(i));
+  b.meta().name = "test-hot";
+  b.set_layout(layout);
+  out.index_bytes = b.Encode();
+  return out;
+}
+
+TEST_F(ImageDeviceTest, AProfileRecordedOnARelaidOutImagePrefetchesItsHotChunksInOrderIssue14) {
+  TestImage plain = BuildImage(MixedContent());
+  TestImage hot = RelaidOut(plain);
+  ASSERT_TRUE(hot.Index().has_extents());
+  const uint64_t table = hot.Index().chunk_count();  // hot chunk k is slot table + k
+  auto record = [&](const TestImage& img) {
+    auto dev = Make(img);
+    dev->StartRecording("");
+    char buf[10];
+    for (uint64_t at : std::vector<uint64_t>{10 * kCs + 7, 2 * kCs, 12 * kCs + 100, 0})
+      EXPECT_TRUE(dev->Read(at, 10, buf).ok());
+    return dev->ProfileText();
+  };
+  // A profile names image bytes, not chunk files: the same reads record the
+  // same ranges on either layout.
+  auto on_hot = ParseProfile(record(hot), "hot");
+  auto on_plain = ParseProfile(record(plain), "plain");
+  ASSERT_TRUE(on_hot.ok() && on_plain.ok());
+  ASSERT_EQ(on_hot->entries.size(), 4u);
+  for (size_t k = 0; k < 4; k++) {
+    EXPECT_EQ(on_hot->entries[k].offset, on_plain->entries[k].offset) << k;
+    EXPECT_EQ(on_hot->entries[k].length, on_plain->entries[k].length) << k;
+  }
+  const std::vector<uint64_t> slots = ProfileSlots(*on_hot, hot.Index());
+  EXPECT_EQ(slots, (std::vector<uint64_t>{table, table + 1, 0}));
+  EXPECT_EQ(ProfileSlots(*on_plain, hot.Index()), slots);
+  EXPECT_EQ(ProfileSlots(*on_plain, plain.Index()), (std::vector<uint64_t>{10, 2, 12, 0}));
+
+  // Replayed on a cold cache: the hot chunk files, in order, then chunk 0;
+  // the reads then fetch nothing and read the image's bytes.
+  ImageOptions o = Quiet();
+  o.prefetch_threads = 1;  // one at a time: the order is observable
+  auto dev = Make(hot, o, OpenCache(tmp_.path() + "/cache"));
+  dev->StartPrefetch(slots);
+  for (int i = 0; i < 500 && dev->stats().prefetch_done < 3; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  auto reqs = fake_->requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  EXPECT_EQ(reqs[0].first, format::ChunkPath(format::Sha256(plain.Chunk(10) + plain.Chunk(2))));
+  EXPECT_EQ(reqs[1].first, format::ChunkPath(format::Sha256(plain.Chunk(12))));
+  EXPECT_EQ(reqs[2].first, ChunkRel(plain, 0));
+  std::string got(kCs, '\0');
+  for (uint64_t i : {10, 2, 12, 0}) {
+    ASSERT_TRUE(dev->Read(i * kCs, kCs, got.data()).ok());
+    EXPECT_EQ(got, plain.content.substr(i * kCs, kCs)) << i;
+  }
+  EXPECT_EQ(fake_->total_gets(), 3);
 }
 
 TEST_F(ImageDeviceTest, ReadAheadWindowFollowsTheBandwidthDelayProduct) {
