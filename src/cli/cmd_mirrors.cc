@@ -51,10 +51,7 @@ Probe ProbeMirror(fetch::Source& source, fetch::MirrorControl& mirrors, int m,
       st = format::DecodeChunk(file, e.hash, ix.chunk_length(i), &raw);
       if (!st.ok()) {
         source.ReportCorrupt(m);
-        p.problem = "corrupt: " +
-                    (ix.is_hot(i) ? "hot chunk " + std::to_string(i - ix.chunk_count())
-                                  : "chunk " + std::to_string(i)) +
-                    " fails its hash check";
+        p.problem = "corrupt: " + format::SlotName(ix, i) + " fails its hash check";
         return p;
       }
     } else {

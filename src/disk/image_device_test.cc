@@ -1429,6 +1429,21 @@ TEST_F(StageImageTest, StagesHotChunksAndSkipsTableChunksTheExtentsCover_Issue14
   EXPECT_EQ(server().log().size(), r->chunks);
 }
 
+TEST_F(StageImageTest, FailsNamingAHotChunkThatCannotBeFetched_Issue14) {
+  TestImage img = RelaidImage();
+  Serve(img);
+  files_.erase(img.hot_rels[1]);
+  auto r = Stage(img, OpenCache(tmp_.Join("cache")));
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsNotFound()) << r.status().ToString();
+  const std::string msg = r.status().ToString();
+  EXPECT_NE(msg.find("1 of 10 chunks"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("hot chunk 1 (" +
+                     format::ToHex(img.Index().entry(img.chunk_count() + 1).hash) + ")"),
+            std::string::npos)
+      << msg;
+}
+
 TEST_F(StageImageTest, FailsNamingAChunkThatCannotBeFetched) {
   TestImage img = BuildImage(MixedContent());
   Serve(img);

@@ -100,10 +100,7 @@ Result<StageReport> StageImage(ImageDevice& device, const std::string& url,
   for (uint64_t i : chunks) {
     const format::Hash& h = index.entry(i).hash;
     if (cache->Contains(h)) continue;
-    if (missing++ == 0)
-      first_missing = (index.is_hot(i) ? "hot chunk " + std::to_string(i - index.chunk_count())
-                                       : "chunk " + std::to_string(i)) +
-                      " (" + format::ToHex(h) + ")";
+    if (missing++ == 0) first_missing = format::SlotName(index, i) + " (" + format::ToHex(h) + ")";
     missing_bytes += index.chunk_length(i);
   }
   if (missing > 0)

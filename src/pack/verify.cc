@@ -46,8 +46,7 @@ Result<VerifyReport> VerifyStore(const store::LocalStore& store,
       if (e.zero()) continue;
       auto [it, added] = wanted.emplace(e.hash, Want{index->chunk_length(i), ""});
       if (!added) continue;
-      it->second.where = name + ".idx " + (index->is_hot(i) ? "hot chunk " : "chunk ") +
-                         std::to_string(index->is_hot(i) ? i - index->chunk_count() : i);
+      it->second.where = name + ".idx " + format::SlotName(*index, i);
     }
   }
   if (index_names.empty()) {
