@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
+#include "cli/layout_cli.h"
 #include "disk/occupancy.h"
 #include "disk/profile.h"
 #include "disk/version_watch.h"
@@ -24,17 +25,12 @@ struct ProfileFigures {
   disk::Occupancy o;
 };
 
-// The image byte ranges a profile read.
-// TODO(issue 14): replace with disk::ProfileByteRanges(profile, index) when
-// the byte-range profile API lands in disk/profile.h; today's profiles name
-// whole table chunks, so a chunk number stands for its whole byte range.
+// The image byte ranges a profile (file or URL) read through `ix`.
 Result<disk::ByteRanges> ProfileRanges(const std::string& path, const format::Index& ix) {
-  auto text = ReadFile(path);
-  if (!text.ok()) return text.status().Annotate("profile");
-  auto chunks = disk::ParseProfile(text.value(), ix.chunk_count(), path);
-  if (!chunks.ok()) return chunks.status();
+  auto ranges = LoadProfileRanges(path, ix, fetch::FetchOptions{});
+  if (!ranges.ok()) return ranges.status();
   disk::ByteRanges out;
-  for (uint64_t i : chunks.value()) out.emplace_back(i * ix.chunk_size(), ix.chunk_length(i));
+  for (const auto& r : *ranges) out.emplace_back(r.offset, r.length);
   return out;
 }
 
