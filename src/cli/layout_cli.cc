@@ -25,12 +25,9 @@ Result<std::vector<format::ByteRange>> LoadProfileRanges(const std::string& prof
                 "a profile")
           : ReadFileLimited(profile, kMaxProfileFile);
   if (!text.ok()) return text.status().Annotate("profile");
-  // TODO(profile v2): disk::ProfileByteRanges once block-level profiles land.
-  auto chunks = disk::ParseProfile(*text, index.chunk_count(), profile);
-  if (!chunks.ok()) return chunks.status();
-  std::vector<format::ByteRange> out;
-  for (uint64_t c : *chunks) out.push_back({c * index.chunk_size(), index.chunk_length(c)});
-  return out;
+  auto parsed = disk::ParseProfile(*text, profile);
+  if (!parsed.ok()) return parsed.status();
+  return disk::ProfileByteRanges(*parsed, index);
 }
 
 FetchEstimate EstimateFetch(const format::Index& index,
