@@ -15,9 +15,10 @@
 #  4. a GPT disk with two partitions, ext4 in the second, relaid out with a
 #     profile of reads in the second partition, reads back identical;
 #  5. `pack --layout-from`: a second version (some files changed) keeps the
-#     profile's reads in hot chunks (the profile replayed against it touches
-#     about as few chunk files as against the relayout, far fewer than a plain
-#     pack of that version) and shares the hot chunks of unchanged blocks;
+#     profile's reads in hot chunks (the profile's ranges read on a fresh
+#     cache touch about as few chunk files as on the relayout, far fewer than
+#     on a plain pack of that version; `hloop info --profile` agrees) and
+#     shares the hot chunks of unchanged blocks;
 #  6. `commit` over the relaid-out base keeps the layout;
 #  7. errors: garbage, another format, a missing profile, --layout-from an
 #     index without a layout, a --name clash: a message, a nonzero exit,
@@ -186,13 +187,13 @@ cold_boot() {
 }
 cold_boot orig "$BASE/disk.idx"; orig=$SENT
 cold_boot relaid "$BASE/hot.idx"; relaid=$SENT
-check_le "the relaid-out boot fetched fewer bytes than the original (at most 3/4)" \
-  $((${relaid% *} * 4)) $((${orig% *} * 3))
+check_le "the relaid-out boot fetched fewer bytes than the original (at most half)" \
+  $((${relaid% *} * 2)) "${orig% *}"
 check_le "... from fewer chunk files" "${relaid#* }" "${orig#* }"
 log "relayout's estimate: before $(J .before.bytes_fetched) bytes in $(J .before.chunk_files) files," \
   "after $(J .after.bytes_fetched) bytes in $(J .after.chunk_files) files"
-check_le "relayout's estimate: after fetches fewer bytes than before (at most 3/4)" \
-  $(($(J .after.bytes_fetched) * 4)) $(($(J .before.bytes_fetched) * 3))
+check_le "relayout's estimate: after fetches fewer bytes than before (at most half)" \
+  $(($(J .after.bytes_fetched) * 2)) "$(J .before.bytes_fetched)"
 check_le "relayout's estimate: ... in fewer chunk files" "$(J .after.chunk_files)" "$(J .before.chunk_files)"
 
 # ------------------------------------------------------------------------------
@@ -294,8 +295,13 @@ replay_profile "$BASE/v2-plain.idx" "$PROFILE"; files_v2plain=$TOUCHED
 log "the profile replayed touches $files_hot chunk files of hot, $files_v2hot of v2-hot, $files_v2plain of v2-plain"
 check_le "v2 --layout-from: the replay touches about as few chunk files as the relayout" \
   "$files_v2hot" $((files_hot + files_hot / 4 + 2))
-check_le "v2 --layout-from: ... and at most half as many as the plain pack of v2" \
-  $((files_v2hot * 2)) "$files_v2plain"
+check_le "v2 --layout-from: ... and at most 2/3 as many as the plain pack of v2" \
+  $((files_v2hot * 3)) $((files_v2plain * 2))
+# hloop info --profile counts the same from the index alone.
+for v in hot:$files_hot v2-hot:$files_v2hot v2-plain:$files_v2plain; do
+  check_eq "hloop info ${v%%:*} --profile: chunk files touched as in the replay" "${v#*:}" \
+    "$("$HLOOP" info "$STORE/${v%%:*}.idx" --profile "$PROFILE" --json | jq '.profiles[0].chunks_touched')"
+done
 
 # ------------------------------------------------------------------------------
 log "--- 6. commit over the relaid-out base"

@@ -131,6 +131,8 @@ check_eq "hloop nbd stops cleanly on SIGTERM after boot 3" 0 "$STOP_RC"
   >"$TMP/relayout.json" 2>"$TMP/relayout.err" || { cat "$TMP/relayout.err" >&2; fail "hloop relayout failed"; }
 log "relayout: $(jq -c '{hot_chunks, extents, bytes_added, before, after}' "$TMP/relayout.json")"
 check_ge "relayout: hot chunks written" "$(jq .hot_chunks "$TMP/relayout.json")" 1
+check_le "relayout's estimate: the boot fetches fewer bytes" \
+  "$(jq .after.bytes_fetched "$TMP/relayout.json")" $(($(jq .before.bytes_fetched "$TMP/relayout.json") - 1))
 TOKEN4=$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')
 mark=$(nginx_mark)
 start_hloop_nbd "$URL/debian-hot.idx" --socket "$SOCK" --cache "$TMP/cache-hot" --overlay "$TMP/hot.overlay"
