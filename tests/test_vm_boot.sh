@@ -89,10 +89,10 @@ check_eq "boot 1: the base image has no token" NONE "$(console_value HLOOP-FOUND
 check_eq "boot 1: the guest wrote the token" "$TOKEN" "$(console_value HLOOP-WROTE)"
 stop_pid "$NBD_PID"
 check_eq "hloop nbd stops cleanly on SIGTERM after boot 1" 0 "$STOP_RC"
+check "... and removes its socket" test ! -e "$SOCK"
 SENT1=$(nginx_sent "$mark")
 log "boot 1 (original layout, cold): the server sent ${SENT1% *} bytes, ${SENT1#* } chunk files"
 check "boot 1 wrote its profile when hloop nbd stopped" test -s "$TMP/boot1.profile"
-check "... and removes its socket" test ! -e "$SOCK"
 check "the overlay file exists and holds data" test -s "$OV"
 "$HLOOP" overlay info "$OV" >"$TMP/overlay-info.txt" 2>&1 || { cat "$TMP/overlay-info.txt" >&2; fail "hloop overlay info failed"; }
 log "overlay after boot 1: $(tr '\n' ' ' <"$TMP/overlay-info.txt")"
@@ -146,7 +146,7 @@ SENT4=$(nginx_sent "$mark")
 log "boot 4 (relaid out, cold): the server sent ${SENT4% *} bytes, ${SENT4#* } chunk files;" \
   "boot 1 (original): ${SENT1% *} bytes, ${SENT1#* } chunk files"
 check_le "boot 4 fetched fewer bytes than boot 1 (at most 3/4)" $((${SENT4% *} * 4)) $((${SENT1% *} * 3))
-check_le "boot 4 fetched fewer chunk files than boot 1" "${SENT4#* }" "${SENT1#* }"
+check_le "boot 4 fetched fewer chunk files than boot 1" "${SENT4#* }" $((${SENT1#* } - 1))
 
 # Nothing wrote to the store's original files or to the image.
 check "the store's original files are unchanged (sha256)" \
