@@ -29,7 +29,9 @@ printf 'hloop-profile 1\n0 0\n1 1\n' >"$TMP/p.profile"
 info=$("$HLOOP" info "$STORE/b.idx" --json --profile "$TMP/p.profile") || fail "info --profile failed"
 check_eq "info --profile: chunks 0, 1 and the hot chunk touched" 3 "$(jq -r '.profiles[0].chunks_touched' <<<"$info")"
 check_eq "info --profile: one of them hot" 1 "$(jq -r '.profiles[0].hot_chunks_touched' <<<"$info")"
-check_eq "info --profile: bytes read" $((2 * CS)) "$(jq -r '.profiles[0].bytes_read' <<<"$info")"
+# The 2000 bytes of the zero extent read as zeros: a profile replay leaves
+# them out (they cost nothing), so they are not counted as read.
+check_eq "info --profile: bytes read, zeros left out" $((2 * CS - 2000)) "$(jq -r '.profiles[0].bytes_read' <<<"$info")"
 out=$("$HLOOP" info "$STORE/b.idx" --profile "$TMP/p.profile") || fail "info (human) failed"
 check_contains "info (human) shows the layout" "1 hot chunks" "$out"
 check_contains "info (human) shows the share mapped" "of the image" "$out"

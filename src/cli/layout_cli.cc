@@ -17,7 +17,8 @@ constexpr uint64_t kMaxProfileFile = uint64_t(1) << 30;
 
 Result<std::vector<format::ByteRange>> LoadProfileRanges(const std::string& profile,
                                                          const format::Index& index,
-                                                         const fetch::FetchOptions& fetch) {
+                                                         const fetch::FetchOptions& fetch,
+                                                         std::string* text_out) {
   Result<std::string> text =
       profile.find("://") != std::string::npos
           ? fetch::FetchUrlChecked(
@@ -27,6 +28,7 @@ Result<std::vector<format::ByteRange>> LoadProfileRanges(const std::string& prof
   if (!text.ok()) return text.status().Annotate("profile");
   auto parsed = disk::ParseProfile(*text, profile);
   if (!parsed.ok()) return parsed.status();
+  if (text_out) *text_out = std::move(text.value());
   return disk::ProfileByteRanges(*parsed, index);
 }
 
