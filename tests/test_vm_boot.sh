@@ -82,7 +82,8 @@ nginx_sent() {
 # Boot 1: writable export on a new overlay; the guest writes the token. A
 # cold cache: the bytes the server sends are boot 4's yardstick.
 mark=$(nginx_mark)
-start_hloop_nbd "$INDEX" --socket "$SOCK" --cache "$TMP/cache" --overlay "$OV" --record-profile "$TMP/boot1.profile"
+start_hloop_nbd "$INDEX" --socket "$SOCK" --cache "$TMP/cache" --overlay "$OV" --record-profile "$TMP/boot1.profile" \
+  --no-profile
 boot boot1 "" "rw hloop.write=$TOKEN"
 check_eq "boot 1: / is mounted rw" rw "$(console_value HLOOP-ROOT)"
 check_eq "boot 1: the base image has no token" NONE "$(console_value HLOOP-FOUND)"
@@ -126,7 +127,9 @@ check_eq "hloop nbd stops cleanly on SIGTERM after boot 3" 0 "$STOP_RC"
 
 # Boot 4: debian-hot, the original relaid out with boot 1's profile, booted
 # as boot 1 was (a cold cache, a new overlay, / rw, a token written), so the
-# guest reads what it read in boot 1 and only the layout differs.
+# guest reads what it read in boot 1 and only the layout differs. Both
+# without a profile prefetch (relayout publishes debian-hot.profile beside
+# the index, which hloop nbd would otherwise prefetch).
 "$HLOOP" relayout "$INDEX" --profile "$TMP/boot1.profile" --store "$TMP/store" --name debian-hot --json \
   >"$TMP/relayout.json" 2>"$TMP/relayout.err" || { cat "$TMP/relayout.err" >&2; fail "hloop relayout failed"; }
 log "relayout: $(jq -c '{hot_chunks, extents, bytes_added, before, after}' "$TMP/relayout.json")"
@@ -135,7 +138,8 @@ check_le "relayout's estimate: the boot fetches fewer bytes" \
   "$(jq .after.bytes_fetched "$TMP/relayout.json")" $(($(jq .before.bytes_fetched "$TMP/relayout.json") - 1))
 TOKEN4=$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')
 mark=$(nginx_mark)
-start_hloop_nbd "$URL/debian-hot.idx" --socket "$SOCK" --cache "$TMP/cache-hot" --overlay "$TMP/hot.overlay"
+start_hloop_nbd "$URL/debian-hot.idx" --socket "$SOCK" --cache "$TMP/cache-hot" --overlay "$TMP/hot.overlay" \
+  --no-profile
 boot boot4 "" "rw hloop.write=$TOKEN4"
 check_eq "boot 4 (relaid out, new overlay): / is mounted rw" rw "$(console_value HLOOP-ROOT)"
 check_eq "boot 4: the image has no token" NONE "$(console_value HLOOP-FOUND)"
