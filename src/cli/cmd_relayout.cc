@@ -193,7 +193,9 @@ Command RelayoutCommand() {
             "ones. The first profile is copied beside it as NAME.profile, which clients\n"
             "prefetch. Keep the layout in later versions with `hloop pack --layout-from NAME` "
             "(and\n"
-            "`hloop commit`, which keeps its base's layout).");
+            "`hloop commit`, which keeps its base's layout). NAME.idx is a new version like any\n"
+            "other: sign it or publish it to a channel (`hloop publish`) for clients that trust\n"
+            "a key.");
         return [a] { return RunRelayout(*a); };
       }};
 }
