@@ -1,6 +1,8 @@
 // hloop relayout URL --profile FILE... --store STORE --name NEW: the blocks
 // the profiles read, packed into few "hot" chunk files in the order they
 // were first read; the image itself is unchanged (writer/layout_writer.h).
+#include <unordered_set>
+
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
@@ -42,6 +44,20 @@ int RunRelayout(RelayoutArgs& a) {
   uint64_t planned = 0;
   for (const auto& r : plan.ranges) planned += r.length;
   if (planned == 0) return Fail("the profiles read nothing of this image: nothing to lay out");
+
+  // Fetch what the plan reads in parallel, in its order, ahead of the
+  // writer reading it block by block (it matters for a remote image).
+  {
+    std::vector<uint64_t> slots, all;
+    std::unordered_set<uint64_t> seen;
+    for (const auto& r : plan.ranges) {
+      slots.clear();
+      index.SlotsOf(r.offset, r.length, &slots);
+      for (uint64_t s : slots)
+        if (seen.insert(s).second) all.push_back(s);
+    }
+    dev.StartPrefetch(std::move(all));
+  }
 
   auto store = store::LocalStore::Open(a.store, /*create=*/true);
   if (!store.ok()) return Fail(store.status());

@@ -39,7 +39,12 @@ ImageDevice::ImageDevice(format::Index index, std::unique_ptr<fetch::Source> sou
       read_ahead_(ReadAheadOptionsFor(options, reader_.index(), reader_.disk_cache() != nullptr),
                   reader_.index().chunk_count()),
       hot_read_ahead_(
-          ReadAheadOptionsFor(options, reader_.index(), reader_.disk_cache() != nullptr),
+          [&] {
+            ReadAheadOptions o =
+                ReadAheadOptionsFor(options, reader_.index(), reader_.disk_cache() != nullptr);
+            o.ordered = true;  // hot chunks are in the order a boot reads them
+            return o;
+          }(),
           reader_.index().slot_count() - reader_.index().chunk_count()),
       clusters_(
           reader_, fetcher_,

@@ -29,6 +29,19 @@ ReadAheadPlan ReadAhead::OnRead(uint64_t first, uint64_t last, double chunks_per
   ReadAheadPlan plan;
   plan.limit = unsigned(limit);
   MutexLock lock(&mu_);
+  stats_.limit = unsigned(limit);
+  if (options_.ordered) {
+    // Ahead of the furthest chunk read so far, a whole window at once,
+    // topped up when half of it has been consumed.
+    next_expected_ = std::max(next_expected_, last + 1);
+    const uint64_t from = std::max(next_expected_, scheduled_until_);
+    const uint64_t to = std::min(chunk_count_, next_expected_ + limit);
+    stats_.window = unsigned(limit);
+    if (from + limit / 2 > to && scheduled_until_ > next_expected_) return plan;
+    for (uint64_t j = from; j < to; j++) plan.chunks.push_back(j);
+    scheduled_until_ = std::max(scheduled_until_, to);
+    return plan;
+  }
   const bool sequential = first + 2 >= next_expected_ && first <= next_expected_ + 2;
   next_expected_ = last + 1;
   stats_.limit = unsigned(limit);

@@ -33,6 +33,11 @@ struct ReadAheadOptions {
   // Never more than this many chunks (0: no cap). Without a disk cache
   // read-ahead lives in the memory cache: a quarter of it at most.
   uint64_t cap_chunks = 0;
+  // The chunks are laid out in the order a reader is expected to read them
+  // (the hot chunks of a relaid-out index, in a boot's order): every read
+  // moves a high-water mark, a read behind it does not start over, and the
+  // window is the link's limit from the first read on.
+  bool ordered = false;
 };
 
 // What OnRead decided.

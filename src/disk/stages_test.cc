@@ -110,6 +110,24 @@ TEST(ReadAheadTest, NeverSchedulesPastTheEnd) {
   EXPECT_EQ(all, Range(1, 10));
 }
 
+TEST(ReadAheadTest, AnOrderedStreamReadsAheadOfItsHighWaterMarkWithoutStartingOver) {
+  ReadAheadOptions o = Fixed(8);
+  o.ordered = true;
+  ReadAhead ra(o, 100);
+  // The first read schedules a whole window: the chunks are in read order.
+  EXPECT_EQ(ra.OnRead(0, 0, -1).chunks, Range(1, 9));
+  // Reads behind or inside the window do not start over, nor schedule again.
+  EXPECT_TRUE(ra.OnRead(0, 0, -1).chunks.empty());
+  EXPECT_TRUE(ra.OnRead(2, 2, -1).chunks.empty());
+  // Past half the window: topped up from where it ended.
+  EXPECT_EQ(ra.OnRead(5, 5, -1).chunks, Range(9, 14));
+  // A jump forward moves the mark; a read far behind it changes nothing.
+  EXPECT_EQ(ra.OnRead(40, 41, -1).chunks, Range(42, 50));
+  EXPECT_TRUE(ra.OnRead(3, 3, -1).chunks.empty());
+  EXPECT_EQ(ra.OnRead(95, 95, -1).chunks, Range(96, 100)) << "clipped at the end";
+  EXPECT_TRUE(ra.OnRead(99, 99, -1).chunks.empty());
+}
+
 TEST(ClusterTest, ChunksAreTheLargestPowerOfTwoInHalfARoundTrip) {
   EXPECT_EQ(ClusterChunks(8, -1), 1u) << "unknown link: off";
   EXPECT_EQ(ClusterChunks(8, 0.5), 1u) << "a LAN: off";

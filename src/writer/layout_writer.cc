@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iterator>
 #include <map>
+#include <unordered_set>
 
 #include "format/chunk_file.h"
 #include "format/hash.h"
@@ -149,9 +150,7 @@ class HotStream {
         sum_->hot_bytes_new += h.stored_size;
       }
     }
-    if (std::none_of(layout_.hot.begin(), layout_.hot.end(),
-                     [&](const format::HotChunk& o) { return o.hash == h.hash; }))
-      sum_->hot_stored_bytes += h.stored_size;
+    if (distinct_.insert(h.hash).second) sum_->hot_stored_bytes += h.stored_size;
     layout_.hot.push_back(h);
     buf_.clear();
     return Status::Ok();
@@ -163,6 +162,7 @@ class HotStream {
   const int level_;
   LayoutSummary* const sum_;
   format::Layout layout_;
+  std::unordered_set<format::Hash, format::HashKey> distinct_;  // hot chunks' hashes
   std::string buf_, file_;
 };
 
