@@ -413,7 +413,10 @@ record_profile() {
     record profile-record - 1 "$(du -sb "$W/nbd-cache" | cut -f1)" "hloop nbd cache bytes in the fetched column"
     [ -s "$prof" ] || die "hloop nbd wrote no profile to $prof"
     cp "$prof" "$PROFILE_PUB"
-    PROFILE_NOTE="$(grep -cv '^hloop-profile' "$prof") chunks, $(stat -c %s "$prof") B"
+    # Version 2 (issue 14): "MS OFFSET LENGTH" lines, 4 KiB blocks; version 1: "MS CHUNK".
+    PROFILE_NOTE="$(awk 'NR > 1 && !/^#/ && NF == 2 { c++ }
+        NR > 1 && !/^#/ && NF == 3 { r++; b += int(($3 + 4095) / 4096) }
+        END { if (c) printf "%d chunks", c; else printf "%d ranges of %d 4 KiB blocks", r, b }' "$prof"), $(stat -c %s "$prof") B"
     cp "$prof" "$RESULTS/$(basename "$REPORT" .txt).profile"
     log "profile: $PROFILE_NOTE, published as ${PROFILE_PUB#$WWW/}"
 }

@@ -785,9 +785,43 @@ wait_prefetch_done() {
   return 1
 }
 
-# profile_chunks FILE: the chunk numbers of an hloop profile, one a line, in
-# its order (comment lines and the header skipped).
-profile_chunks() { awk 'NR > 1 && !/^#/ && NF == 2 { print $2 }' "$1"; }
+# profile_chunks FILE [CHUNK_SIZE]: the chunks an hloop profile reads, one a
+# line, in the order of their first mention, each once (comment lines and
+# the header skipped).  Version 1 lists chunk numbers ("MS CHUNK"); version 2
+# image byte ranges ("MS OFFSET LENGTH"), whose chunks of CHUNK_SIZE (262144)
+# are listed.
+profile_chunks() {
+  # printf %.0f: mawk prints bigger numbers in exponent form and clamps %d
+  # to 2^31 - 1.
+  awk -v cs="${2:-262144}" 'NR > 1 && !/^#/ && NF == 2 && !seen[$2]++ { print $2 }
+    NR > 1 && !/^#/ && NF == 3 && $3 > 0 {
+      for (c = int($2 / cs); c <= int(($2 + $3 - 1) / cs); c++) {
+        k = sprintf("%.0f", c)
+        if (!seen[k]++) print k
+      }
+    }' "$1"
+}
+
+# profile_blocks FILE: the 4 KiB blocks of a version 2 hloop profile, one a
+# line, in its order, repeats kept (a block's number is its offset / 4096).
+profile_blocks() {
+  awk 'NR > 1 && !/^#/ && NF == 3 && $3 > 0 {
+      for (b = int($2 / 4096); b <= int(($2 + $3 - 1) / 4096); b++) printf "%.0f\n", b
+    }' "$1"
+}
+
+# ext4_file_whole_blocks IMG PATH: the 4 KiB blocks (offset / 4096) of the
+# ext4 image IMG that hold nothing but data of PATH (with a file system block
+# size under 4 KiB, a 4 KiB block may be shared with other files), sorted as
+# text, for comm.
+ext4_file_whole_blocks() {
+  local img=$1 path=$2 bs
+  bs=$(dumpe2fs -h "$img" 2>/dev/null | awk -F: '/^Block size/ { print $2 + 0 }')
+  [[ -n $bs ]] || return 1
+  debugfs -R "blocks $path" "$img" 2>/dev/null | tr ' ' '\n' | awk -v bs="$bs" \
+    'NF { n[sprintf("%.0f", int($1 * bs / 4096))]++ } END { for (b in n) if (n[b] * bs >= 4096) print b }' |
+    sort -u
+}
 
 # ext4_file_chunks IMG PATH [CHUNK_SIZE]: the chunks that hold PATH's data
 # blocks in the ext4 image IMG (debugfs), sorted, unique.

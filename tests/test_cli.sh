@@ -105,6 +105,32 @@ check "info parent is null or an object" jq_true '.parent == null or (.parent | 
 run "$HLOOP" info "$TMP/s.json/img.idx"
 check_eq "info (human) exit status" 0 "$RC"
 check_ne "info (human) prints something" "" "$OUT"
+check_contains "info (human) says the index has no layout" "layout:      none" "$OUT"
+run "$HLOOP" info "$TMP/s.json/img.idx" --json
+check "info --json layout is null without extents" jq_true '.layout == null and .hot_chunks == 0' "$TMP/stdout"
+
+# --- info --profile (issue 14): how a profile's reads fall on chunk files.
+run "$HLOOP" info --help
+check_contains "info --help documents --profile" --profile "$OUT"
+check_contains "info --help explains occupancy" occupancy "$OUT"
+# Chunks 0, 2 and the 1-byte last chunk 4 (0 again: counted once).
+printf 'hloop-profile 1\n# by hand\n0 0\n5 2\n6 4\n7 0\n' >"$TMP/boot.profile"
+run "$HLOOP" info "$TMP/s.json/img.idx" --json --profile "$TMP/boot.profile" --profile "$TMP/boot.profile"
+check_eq "info --profile exit status" 0 "$RC"
+check_eq "info --profile: one entry per --profile" 2 "$(jq -r '.profiles | length' "$TMP/stdout")"
+check_eq "info --profile bytes_read" $((2 * 262144 + 1)) "$(jq -r '.profiles[0].bytes_read' "$TMP/stdout")"
+check_eq "info --profile chunks_touched" 3 "$(jq -r '.profiles[0].chunks_touched' "$TMP/stdout")"
+check "info --profile occupancy of whole chunks is 1" jq_true '.profiles[0].occupancy == 1' "$TMP/stdout"
+check "info --profile bytes_fetched are the stored chunk files" \
+  jq_true '.profiles[0].bytes_fetched > .profiles[0].bytes_read and .profiles[0].hot_chunks_touched == 0' "$TMP/stdout"
+run "$HLOOP" info "$TMP/s.json/img.idx" --profile "$TMP/boot.profile"
+check_eq "info --profile (human) exit status" 0 "$RC"
+check_contains "info --profile (human) prints the occupancy" "occupancy: 100.0 %" "$OUT"
+printf 'not a profile\n' >"$TMP/bad.profile"
+run "$HLOOP" info "$TMP/s.json/img.idx" --profile "$TMP/bad.profile"
+check_eq "info --profile of a bad profile exits 1" 1 "$RC"
+check_contains "... naming it" bad.profile "$ERR"
+usage_error "info --profile of a missing file" "$HLOOP" info "$TMP/s.json/img.idx" --profile "$TMP/nope.profile"
 
 # --- runtime errors exit 1.
 run "$HLOOP" pack "$TMP/does-not-exist.img" "$TMP/s.err"

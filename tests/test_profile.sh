@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Boot profiles (issue #3): a mount with --record-profile writes the chunks it
-# read, in first-read order; replayed with --profile on a cold cache, those
-# chunks are fetched before they are read (the statistics show it), and
-# neither recording nor replaying changes a byte read.  NAME.profile next to
-# the index is used automatically unless --no-profile; a bad profile given
-# with --profile stops the mount with an error naming it, a bad NAME.profile
-# is ignored with a warning.
+# Boot profiles (issues #3, #14): a mount with --record-profile writes the
+# 4 KiB blocks it read, in first-read order (profile version 2: "MS OFFSET
+# LENGTH"); replayed with --profile on a cold cache, the chunks holding them
+# are fetched before they are read (the statistics show it), and neither
+# recording nor replaying changes a byte read.  A version 1 profile (chunk
+# numbers) is still read.  NAME.profile next to the index is used
+# automatically unless --no-profile; a bad profile given with --profile stops
+# the mount with an error naming it, a bad NAME.profile is ignored with a
+# warning.
 source "$(dirname "$0")/lib.sh"
 requires_root
 requires_fuse
@@ -26,6 +28,7 @@ READ_FILES=(data/f02 data/f07 data/f11 etc/numbers.txt etc/small)
 IMG=$TMP/disk.img
 make_ext4_image "$TREE" "$IMG"
 IMG_SHA=$(sha "$IMG")
+IMG_SIZE=$(fsize "$IMG")
 STORE=$TMP/store
 "$HLOOP" pack "$IMG" "$STORE" --name disk -q || fail "hloop pack failed"
 NCHUNKS=$(( ($(fsize "$IMG") + CS - 1) / CS ))
@@ -72,21 +75,30 @@ log "reads while recording: $(($(ms_now) - t0)) ms"
 check "recording: the files read are exact" cmp -s "$EXPECTED" "$TMP/read1.sha"
 mount_stats_json "$TMP/mnt1" "$TMP/stats1.json"
 recorded=$(stat_of "$TMP/stats1.json" .profile_recorded)
-log "recording: $recorded chunks recorded, $(stat_of "$TMP/stats1.json" .fetch.chunks) fetched"
-check_ge "recording: hloop stats counts recorded chunks" "$recorded" 1
+log "recording: $recorded blocks recorded, $(stat_of "$TMP/stats1.json" .fetch.chunks) chunks fetched"
+check_ge "recording: hloop stats counts recorded blocks" "$recorded" 1
 unmount_fuse "$TMP/mnt1" "$MOUNT_PID"
 [[ -s $PROFILE ]] || fail "no profile written at $PROFILE after the unmount"
 
-# The format: a header, comments, then "MS CHUNK" lines.
-check_eq "profile: first line is the header" "hloop-profile 1" "$(head -n1 "$PROFILE")"
-check_eq "profile: every other line is a comment or 'MS CHUNK'" "" \
-  "$(tail -n +2 "$PROFILE" | grep -Ev '^(#.*|[0-9]+ [0-9]+)$' || true)"
+# The format (version 2): a header, comments, then "MS OFFSET LENGTH" lines
+# in 4 KiB blocks; only a range ending at the image's end (64 MiB + 1536)
+# may end with a partial block.
+check_eq "profile: first line is the header" "hloop-profile 2" "$(head -n1 "$PROFILE")"
+check_eq "profile: every other line is a comment or 'MS OFFSET LENGTH'" "" \
+  "$(tail -n +2 "$PROFILE" | grep -Ev '^(#.*|[0-9]+ [0-9]+ [0-9]+)$' || true)"
+check_eq "profile: ranges are whole 4 KiB blocks inside the image (a partial one only at its end)" "" \
+  "$(awk -v size="$IMG_SIZE" 'NR > 1 && !/^#/ && ($2 % 4096 != 0 || $3 == 0 || $2 + $3 > size ||
+      ($3 % 4096 != 0 && $2 + $3 != size))' "$PROFILE")"
 awk 'NR > 1 && !/^#/ { print $1 }' "$PROFILE" >"$TMP/ms"
 check "profile: the times never go back" sort -n -c "$TMP/ms"
-profile_chunks "$PROFILE" >"$TMP/chunks"
+profile_blocks "$PROFILE" >"$TMP/blocks"
+nblocks=$(wc -l <"$TMP/blocks")
+check_eq "profile: its ranges hold as many blocks as hloop stats said were recorded" "$recorded" "$nblocks"
+check_eq "profile: no block twice" "$nblocks" "$(sort -n -u "$TMP/blocks" | wc -l)"
+sort -u "$TMP/blocks" >"$TMP/blocks.sorted"  # for comm: sorted as text
+profile_chunks "$PROFILE" $CS >"$TMP/chunks"
 n=$(wc -l <"$TMP/chunks")
-check_eq "profile: one line per recorded chunk (as hloop stats said)" "$recorded" "$n"
-check_eq "profile: no chunk twice" "$n" "$(sort -n -u "$TMP/chunks" | wc -l)"
+log "profile: $nblocks blocks in $(grep -Evc '^#|^hloop-profile' "$PROFILE") ranges, on $n chunks"
 check_eq "profile: every chunk number is in the image" "" "$(awk -v n="$NCHUNKS" '$1 >= n' "$TMP/chunks")"
 check_le "profile: a subset of the image's data chunks (3 of 20 files read)" "$n" $((NONZERO / 2))
 missing=
@@ -103,6 +115,25 @@ for f in data/f15 data/f16 data/f17 data/f18; do
   done
 done
 check_eq "profile: no chunk of files that were not read (read-ahead is not recorded)" "" "$extra"
+# The same at the block level: every 4 KiB block of the files read, and none
+# of those that hold only data of files not read (the file system's blocks
+# may be 1 KiB).
+missing=
+for f in data/f02 data/f07 data/f11; do
+  ext4_file_chunks "$IMG" "/$f" 4096 | sort -u >"$TMP/fblocks"
+  [[ -s $TMP/fblocks ]] || fail "debugfs listed no blocks of /$f"
+  m=$(comm -23 "$TMP/fblocks" "$TMP/blocks.sorted" | wc -l)
+  [[ $m == 0 ]] || missing+=" $f:$m"
+done
+check_eq "profile: every block holding data of a file read is in it" "" "$missing"
+extra=
+for f in data/f15 data/f16 data/f17 data/f18; do
+  ext4_file_whole_blocks "$IMG" "/$f" >"$TMP/fblocks"
+  [[ -s $TMP/fblocks ]] || fail "debugfs listed no blocks of /$f"
+  m=$(comm -12 "$TMP/fblocks" "$TMP/blocks.sorted" | wc -l)
+  [[ $m == 0 ]] || extra+=" $f:$m"
+done
+check_eq "profile: no block of files that were not read" "" "$extra"
 log "profile: $n chunks: $(head -c 200 <(tr '\n' ' ' <"$TMP/chunks"))"
 
 # ------------------------------------------------------------------------------
@@ -169,6 +200,16 @@ check_ge "--no-profile: the same reads fetch (nearly all) the profile's chunks w
 check_eq "--no-profile: prefetch.useful == 0" 0 "$(stat_of "$TMP/stats4b.json" .prefetch.useful)"
 unmount_fuse "$TMP/mnt4" "$MOUNT_PID"
 
+# A version 1 profile (chunk numbers, as hloop wrote before issue 14) of the
+# same chunks is still read: the same prefetch.
+{ echo "hloop-profile 1"; echo "# the chunks of $PROFILE"; awk '{ print NR, $1 }' "$TMP/chunks"; } >"$TMP/v1.profile"
+mount_image "$INDEX_URL" "$TMP/mnt7" --cache "$TMP/cache7" --readahead 0 --profile "$TMP/v1.profile"
+wait_prefetch_done "$TMP/mnt7" 60 || fail "version 1 profile: no profile prefetch, or it did not finish within 60 s"
+mount_stats_json "$TMP/mnt7" "$TMP/stats7.json"
+check_eq "version 1 profile: prefetch.total is its length" "$n" "$(stat_of "$TMP/stats7.json" .prefetch.total)"
+check_eq "version 1 profile: the prefetched chunks are in the disk cache" "$n" "$(stat_of "$TMP/stats7.json" .cache.disk_chunks)"
+unmount_fuse "$TMP/mnt7" "$MOUNT_PID"
+
 # --profile also takes a URL.
 mount_image "$INDEX_URL" "$TMP/mnt6" --cache "$TMP/cache6" --readahead 0 --profile "$BASE/disk.profile"
 wait_prefetch_done "$TMP/mnt6" 60 || fail "--profile URL: no profile prefetch, or it did not finish within 60 s"
@@ -203,6 +244,19 @@ printf 'hloop-profile 1\n10 3\n20 banana\n' >"$TMP/badline.profile"
 try_mount bad2 --profile "$TMP/badline.profile"
 check_ne "--profile with a bad line: the mount fails" 0 "$RC"
 check_contains "... naming the file and the line" "$TMP/badline.profile: line 3" "$ERR"
+log "message: $ERR"
+
+printf 'hloop-profile 2\n10 0 4096\n20 4097 4096\n' >"$TMP/unaligned.profile"
+try_mount bad4 --profile "$TMP/unaligned.profile"
+check_ne "--profile with an unaligned offset: the mount fails" 0 "$RC"
+check_contains "... naming the file and the line" "$TMP/unaligned.profile: line 3" "$ERR"
+check_contains "... saying what is wrong" "offset 4097 is not a multiple of 4096" "$ERR"
+log "message: $ERR"
+
+printf 'hloop-profile 3\n10 0 4096 7\n' >"$TMP/v3.profile"
+try_mount bad5 --profile "$TMP/v3.profile"
+check_ne "--profile of version 3: the mount fails" 0 "$RC"
+check_contains "... naming both versions" "profile format version 3, this hloop reads versions 1 and 2" "$ERR"
 log "message: $ERR"
 
 try_mount bad3 --profile "$TMP/no-such.profile"

@@ -14,6 +14,7 @@ requires nbdcopy
 
 IMG=$TMP/disk.img
 random_file "$IMG" $((4 * 1024 * 1024 + 4096))
+IMG_BLOCKS=$(((4 * 1024 * 1024 + 4096) / 4096))
 "$HLOOP" pack "$IMG" "$TMP/store" --name disk >"$TMP/pack.out" 2>&1 || { cat "$TMP/pack.out" >&2; fail "hloop pack failed"; }
 start_hloop_serve "$TMP/store"
 INDEX=$URL/disk.idx
@@ -39,16 +40,19 @@ term_until_gone() {
 }
 
 # check_profile WHAT PROFILE: PROFILE is a complete profile of the image
-# and no temporary file of it is left next to it.
+# (version 2, every 4 KiB block of it once: the image was read whole and has
+# no zeros) and no temporary file of it is left next to it.
 check_profile() {
   local what=$1 profile=$2
   check "[$what] the profile was written" test -s "$profile"
-  check_eq "[$what] profile: first line is the header" "hloop-profile 1" "$(head -n1 "$profile" 2>/dev/null || true)"
-  check_eq "[$what] profile: every other line is a comment or 'MS CHUNK'" "" \
-    "$(tail -n +2 "$profile" 2>/dev/null | grep -Ev '^(#.*|[0-9]+ [0-9]+)$' || true)"
+  check_eq "[$what] profile: first line is the header" "hloop-profile 2" "$(head -n1 "$profile" 2>/dev/null || true)"
+  check_eq "[$what] profile: every other line is a comment or 'MS OFFSET LENGTH'" "" \
+    "$(tail -n +2 "$profile" 2>/dev/null | grep -Ev '^(#.*|[0-9]+ [0-9]+ [0-9]+)$' || true)"
   local n
   n=$(grep -Evc '^#|^hloop-profile' "$profile" 2>/dev/null || true)
-  check_ge "[$what] profile: the chunks read are recorded" "${n:-0}" 1
+  check_ge "[$what] profile: the ranges read are recorded" "${n:-0}" 1
+  check_eq "[$what] profile: every block of the image, once" "$IMG_BLOCKS $IMG_BLOCKS" \
+    "$(profile_blocks "$profile" 2>/dev/null | wc -l) $(profile_blocks "$profile" 2>/dev/null | sort -u | wc -l)"
   check_eq "[$what] no temporary file left" "" \
     "$(find "$(dirname "$profile")" -maxdepth 1 -name "$(basename "$profile").tmp*" -printf '%f ')"
 }

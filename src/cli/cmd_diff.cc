@@ -42,6 +42,12 @@ int RunDiff(const DiffArgs& a) {
                         {"new_bytes", d->download.bytes},
                         {"bytes_changed", d->bytes_changed},
                         {"ranges", ranges},
+                        {"layout_a", d->layout_a},
+                        {"layout_b", d->layout_b},
+                        {"hot_chunks_a", d->hot_chunks_a},
+                        {"hot_chunks_b", d->hot_chunks_b},
+                        {"new_hot_files", d->hot_download.files},
+                        {"new_hot_bytes", d->hot_download.bytes},
                         {"seconds", seconds}};
     std::printf("%s\n", JsonText(j).c_str());
     return kExitOk;
@@ -51,6 +57,15 @@ int RunDiff(const DiffArgs& a) {
               (unsigned long long)d->chunks_changed, (unsigned long long)d->chunks_unchanged);
   std::printf("download: %s in %llu new chunk files\n", FormatSize(d->download.bytes).c_str(),
               (unsigned long long)d->download.files);
+  if (d->layout_a || d->layout_b) {
+    auto side = [](bool layout, uint64_t hot) {
+      return layout ? std::to_string(hot) + " hot chunks" : std::string("no layout");
+    };
+    std::printf(
+        "layout:   A %s, B %s; %llu hot chunk files of B are new (%s of the download)\n",
+        side(d->layout_a, d->hot_chunks_a).c_str(), side(d->layout_b, d->hot_chunks_b).c_str(),
+        (unsigned long long)d->hot_download.files, FormatSize(d->hot_download.bytes).c_str());
+  }
   std::printf("changed:  %s of the image in %zu range(s)\n", FormatSize(d->bytes_changed).c_str(),
               d->ranges.size());
   for (const auto& r : d->ranges)
@@ -80,7 +95,11 @@ Command DiffCommand() {
             "what a client holding A fetches to get B, and what pack or commit added for B\n"
             "over a store holding A. The ranges are the image bytes (offsets inclusive)\n"
             "whose content differs, adjacent chunks merged. 'seconds' (JSON) is the time taken\n"
-            "to read both indexes and compare them.");
+            "to read both indexes and compare them.\n"
+            "A relaid-out index (hloop relayout) also names hot chunks: its table still\n"
+            "describes every chunk, so the comparison above holds; 'layout' says which side\n"
+            "has hot chunks and how many of B's hot chunk files A lacks (they are part of\n"
+            "'download').");
         return [a] { return RunDiff(*a); };
       }};
 }

@@ -36,9 +36,11 @@ Probe ProbeMirror(fetch::Source& source, fetch::MirrorControl& mirrors, int m,
       return p;
     }
   }
-  // The first distinct non-zero chunks of the image.
+  // The first non-zero slots: a layout's hot chunks first (a boot fetches
+  // them; a mirror that lacks them fails it), then the table's chunks.
   int done = 0;
-  for (uint64_t i = 0; i < ix.chunk_count() && done < chunks; i++) {
+  for (uint64_t k = 0; k < ix.slot_count() && done < chunks; k++) {
+    const uint64_t i = (k + ix.chunk_count()) % ix.slot_count();
     format::ChunkEntry e = ix.entry(i);
     if (e.zero()) continue;
     done++;
@@ -49,7 +51,7 @@ Probe ProbeMirror(fetch::Source& source, fetch::MirrorControl& mirrors, int m,
       st = format::DecodeChunk(file, e.hash, ix.chunk_length(i), &raw);
       if (!st.ok()) {
         source.ReportCorrupt(m);
-        p.problem = "corrupt: chunk " + std::to_string(i) + " fails its hash check";
+        p.problem = "corrupt: " + format::SlotName(ix, i) + " fails its hash check";
         return p;
       }
     } else {

@@ -8,6 +8,7 @@
 #include "cli/common.h"
 #include "cli/layout_cli.h"
 #include "fetch/checked_get.h"
+#include "util/file.h"
 #include "util/size.h"
 #include "writer/image_bytes.h"
 #include "writer/image_writer.h"
@@ -36,8 +37,10 @@ int RunRelayout(RelayoutArgs& a) {
 
   // The profiles' reads, first profile first, each byte once.
   writer::LayoutPlan plan;
+  std::string boot_profile;  // the first profile's text
   for (const std::string& p : a.profiles) {
-    auto ranges = LoadProfileRanges(p, index, opts->fetch);
+    auto ranges =
+        LoadProfileRanges(p, index, opts->fetch, boot_profile.empty() ? &boot_profile : nullptr);
     if (!ranges.ok()) return Fail(ranges.status());
     writer::AddToPlan(*ranges, index.image_size(), &plan);
   }
@@ -89,6 +92,13 @@ int RunRelayout(RelayoutArgs& a) {
   auto sum = writer::WriteImage(bytes, *store, o);
   bar.Done();
   if (!sum.ok()) return Fail(sum.status());
+  // The first profile beside the new index, where clients find it and
+  // prefetch it: on the new layout its reads walk the hot chunks in order.
+  const std::string profile_path = a.store + "/" + a.name + ".profile";
+  if (Status st =
+          WriteFileAtomic(profile_path, boot_profile.data(), boot_profile.size(), Sync::kFull);
+      !st.ok())
+    return Fail(st.Annotate("writing the profile beside the index"));
   auto written = store->ReadIndex(a.name);
   if (!written.ok()) return Fail(written.status());
   auto relaid = format::Index::Parse(std::move(written.value()), sum->index_path);
@@ -110,6 +120,7 @@ int RunRelayout(RelayoutArgs& a) {
                         {"bytes_added", sum->bytes_new},
                         {"chunks_copied", sum->chunks_copied},
                         {"store_bytes", sum->stored_bytes},
+                        {"profile", profile_path},
                         {"before", EstimateJson(before)},
                         {"after", EstimateJson(after)},
                         {"seconds", sum->seconds}};
@@ -179,7 +190,9 @@ Command RelayoutCommand() {
             "any partition table) whose index maps those blocks to the hot chunks (the EXTENTS\n"
             "record of docs/format.md). Every other chunk file is reused; blocks of zeros cost\n"
             "nothing. A boot through NAME.idx fetches a few dense chunks instead of many sparse\n"
-            "ones. Keep the layout in later versions with `hloop pack --layout-from NAME` (and\n"
+            "ones. The first profile is copied beside it as NAME.profile, which clients\n"
+            "prefetch. Keep the layout in later versions with `hloop pack --layout-from NAME` "
+            "(and\n"
             "`hloop commit`, which keeps its base's layout).");
         return [a] { return RunRelayout(*a); };
       }};

@@ -95,7 +95,7 @@ void PrintHuman(const nlohmann::json& j) {
         "profile    %lu/%lu chunks prefetched (%lu failed), %lu read after their prefetch\n",
         u(p["done"]), u(p["total"]), u(p["failed"]), u(p["useful"]));
   if (u(j["profile_recorded"]))
-    std::printf("recording  %lu chunks so far\n", u(j["profile_recorded"]));
+    std::printf("recording  %lu blocks (4 KiB) so far\n", u(j["profile_recorded"]));
   if (!j["mirrors"].empty()) {
     std::printf("%-44s %9s %12s %9s %10s %6s %7s  %s\n", "mirror", "rtt", "throughput", "transfers",
                 "bytes", "errors", "corrupt", "state");

@@ -210,16 +210,18 @@ void AddProfileOptions(CLI::App* app, ImageCliOptions* o) {
   auto* profile =
       app->add_option(
              "--profile", o->profile,
-             "Prefetch the chunks of this boot profile (file or URL) in the background, in the "
-             "order they were read when it was recorded (default: NAME.profile next to the index, "
-             "when there is one)")
+             "Prefetch the chunks holding the blocks of this boot profile (file or URL) in the "
+             "background, in the order they were read when it was recorded (default: "
+             "NAME.profile next to the index, when there is one)")
           ->group(kProfile);
   app->add_flag("--no-profile", o->no_profile, "Do not prefetch NAME.profile")
       ->group(kProfile)
       ->excludes(profile);
-  app->add_option("--record-profile", o->record_profile,
-                  "Record the chunks read, in order with their times, into this file (written when "
-                  "the image is closed, e.g. at unmount); publish it as NAME.profile")
+  app->add_option(
+         "--record-profile", o->record_profile,
+         "Record the image blocks (4 KiB) read, in order with their times, into this file "
+         "(written when the image is closed, e.g. at unmount); publish it as NAME.profile, "
+         "or give it to hloop relayout")
       ->group(kProfile);
 }
 

@@ -17,7 +17,8 @@ constexpr uint64_t kMaxProfileFile = uint64_t(1) << 30;
 
 Result<std::vector<format::ByteRange>> LoadProfileRanges(const std::string& profile,
                                                          const format::Index& index,
-                                                         const fetch::FetchOptions& fetch) {
+                                                         const fetch::FetchOptions& fetch,
+                                                         std::string* text_out) {
   Result<std::string> text =
       profile.find("://") != std::string::npos
           ? fetch::FetchUrlChecked(
@@ -25,12 +26,10 @@ Result<std::vector<format::ByteRange>> LoadProfileRanges(const std::string& prof
                 "a profile")
           : ReadFileLimited(profile, kMaxProfileFile);
   if (!text.ok()) return text.status().Annotate("profile");
-  // TODO(profile v2): disk::ProfileByteRanges once block-level profiles land.
-  auto chunks = disk::ParseProfile(*text, index.chunk_count(), profile);
-  if (!chunks.ok()) return chunks.status();
-  std::vector<format::ByteRange> out;
-  for (uint64_t c : *chunks) out.push_back({c * index.chunk_size(), index.chunk_length(c)});
-  return out;
+  auto parsed = disk::ParseProfile(*text, profile);
+  if (!parsed.ok()) return parsed.status();
+  if (text_out) *text_out = std::move(text.value());
+  return disk::ProfileByteRanges(*parsed, index);
 }
 
 FetchEstimate EstimateFetch(const format::Index& index,

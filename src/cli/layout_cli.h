@@ -16,10 +16,12 @@
 namespace hloop::cli {
 
 // The image byte ranges a profile (file or URL) read through `index`, in
-// order of first read, each byte once.
+// order of first read, each byte once. `text`, if not null, receives the
+// profile's text.
 Result<std::vector<format::ByteRange>> LoadProfileRanges(const std::string& profile,
                                                          const format::Index& index,
-                                                         const fetch::FetchOptions& fetch);
+                                                         const fetch::FetchOptions& fetch,
+                                                         std::string* text = nullptr);
 
 // What reading `ranges` through `index` costs a cold client.
 struct FetchEstimate {

@@ -42,7 +42,7 @@ Result<cache::ChunkData> ChunkReader::FetchVerified(uint64_t i, const format::Ch
       }
     }
     if (!st.IsCorruption()) {
-      return st.Annotate("chunk " + std::to_string(i) + " (" + format::ToHex(e.hash) + ")");
+      return st.Annotate(format::SlotName(index_, i) + " (" + format::ToHex(e.hash) + ")");
     }
     {
       MutexLock lock(&mu_);
@@ -50,13 +50,12 @@ Result<cache::ChunkData> ChunkReader::FetchVerified(uint64_t i, const format::Ch
     }
     if (origin >= 0) source_->ReportCorrupt(origin);
     last = st;
-    LogWarn("chunk " + std::to_string(i) + " from " + where + ": " + st.message() +
+    LogWarn(format::SlotName(index_, i) + " from " + where + ": " + st.message() +
             (attempt < corrupt_refetches_ ? "; fetching it again" : ""));
   }
-  LogError("chunk " + std::to_string(i) + " from " + where + ": " + last.message() +
+  LogError(format::SlotName(index_, i) + " from " + where + ": " + last.message() +
            "; failing the read");
-  return Status::Corruption("chunk " + std::to_string(i) + " from " + where + ": " +
-                            last.message());
+  return Status::Corruption(format::SlotName(index_, i) + " from " + where + ": " + last.message());
 }
 
 Result<cache::ChunkData> ChunkReader::Load(uint64_t i, const format::ChunkEntry& e,

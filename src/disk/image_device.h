@@ -78,7 +78,7 @@ struct ImageStats {
   // Boot profile: chunks listed, done (fetched or found cached), failed,
   // and chunks first read after their prefetch had finished (useful).
   uint64_t prefetch_total = 0, prefetch_done = 0, prefetch_failed = 0, prefetch_useful = 0;
-  uint64_t profile_recorded = 0;  // chunks recorded so far
+  uint64_t profile_recorded = 0;  // 4 KiB blocks recorded so far (--record-profile)
 };
 
 class ImageDevice : public BlockDevice {
@@ -107,12 +107,13 @@ class ImageDevice : public BlockDevice {
   Result<cache::ChunkData> GetChunk(uint64_t i,
                                     fetch::Priority priority = fetch::Priority::kDemand);
 
-  // Boot profile (the papers' DLAHEAD). Fetches `chunks` in this order, in
-  // parallel, into the cache (or memory without one), below readers and
-  // read-ahead in priority. Chunks already cached are skipped.
+  // Boot profile (the papers' DLAHEAD). Fetches slots `chunks` (ProfileSlots
+  // of a profile) in this order, in parallel, into the cache (or memory
+  // without one), below readers and read-ahead in priority. Chunks already
+  // cached are skipped.
   void StartPrefetch(std::vector<uint64_t> chunks);
-  // Starts recording which chunks are read, first read first, with the
-  // time since this call. The profile is written to `save_to` (if not
+  // Starts recording which 4 KiB blocks are read, first read first, with
+  // the time since this call. The profile is written to `save_to` (if not
   // empty) by SaveProfile and when the device is destroyed.
   void StartRecording(std::string save_to);
   // The recorded profile in the format of docs/format.md.

@@ -1,5 +1,6 @@
 #include "disk/image_device.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -59,6 +60,7 @@ struct TestImage {
   }
   std::string Chunk(uint64_t i) const { return content.substr(i * kCs, kCs); }
   uint64_t chunk_count() const { return (content.size() + kCs - 1) / kCs; }
+  std::vector<std::string> hot_rels;  // the hot chunk files of Relayout(), in order
 };
 
 TestImage BuildImage(std::string content, Codec codec = Codec::kZstd) {
@@ -849,22 +851,31 @@ std::string ChunkRel(const TestImage& img, uint64_t i) {
   return format::ChunkPath(img.Index().entry(i).hash);
 }
 
-TEST_F(ImageDeviceTest, RecordsFirstReadsOfNonZeroChunksInOrder) {
+TEST_F(ImageDeviceTest, RecordsFirstReadsOfNonZeroBlocksInOrder) {
   TestImage img = BuildImage(MixedContent());
   auto dev = Make(img);
   dev->StartRecording("");
   char buf[10];
   ASSERT_TRUE(dev->Read(2 * kCs + 5, 10, buf).ok());
   ASSERT_TRUE(dev->Read(0, 10, buf).ok());
-  ASSERT_TRUE(dev->Read(2 * kCs, 10, buf).ok());      // again: not recorded twice
-  ASSERT_TRUE(dev->Read(3 * kCs, 10, buf).ok());      // a zero chunk: not recorded
-  ASSERT_TRUE(dev->Read(8 * kCs - 5, 10, buf).ok());  // spans 7 and 8
+  ASSERT_TRUE(dev->Read(2 * kCs, 10, buf).ok());                  // again: not recorded twice
+  ASSERT_TRUE(dev->Read(3 * kCs, 10, buf).ok());                  // a zero chunk: not recorded
+  ASSERT_TRUE(dev->Read(8 * kCs - 5, 10, buf).ok());              // spans 7 and 8: one range
+  ASSERT_TRUE(dev->Read(img.content.size() - 10, 10, buf).ok());  // the last, partial block
   std::string text = dev->ProfileText();
-  EXPECT_EQ(text.rfind("hloop-profile 1\n", 0), 0u) << text;
-  auto chunks = ParseProfile(text, img.Index().chunk_count(), "recorded");
-  ASSERT_TRUE(chunks.ok()) << chunks.status().ToString();
-  EXPECT_EQ(*chunks, (std::vector<uint64_t>{2, 0, 7, 8}));
-  EXPECT_EQ(dev->stats().profile_recorded, 4u);
+  EXPECT_EQ(text.rfind("hloop-profile 2\n", 0), 0u) << text;
+  auto profile = ParseProfile(text, "recorded");
+  ASSERT_TRUE(profile.ok()) << profile.status().ToString();
+  ASSERT_EQ(profile->entries.size(), 4u) << text;
+  const uint64_t last = img.content.size() / kCs;
+  const std::vector<std::pair<uint64_t, uint64_t>> want = {
+      {2 * kCs, kCs}, {0, kCs}, {7 * kCs, 2 * kCs}, {last * kCs, img.content.size() - last * kCs}};
+  for (size_t k = 0; k < want.size(); k++) {
+    EXPECT_EQ(profile->entries[k].offset, want[k].first) << k;
+    EXPECT_EQ(profile->entries[k].length, want[k].second) << k;
+  }
+  EXPECT_EQ(ProfileSlots(*profile, img.Index()), (std::vector<uint64_t>{2, 0, 7, 8, last}));
+  EXPECT_EQ(dev->stats().profile_recorded, 5u);  // 4 KiB blocks (here one a chunk)
 }
 
 TEST_F(ImageDeviceTest, RecordedProfileIsWrittenWhenTheDeviceCloses) {
@@ -876,9 +887,10 @@ TEST_F(ImageDeviceTest, RecordedProfileIsWrittenWhenTheDeviceCloses) {
     char buf[10];
     ASSERT_TRUE(dev->Read(10 * kCs, 10, buf).ok());
   }
-  auto chunks = ParseProfile(testing::ReadTestFile(path), 100, path);
-  ASSERT_TRUE(chunks.ok()) << chunks.status().ToString();
-  EXPECT_EQ(*chunks, (std::vector<uint64_t>{10}));
+  auto profile = ParseProfile(testing::ReadTestFile(path), path);
+  ASSERT_TRUE(profile.ok()) << profile.status().ToString();
+  EXPECT_EQ(profile->version, 2u);
+  EXPECT_EQ(ProfileSlots(*profile, img.Index()), (std::vector<uint64_t>{10}));
 }
 
 TEST_F(ImageDeviceTest, PrefetchFetchesTheProfileInOrderAtTheLowestPriorityIntoTheCache) {
@@ -924,6 +936,81 @@ TEST_F(ImageDeviceTest, PrefetchSkipsChunksAlreadyReadOrCached) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(fake_->gets(ChunkRel(img, 0)), 0);
   EXPECT_EQ(fake_->gets(ChunkRel(img, 1)), 1);
+}
+
+// `img` relaid out (issue 14): hot chunk 0 holds image chunks 10 then 2,
+// hot chunk 1 holds chunk 12; the table is unchanged. The hot chunk files
+// are added to the image's files.
+TestImage RelaidOut(const TestImage& img) {
+  TestImage out = img;
+  const format::Index index = img.Index();
+  format::Layout layout;
+  for (const std::string& raw : {img.Chunk(10) + img.Chunk(2), img.Chunk(12)}) {
+    std::string file;
+    EXPECT_TRUE(
+        format::EncodeChunk(raw, Codec::kZstd, format::DefaultLevel(Codec::kZstd), &file).ok());
+    const format::Hash hash = format::Sha256(raw);
+    out.files[format::ChunkPath(hash)] = file;
+    layout.hot.push_back(format::HotChunk{hash, uint32_t(file.size()), uint32_t(raw.size())});
+  }
+  layout.extents.push_back(format::ImageExtent{2 * kCs, kCs, 0, kCs});
+  layout.extents.push_back(format::ImageExtent{10 * kCs, kCs, 0, 0});
+  layout.extents.push_back(format::ImageExtent{12 * kCs, kCs, 1, 0});
+  format::IndexBuilder b(index.image_size(), kCs, index.codec());
+  for (uint64_t i = 0; i < index.chunk_count(); i++) b.set_entry(i, index.entry(i));
+  b.meta().name = "test-hot";
+  b.set_layout(layout);
+  out.index_bytes = b.Encode();
+  return out;
+}
+
+TEST_F(ImageDeviceTest, AProfileRecordedOnARelaidOutImagePrefetchesItsHotChunksInOrderIssue14) {
+  TestImage plain = BuildImage(MixedContent());
+  TestImage hot = RelaidOut(plain);
+  ASSERT_TRUE(hot.Index().has_extents());
+  const uint64_t table = hot.Index().chunk_count();  // hot chunk k is slot table + k
+  auto record = [&](const TestImage& img) {
+    auto dev = Make(img);
+    dev->StartRecording("");
+    char buf[10];
+    for (uint64_t at : std::vector<uint64_t>{10 * kCs + 7, 2 * kCs, 12 * kCs + 100, 0})
+      EXPECT_TRUE(dev->Read(at, 10, buf).ok());
+    return dev->ProfileText();
+  };
+  // A profile names image bytes, not chunk files: the same reads record the
+  // same ranges on either layout.
+  auto on_hot = ParseProfile(record(hot), "hot");
+  auto on_plain = ParseProfile(record(plain), "plain");
+  ASSERT_TRUE(on_hot.ok() && on_plain.ok());
+  ASSERT_EQ(on_hot->entries.size(), 4u);
+  for (size_t k = 0; k < 4; k++) {
+    EXPECT_EQ(on_hot->entries[k].offset, on_plain->entries[k].offset) << k;
+    EXPECT_EQ(on_hot->entries[k].length, on_plain->entries[k].length) << k;
+  }
+  const std::vector<uint64_t> slots = ProfileSlots(*on_hot, hot.Index());
+  EXPECT_EQ(slots, (std::vector<uint64_t>{table, table + 1, 0}));
+  EXPECT_EQ(ProfileSlots(*on_plain, hot.Index()), slots);
+  EXPECT_EQ(ProfileSlots(*on_plain, plain.Index()), (std::vector<uint64_t>{10, 2, 12, 0}));
+
+  // Replayed on a cold cache: the hot chunk files, in order, then chunk 0;
+  // the reads then fetch nothing and read the image's bytes.
+  ImageOptions o = Quiet();
+  o.prefetch_threads = 1;  // one at a time: the order is observable
+  auto dev = Make(hot, o, OpenCache(tmp_.path() + "/cache"));
+  dev->StartPrefetch(slots);
+  for (int i = 0; i < 500 && dev->stats().prefetch_done < 3; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  auto reqs = fake_->requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  EXPECT_EQ(reqs[0].first, format::ChunkPath(format::Sha256(plain.Chunk(10) + plain.Chunk(2))));
+  EXPECT_EQ(reqs[1].first, format::ChunkPath(format::Sha256(plain.Chunk(12))));
+  EXPECT_EQ(reqs[2].first, ChunkRel(plain, 0));
+  std::string got(kCs, '\0');
+  for (uint64_t i : {10, 2, 12, 0}) {
+    ASSERT_TRUE(dev->Read(i * kCs, kCs, got.data()).ok());
+    EXPECT_EQ(got, plain.content.substr(i * kCs, kCs)) << i;
+  }
+  EXPECT_EQ(fake_->total_gets(), 3);
 }
 
 TEST_F(ImageDeviceTest, ReadAheadWindowFollowsTheBandwidthDelayProduct) {
@@ -1103,6 +1190,195 @@ TEST_F(ImageDeviceTest, ExtentsShowZeroChunksAsHoles) {
   EXPECT_EQ(fake_->total_gets(), 0);  // answered from the index alone
 }
 
+// ---- Indexes with a layout (issue 14) ----
+
+struct Range {
+  uint64_t offset = 0;
+  uint32_t length = 0;
+};
+
+// Gives `img` a layout as `hloop relayout` would: hot chunk k holds the
+// image bytes of hot[k]'s ranges, in that order (the boot's order), and
+// `zeros` are zero extents (the image must be zero there). The table stays.
+void Relayout(TestImage* img, const std::vector<std::vector<Range>>& hot,
+              const std::vector<Range>& zeros) {
+  const format::Index old = img->Index();
+  format::Layout layout;
+  for (size_t k = 0; k < hot.size(); k++) {
+    std::string raw;
+    for (const Range& r : hot[k]) {
+      layout.extents.push_back({.image_offset = r.offset,
+                                .length = r.length,
+                                .hot = uint32_t(k),
+                                .hot_offset = uint32_t(raw.size())});
+      raw += img->content.substr(r.offset, r.length);
+    }
+    std::string file;
+    ASSERT_TRUE(format::EncodeChunk(raw, Codec::kZstd, 3, &file).ok());
+    const format::Hash h = format::Sha256(raw);
+    layout.hot.push_back(
+        {.hash = h, .stored_size = uint32_t(file.size()), .raw_size = uint32_t(raw.size())});
+    img->files[format::ChunkPath(h)] = file;
+    img->hot_rels.push_back(format::ChunkPath(h));
+  }
+  for (const Range& r : zeros) {
+    ASSERT_EQ(img->content.substr(r.offset, r.length), std::string(r.length, '\0'));
+    layout.extents.push_back({.image_offset = r.offset, .length = r.length});
+  }
+  std::sort(layout.extents.begin(), layout.extents.end(),
+            [](const auto& a, const auto& b) { return a.image_offset < b.image_offset; });
+  ASSERT_TRUE(format::ValidateLayout(layout, img->content.size()).ok());
+  format::IndexBuilder b(old.image_size(), old.chunk_size(), old.codec());
+  for (uint64_t i = 0; i < old.chunk_count(); i++) b.set_entry(i, old.entry(i));
+  b.meta().name = "test";
+  b.set_layout(std::move(layout));
+  img->index_bytes = b.Encode();
+}
+
+// MixedContent with 500 zero bytes inside text chunk 8, relaid out:
+//   hot 0: [kCs-300, kCs+500)     across the edge of chunks 0 and 1
+//          [2kCs+100, 2kCs+1100)  unaligned, inside chunk 2
+//          [7kCs+10, 7kCs+4000)   inside chunk 7
+//   hot 1: [13kCs+200, 13kCs+1000) the image's last, partial block, to its end
+//          [10kCs, 12kCs)          chunks 10 and 11 whole: their table
+//                                  entries are never read
+//   zeros: [3kCs+100, 3kCs+2100)  inside zero chunk 3
+//          [8kCs+1000, 8kCs+1500) inside text chunk 8, between hot ranges
+const std::vector<std::vector<Range>> kHot = {
+    {{kCs - 300, 800}, {2 * kCs + 100, 1000}, {7 * kCs + 10, 3990}},
+    {{13 * kCs + 200, 800}, {10 * kCs, 2 * kCs}}};
+const std::vector<Range> kZeros = {{3 * kCs + 100, 2000}, {8 * kCs + 1000, 500}};
+
+TestImage RelaidImage() {
+  std::string content = MixedContent();
+  content.replace(8 * kCs + 1000, 500, std::string(500, '\0'));
+  TestImage img = BuildImage(std::move(content));
+  Relayout(&img, kHot, kZeros);
+  return img;
+}
+
+// Table chunks no extent covers entirely: all but 10 and 11.
+bool CoveredTableChunk(uint64_t i) { return i == 10 || i == 11; }
+
+TEST_F(ImageDeviceTest, ALayoutReadsBackTheImageAtEveryBoundary_Issue14) {
+  TestImage img = RelaidImage();
+  ASSERT_TRUE(img.Index().has_extents());
+  for (bool cached : {false, true}) {
+    auto dev = Make(img, Quiet(), cached ? OpenCache(tmp_.Join("cache")) : nullptr);
+    ExpectReadsMatch(dev.get(), img.content);
+    // Every extent edge: a byte either side, a few either side, and reads
+    // that start or end exactly on it.
+    std::vector<uint64_t> edges;
+    for (const auto& chunk : kHot)
+      for (const Range& r : chunk) edges.insert(edges.end(), {r.offset, r.offset + r.length});
+    for (const Range& r : kZeros) edges.insert(edges.end(), {r.offset, r.offset + r.length});
+    const uint64_t size = img.content.size();
+    for (uint64_t e : edges) {
+      for (auto [from, to] : std::vector<std::pair<uint64_t, uint64_t>>{
+               {e - 1, e + 1}, {e - 7, e + 9}, {e - 1, e}, {e, e + 1}, {e - 300, e + kCs}}) {
+        to = std::min(to, size);
+        if (from >= to) continue;
+        std::string buf(to - from, '\x55');
+        ASSERT_TRUE(dev->Read(from, buf.size(), buf.data()).ok()) << from;
+        ASSERT_EQ(FirstDifference(buf, img.content.substr(from, to - from)), "")
+            << "read [" << from << ", " << to << ")";
+      }
+    }
+  }
+}
+
+TEST_F(ImageDeviceTest, ReadsServedByHotChunksFetchNoTableChunk_Issue14) {
+  TestImage img = RelaidImage();
+  auto dev = Make(img);
+  for (const auto& chunk : kHot) {
+    for (const Range& r : chunk) {
+      std::string buf(r.length, '\x55');
+      ASSERT_TRUE(dev->Read(r.offset, r.length, buf.data()).ok());
+      EXPECT_EQ(FirstDifference(buf, img.content.substr(r.offset, r.length)), "");
+    }
+  }
+  for (const std::string& rel : img.hot_rels) EXPECT_EQ(fake_->gets(rel), 1) << rel;
+  EXPECT_EQ(fake_->total_gets(), 2);
+  // The zero extents cost nothing either.
+  for (const Range& r : kZeros) {
+    std::string buf(r.length, '\x55');
+    ASSERT_TRUE(dev->Read(r.offset, r.length, buf.data()).ok());
+    EXPECT_EQ(buf, std::string(r.length, '\0'));
+  }
+  EXPECT_EQ(fake_->total_gets(), 2);
+}
+
+TEST_F(ImageDeviceTest, ReadAheadOfHotReadsPullsNoColdTableChunk_Issue14) {
+  TestImage img = RelaidImage();
+  ImageOptions o;
+  o.workers = 1;  // one worker takes the queue in order (see the end)
+  o.readahead_chunks = 4;
+  auto dev = Make(img, o);
+  // The boot's reads in hot order, 512 bytes at a time: sequential in the
+  // hot chunks, scattered over the table.
+  for (const auto& chunk : kHot) {
+    for (const Range& r : chunk) {
+      for (uint64_t pos = r.offset, end = r.offset + r.length; pos < end; pos += 512) {
+        const size_t n = size_t(std::min<uint64_t>(512, end - pos));
+        std::string buf(n, '\x55');
+        ASSERT_TRUE(dev->Read(pos, n, buf.data()).ok());
+        ASSERT_EQ(FirstDifference(buf, img.content.substr(pos, n)), "") << pos;
+      }
+    }
+  }
+  // A marker behind whatever read-ahead scheduled: once the worker has
+  // fetched it, it has fetched (or dropped) everything queued before it.
+  const uint64_t marker = 12;
+  dev->Prefetch(marker * kCs, 1);
+  ASSERT_TRUE(WaitFor([&] { return fake_->gets(img.ChunkRel(marker)) == 1; }));
+  for (uint64_t i = 0; i < img.chunk_count(); i++)
+    if (i != marker) {
+      EXPECT_EQ(fake_->gets(img.ChunkRel(i)), 0) << "table chunk " << i;
+    }
+  for (const std::string& rel : img.hot_rels) EXPECT_EQ(fake_->gets(rel), 1) << rel;
+}
+
+TEST_F(ImageDeviceTest, ReadsOfColdRangesFetchNoHotChunk_Issue14) {
+  TestImage img = RelaidImage();
+  auto dev = Make(img);
+  // Chunk 0 before the hot range, chunk 8 around its zero extent, chunks
+  // 9 and 12, and chunk 13 before its hot tail.
+  for (auto [off, len] : std::vector<std::pair<uint64_t, uint64_t>>{
+           {0, kCs - 300}, {8 * kCs, kCs}, {9 * kCs, kCs}, {12 * kCs, kCs}, {13 * kCs, 200}}) {
+    std::string buf(len, '\x55');
+    ASSERT_TRUE(dev->Read(off, len, buf.data()).ok());
+    EXPECT_EQ(FirstDifference(buf, img.content.substr(off, len)), "") << off;
+  }
+  for (const std::string& rel : img.hot_rels) EXPECT_EQ(fake_->gets(rel), 0) << rel;
+  for (uint64_t i : {0, 8, 9, 12, 13}) EXPECT_EQ(fake_->gets(img.ChunkRel(i)), 1) << i;
+  EXPECT_EQ(fake_->total_gets(), 5);
+}
+
+TEST_F(ImageDeviceTest, ExtentsShowZeroExtentsAsHoles_Issue14) {
+  TestImage img = RelaidImage();
+  auto dev = Make(img);
+  auto all = dev->Extents(0, dev->size());
+  ASSERT_TRUE(all.ok());
+  std::vector<std::pair<uint64_t, bool>> got;
+  for (const auto& e : *all) got.emplace_back(e.length, e.zero);
+  // Zero chunks 3, 5, 6 (the zero extent inside chunk 3 is part of its
+  // hole) and the zero extent inside chunk 8.
+  std::vector<std::pair<uint64_t, bool>> want = {{3 * kCs, false},
+                                                 {kCs, true},
+                                                 {kCs, false},
+                                                 {2 * kCs, true},
+                                                 {kCs + 1000, false},
+                                                 {500, true},
+                                                 {5 * kCs - 1500 + 1000, false}};
+  EXPECT_EQ(got, want);
+  auto part = dev->Extents(8 * kCs + 1100, 100);  // inside the zero extent
+  ASSERT_TRUE(part.ok());
+  ASSERT_EQ(part->size(), 1u);
+  EXPECT_TRUE((*part)[0].zero);
+  EXPECT_EQ((*part)[0].length, 100u);
+  EXPECT_EQ(fake_->total_gets(), 0);
+}
+
 // StageImage (hloop fetch --all/--update) over a real HTTP server that counts
 // requests: chunks already in the disk cache are counted and not fetched.
 class StageImageTest : public ImageDeviceTest {
@@ -1211,6 +1487,46 @@ TEST_F(StageImageTest, AnUpdateFetchesOnlyTheNewVersionsNewChunks) {
   auto dev = Open(v2, OpenCache(tmp_.Join("cache")));
   EXPECT_EQ(FirstDifference(ReadAll(dev.get()), v2.content), "");
   EXPECT_EQ(server().log().size(), before + 3);
+}
+
+TEST_F(StageImageTest, StagesHotChunksAndSkipsTableChunksTheExtentsCover_Issue14) {
+  TestImage img = RelaidImage();
+  Serve(img);
+  auto r = Stage(img, OpenCache(tmp_.Join("cache")));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  // The 10 distinct data chunks but 10 and 11, and the 2 hot chunks.
+  EXPECT_EQ(r->chunks, uint64_t(kMixedUnique - 2 + 2));
+  EXPECT_EQ(r->fetched_chunks, r->chunks);
+  const format::Index ix = img.Index();
+  uint64_t raw = 0;
+  for (uint64_t k = 0; k < 2; k++) raw += ix.chunk_length(ix.chunk_count() + k);
+  EXPECT_EQ(r->raw_bytes, raw + (kMixedUnique - 2 - 1) * kCs + 1000);
+  for (const std::string& rel : img.hot_rels) EXPECT_EQ(server().count("/" + rel), 1) << rel;
+  for (uint64_t i = 0; i < img.chunk_count(); i++) {
+    if (CoveredTableChunk(i)) {
+      EXPECT_EQ(server().count("/" + img.ChunkRel(i)), 0) << i;
+    }
+  }
+  EXPECT_EQ(server().log().size(), r->chunks);
+  // Staged: reading the whole image needs no request.
+  auto dev = Open(img, OpenCache(tmp_.Join("cache")));
+  EXPECT_EQ(FirstDifference(ReadAll(dev.get()), img.content), "");
+  EXPECT_EQ(server().log().size(), r->chunks);
+}
+
+TEST_F(StageImageTest, FailsNamingAHotChunkThatCannotBeFetched_Issue14) {
+  TestImage img = RelaidImage();
+  Serve(img);
+  files_.erase(img.hot_rels[1]);
+  auto r = Stage(img, OpenCache(tmp_.Join("cache")));
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsNotFound()) << r.status().ToString();
+  const std::string msg = r.status().ToString();
+  EXPECT_NE(msg.find("1 of 10 chunks"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("hot chunk 1 (" +
+                     format::ToHex(img.Index().entry(img.chunk_count() + 1).hash) + ")"),
+            std::string::npos)
+      << msg;
 }
 
 TEST_F(StageImageTest, FailsNamingAChunkThatCannotBeFetched) {

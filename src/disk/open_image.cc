@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "disk/profile.h"
+#include "disk/profile_format.h"
 #include "fetch/checked_get.h"
 #include "fetch/http_source.h"
 #include "util/file.h"
@@ -16,8 +17,14 @@ namespace {
 // Size limits of the small files fetched to open an image (a bigger one is
 // refused before it is read whole; the index's is in disk/resolve.cc).
 constexpr uint64_t kMaxMirrorListBytes = 64 << 10;
-// A profile: a header and comments, then a line of two numbers per chunk.
-uint64_t MaxProfileBytes(uint64_t chunks) { return (64 << 10) + chunks * 48; }
+// A profile: a header and comments, then a line of up to three numbers (at
+// most 48 bytes) per range read; at worst one range per 4 KiB block, but the
+// limit stops growing at 2^20 lines (48 MiB), a read of 4 GiB in scattered
+// blocks, far beyond a boot's ~8,000 blocks.
+uint64_t MaxProfileBytes(const format::Index& index) {
+  const uint64_t blocks = (index.image_size() + kProfileBlockSize - 1) / kProfileBlockSize;
+  return (64 << 10) + std::min<uint64_t>(blocks, uint64_t(1) << 20) * 48;
+}
 
 // The small files next to the image, read from a local directory: once,
 // and refused before being read whole when larger than `max_size`.
@@ -115,8 +122,10 @@ void AddListedMirrors(fetch::FetchEngine& engine, const fetch::Location& loc,
   }
 }
 
-// The profile to prefetch, if any: the one asked for (an error if it cannot
-// be read), else NAME.profile next to the index (quietly absent).
+// The slots to prefetch for a profile, if any (ProfileSlots: in order of
+// first read, hot chunks of a relaid-out index included): the one asked for
+// (an error if it cannot be read), else NAME.profile next to the index
+// (quietly absent; a bad one is a warning).
 Result<std::optional<std::vector<uint64_t>>> LoadProfile(const OpenOptions& options,
                                                          const fetch::Location& loc,
                                                          const std::string& index_rel,
@@ -129,10 +138,8 @@ Result<std::optional<std::vector<uint64_t>>> LoadProfile(const OpenOptions& opti
     if (opts.max_attempts == 0) opts.max_attempts = 6;
     auto bytes = fetch::FetchUrlChecked(
         options.profile, opts,
-        [&](const std::string& body) {
-          return ParseProfile(body, index.chunk_count(), options.profile).status();
-        },
-        MaxProfileBytes(index.chunk_count()), "a profile");
+        [&](const std::string& body) { return ParseProfile(body, options.profile).status(); },
+        MaxProfileBytes(index), "a profile");
     if (!bytes.ok()) return bytes.status().Annotate("profile");
     text = std::move(bytes.value());
   } else {
@@ -148,12 +155,9 @@ Result<std::optional<std::vector<uint64_t>>> LoadProfile(const OpenOptions& opti
           *engine,
           fetch::Request{.rel = rel,
                          .max_attempts = 2,
-                         .max_size = MaxProfileBytes(index.chunk_count()),
+                         .max_size = MaxProfileBytes(index),
                          .what = "a profile"},
-          [&](const std::string& body) {
-            return ParseProfile(body, index.chunk_count(), origin).status();
-          },
-          &text);
+          [&](const std::string& body) { return ParseProfile(body, origin).status(); }, &text);
     } else {
       auto bytes = ReadFile(origin);
       st = bytes.status();
@@ -169,14 +173,16 @@ Result<std::optional<std::vector<uint64_t>>> LoadProfile(const OpenOptions& opti
       return std::optional<std::vector<uint64_t>>();
     }
   }
-  auto chunks = ParseProfile(text, index.chunk_count(), origin);
-  if (!chunks.ok()) {
-    if (!options.profile.empty()) return chunks.status();
-    LogWarn(chunks.status().message() + "; ignoring the profile");
+  auto profile = ParseProfile(text, origin);
+  if (!profile.ok()) {
+    if (!options.profile.empty()) return profile.status();
+    LogWarn(profile.status().message() + "; ignoring the profile");
     return std::optional<std::vector<uint64_t>>();
   }
-  LogInfo("profile " + origin + ": prefetching " + std::to_string(chunks->size()) + " chunks");
-  return std::optional<std::vector<uint64_t>>(std::move(chunks.value()));
+  std::vector<uint64_t> slots = ProfileSlots(*profile, index);
+  LogInfo("profile " + origin + " (version " + std::to_string(profile->version) +
+          "): prefetching " + std::to_string(slots.size()) + " chunks");
+  return std::optional<std::vector<uint64_t>>(std::move(slots));
 }
 
 }  // namespace

@@ -14,13 +14,19 @@ namespace hloop::disk {
 
 namespace {
 
-// The first chunk number of each distinct non-zero chunk, in image order.
+// The slots a reader of the whole image needs, one per distinct chunk file:
+// the hot chunks of a layout (first: a boot reads them first), then the
+// non-zero table chunks in image order, except those whose every byte the
+// extents map elsewhere (a reader never fetches them).
 std::vector<uint64_t> DistinctChunks(const format::Index& index) {
   std::vector<uint64_t> out;
   std::unordered_set<format::Hash, format::HashKey> seen;
+  for (uint64_t i = index.chunk_count(); i < index.slot_count(); i++)
+    if (seen.insert(index.entry(i).hash).second) out.push_back(i);
   for (uint64_t i = 0; i < index.chunk_count(); i++) {
     const format::ChunkEntry e = index.entry(i);
-    if (!e.zero() && seen.insert(e.hash).second) out.push_back(i);
+    if (e.zero() || (index.has_extents() && !index.TableChunkUsed(i))) continue;
+    if (seen.insert(e.hash).second) out.push_back(i);
   }
   return out;
 }
@@ -94,8 +100,7 @@ Result<StageReport> StageImage(ImageDevice& device, const std::string& url,
   for (uint64_t i : chunks) {
     const format::Hash& h = index.entry(i).hash;
     if (cache->Contains(h)) continue;
-    if (missing++ == 0)
-      first_missing = "chunk " + std::to_string(i) + " (" + format::ToHex(h) + ")";
+    if (missing++ == 0) first_missing = format::SlotName(index, i) + " (" + format::ToHex(h) + ")";
     missing_bytes += index.chunk_length(i);
   }
   if (missing > 0)

@@ -1,5 +1,7 @@
-// Staging a version: every distinct non-zero chunk of an image into the disk
-// cache, counting what was fetched and what was already there. `hloop fetch
+// Staging a version: every distinct chunk file a reader of the whole image
+// needs into the disk cache (with a layout: the hot chunks, and the table
+// chunks not entirely covered by extents), counting what was fetched and what was already there.
+// `hloop fetch
 // --all` and `--update` run it; after it, opening the same version reads
 // nothing from the network but its small files (index, mirror list).
 #pragma once
@@ -24,7 +26,7 @@ struct StageOptions {
 // What StageImage found and did. Bytes are "raw" (the chunks' content, as
 // the image holds it) or "stored" (the chunk files, as they cross the wire).
 struct StageReport {
-  uint64_t chunks = 0;  // distinct non-zero chunks of the image
+  uint64_t chunks = 0;  // distinct chunk files a reader of the whole image needs
   uint64_t raw_bytes = 0, stored_bytes = 0;
   // Already in the disk cache before the call.
   uint64_t cached_chunks = 0, cached_raw_bytes = 0, cached_stored_bytes = 0;
@@ -32,7 +34,9 @@ struct StageReport {
   uint64_t fetched_chunks = 0, fetched_raw_bytes = 0, fetched_stored_bytes = 0;
 };
 
-// Makes every distinct non-zero chunk of `device`'s image present in its disk
+// Makes every distinct chunk file needed to read all of `device`'s image
+// (see DistinctChunks in stage.cc: hot chunks, then the table chunks the
+// extents do not cover entirely) present in its disk
 // cache: a chunk already there is counted and not fetched; the others are
 // fetched (joining any fetch of the same chunk under way), verified and
 // stored. Fails (naming the chunk: number, hash, URL, cause) if a chunk

@@ -149,25 +149,50 @@ TEST(ClusterTest, ClusterOfIsAlignedAndClippedToTheImage) {
   EXPECT_EQ(ClusterOf(5, 1, 62), (std::pair<uint64_t, uint64_t>{5, 6}));
 }
 
-// An index of `n` chunks: chunk i is zero when zero(i), else distinct data.
-format::Index MakeIndex(uint64_t n, bool (*zero)(uint64_t)) {
-  format::IndexBuilder b(n * kCs, kCs, format::Codec::kNone);
-  for (uint64_t i = 0; i < n; i++) {
+// An index of `size` bytes in chunks of `chunk_size`: chunk i is zero when
+// zero(i), else distinct data; with `layout` (REQUIRES: valid for it).
+format::Index MakeIndexOf(uint64_t size, uint32_t chunk_size, bool (*zero)(uint64_t),
+                          format::Layout layout = {}) {
+  format::IndexBuilder b(size, chunk_size, format::Codec::kNone);
+  for (uint64_t i = 0; i < b.chunk_count(); i++) {
     format::ChunkEntry e;
     if (zero(i)) {
       e.flags = format::kEntryFlagZero;
     } else {
       e.hash = format::Sha256(std::to_string(i));
-      e.stored_size = kCs;
+      e.stored_size = chunk_size;
     }
     b.set_entry(i, e);
   }
+  b.set_layout(std::move(layout));
   auto ix = format::Index::Parse(b.Encode(), "t.idx");
   EXPECT_TRUE(ix.ok()) << ix.status().ToString();
   return std::move(ix.value());
 }
 
-TEST(ProfileRecorderTest, RecordsFirstReadsOfNonZeroChunksInOrderOnlyOnceStarted) {
+// An index of `n` chunks of 4 KiB (one profile block each).
+format::Index MakeIndex(uint64_t n, bool (*zero)(uint64_t)) {
+  return MakeIndexOf(n * kCs, kCs, zero);
+}
+
+// The (offset, length) of each entry of a recorded profile, which must
+// parse as version 2; the times are not compared (they depend on the clock).
+std::vector<ByteRange> RecordedRanges(const std::string& text) {
+  auto p = ParseProfile(text, "recorded");
+  EXPECT_TRUE(p.ok()) << p.status().ToString();
+  if (!p.ok()) return {};
+  EXPECT_EQ(p->version, 2u);
+  std::vector<ByteRange> out;
+  uint64_t last_ms = 0;
+  for (const ProfileEntry& e : p->entries) {
+    EXPECT_GE(e.ms, last_ms) << "times never go back";
+    last_ms = e.ms;
+    out.push_back(ByteRange{.offset = e.offset, .length = e.length});
+  }
+  return out;
+}
+
+TEST(ProfileRecorderTest, RecordsFirstReadsOfNonZeroBlocksInOrderOnlyOnceStarted) {
   format::Index index = MakeIndex(10, [](uint64_t i) { return i == 3; });
   ProfileRecorder rec(index);
   rec.OnRead(5 * kCs, (5 - 5 + 1) * kCs);  // before Start: not recorded
@@ -178,10 +203,62 @@ TEST(ProfileRecorderTest, RecordsFirstReadsOfNonZeroChunksInOrderOnlyOnceStarted
   rec.OnRead(6 * kCs, (7 - 6 + 1) * kCs);  // 6 again
   rec.OnRead(0 * kCs, (0 - 0 + 1) * kCs);
   EXPECT_EQ(rec.recorded(), 5u);
-  auto chunks = ParseProfile(rec.Text(), index.chunk_count(), "recorded");
-  ASSERT_TRUE(chunks.ok()) << chunks.status().ToString();
-  EXPECT_EQ(*chunks, (std::vector<uint64_t>{6, 2, 4, 7, 0}));
+  EXPECT_EQ(rec.Text().rfind("hloop-profile 2\n", 0), 0u) << rec.Text();
+  EXPECT_EQ(RecordedRanges(rec.Text()), (std::vector<ByteRange>{
+                                            {6 * kCs, kCs},
+                                            {2 * kCs, kCs},
+                                            {4 * kCs, kCs},
+                                            {7 * kCs, kCs},
+                                            {0, kCs},
+                                        }));
+  auto p = ParseProfile(rec.Text(), "recorded");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(ProfileSlots(*p, index), (std::vector<uint64_t>{6, 2, 4, 7, 0}));
   EXPECT_TRUE(rec.Save().ok()) << "no path: nothing to write";
+}
+
+TEST(ProfileRecorderTest, RecordsBlocksNotChunksMergingEachReadsNewBlocks) {
+  // 64 KiB chunks (16 blocks each), chunk 2 zeros, the last block partial.
+  constexpr uint64_t kChunk = 65536, kB = 4096;
+  const uint64_t size = 4 * kChunk - 100;
+  format::Index index = MakeIndexOf(size, kChunk, [](uint64_t i) { return i == 2; });
+  ProfileRecorder rec(index);
+  rec.Start("");
+  rec.OnRead(5000, 10000);                       // blocks 1-3: one entry
+  rec.OnRead(0, 20000);                          // blocks 0-4: 0 and 4 are new
+  rec.OnRead(size - 10, 10);                     // the last, partial block
+  rec.OnRead(60000, 10000);                      // blocks 14-17, across chunks 0 and 1
+  rec.OnRead(2 * kChunk - kB, kChunk + 2 * kB);  // block 31, chunk 2 (zeros), block 48
+  rec.OnRead(2 * kChunk + 100, 5000);            // only zeros: nothing
+  rec.OnRead(size, 0);                           // nothing
+  EXPECT_EQ(rec.recorded(), 3u + 2 + 1 + 4 + 2);
+  EXPECT_EQ(RecordedRanges(rec.Text()), (std::vector<ByteRange>{
+                                            {1 * kB, 3 * kB},
+                                            {0, kB},
+                                            {4 * kB, kB},
+                                            {63 * kB, kB - 100},
+                                            {14 * kB, 4 * kB},
+                                            {31 * kB, kB},
+                                            {48 * kB, kB},
+                                        }));
+  // Everything again: nothing new.
+  rec.OnRead(0, size);
+  EXPECT_EQ(rec.recorded(), 64u - 16) << "every block outside the zero chunk, once";
+}
+
+TEST(ProfileRecorderTest, SkipsBlocksInZeroExtents) {
+  // A relaid-out index may say a range is zeros with an extent; blocks in
+  // it cost nothing and are not recorded, a block only partly in it is.
+  format::Layout layout;
+  layout.extents.push_back(
+      format::ImageExtent{kCs, uint32_t(2 * kCs + 100), format::kExtentZero, 0});
+  format::Index index = MakeIndexOf(
+      8 * kCs, kCs, [](uint64_t) { return false; }, layout);
+  ProfileRecorder rec(index);
+  rec.Start("");
+  rec.OnRead(0, 8 * kCs);
+  EXPECT_EQ(rec.recorded(), 6u);
+  EXPECT_EQ(RecordedRanges(rec.Text()), (std::vector<ByteRange>{{0, kCs}, {3 * kCs, 5 * kCs}}));
 }
 
 TEST(ProfileRecorderTest, SaveWritesTheProfileAtomically) {
@@ -194,7 +271,9 @@ TEST(ProfileRecorderTest, SaveWritesTheProfileAtomically) {
   ASSERT_TRUE(rec.Save().ok());
   std::string text = hloop::testing::ReadTestFile(tmp.Join("boot.profile"));
   EXPECT_EQ(text, rec.Text());
-  EXPECT_EQ(ParseProfile(text, 4, "p").value(), (std::vector<uint64_t>{3, 1}));
+  auto p = ParseProfile(text, "p");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(ProfileSlots(*p, index), (std::vector<uint64_t>{3, 1}));
 }
 
 TEST(ReadStatsTest, CountsReadsZerosAndWaits) {

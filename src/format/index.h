@@ -134,6 +134,13 @@ class IndexBuilder {
   Layout layout_;
 };
 
+// How messages name slot i: "chunk 7" for the table's, "hot chunk 2" for
+// the third hot chunk. REQUIRES: i < index.slot_count().
+inline std::string SlotName(const Index& index, uint64_t i) {
+  return index.is_hot(i) ? "hot chunk " + std::to_string(i - index.chunk_count())
+                         : "chunk " + std::to_string(i);
+}
+
 // Number of chunks of an image: ceil(image_size / chunk_size).
 inline uint64_t ChunkCount(uint64_t image_size, uint32_t chunk_size) {
   return (image_size + chunk_size - 1) / chunk_size;

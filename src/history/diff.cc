@@ -7,7 +7,8 @@ namespace hloop::history {
 
 void ChunkSet::Add(const format::Index& index) {
   files_.reserve(files_.size() + index.summary().unique_chunks);
-  for (uint64_t i = 0; i < index.chunk_count(); i++) {
+  // Every slot: the table's chunks and the hot chunks of a layout.
+  for (uint64_t i = 0; i < index.slot_count(); i++) {
     const format::ChunkEntry e = index.entry(i);
     if (!e.zero()) files_.push_back({e.hash, e.stored_size});
   }
@@ -93,6 +94,22 @@ Result<DiffResult> Diff(const format::Index& a, const format::Index& b) {
     d.bytes_changed += len;
   }
   d.download = NewChunkFiles(a, b);
+  d.layout_a = !a.layout().empty();
+  d.layout_b = !b.layout().empty();
+  d.hot_chunks_a = a.layout().hot.size();
+  d.hot_chunks_b = b.layout().hot.size();
+  if (d.layout_b) {
+    const ChunkSet have(a);
+    std::vector<format::Hash> counted;
+    for (const format::HotChunk& h : b.layout().hot) {
+      if (have.Contains(h.hash) ||
+          std::find(counted.begin(), counted.end(), h.hash) != counted.end())
+        continue;
+      counted.push_back(h.hash);
+      d.hot_download.files++;
+      d.hot_download.bytes += h.stored_size;
+    }
+  }
   return d;
 }
 

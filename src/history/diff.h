@@ -12,7 +12,8 @@
 
 namespace hloop::history {
 
-// The distinct chunk files an index needs (its non-zero entries), sorted by
+// The distinct chunk files an index references (its non-zero table entries
+// and the hot chunks of its layout, if any), sorted by
 // hash, each with its stored size: a set with O(log n) lookup and one
 // allocation in all (an image of 2 GiB in 256 KiB chunks has 8192 entries).
 class ChunkSet {
@@ -75,6 +76,14 @@ struct DiffResult {
   // the larger image's extent), adjacent ones merged, in order.
   std::vector<ByteRange> ranges;
   uint64_t bytes_changed = 0;  // sum of the ranges' lengths
+  // Layouts (EXTENTS records). The table comparison above holds with or
+  // without them: a table entry always names its chunk's full content.
+  bool layout_a = false, layout_b = false;  // whether A, B have a layout
+  uint64_t hot_chunks_a = 0, hot_chunks_b = 0;
+  // The hot chunks of B whose files A does not reference (as a table or a
+  // hot chunk): what a client of A fetches of B's hot chunks to move to B.
+  // Part of `download`.
+  NewFiles hot_download;
 };
 
 // InvalidArgument if A and B have different chunk sizes (then chunks do not

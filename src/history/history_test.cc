@@ -15,6 +15,8 @@
 #include "history/diff.h"
 #include "history/gc.h"
 #include "history/log.h"
+#include "pack/verify.h"
+#include "publish/publish.h"
 #include "testing/store_util.h"
 #include "testing/temp_dir.h"
 
@@ -42,8 +44,12 @@ class HistoryTest : public ::testing::Test {
   // Writes index NAME of an image whose chunks hold `chunks` (one letter
   // each; '0' a zero chunk) and whose last chunk is `last_len` long (0:
   // full), with `parent` as its PARENT. Returns the index.
+  // With `relaid`, the index also has a layout (as `hloop relayout` makes):
+  // one hot chunk holding the first halves of chunks 0 and 1, which must be
+  // data chunks.
   format::Index Put(const std::string& name, const std::string& chunks,
-                    const format::Index* parent = nullptr, uint32_t last_len = 0) {
+                    const format::Index* parent = nullptr, uint32_t last_len = 0,
+                    bool relaid = false) {
     const uint64_t size = uint64_t(chunks.size()) * kCs - (last_len ? kCs - last_len : 0);
     format::IndexBuilder b(size, kCs, format::Codec::kNone);
     for (size_t i = 0; i < chunks.size(); i++) {
@@ -62,6 +68,7 @@ class HistoryTest : public ::testing::Test {
       }
       b.set_entry(i, e);
     }
+    if (relaid) b.set_layout(HotLayout(chunks));
     b.meta().name = name;
     b.meta().created = 1700000000;
     if (parent) {
@@ -70,6 +77,28 @@ class HistoryTest : public ::testing::Test {
     }
     EXPECT_TRUE(store_->PutIndex(name, b.Encode()).ok());
     return LoadStoreIndex(*store_, name);
+  }
+
+  // The hot chunk of Put(..., relaid=true), written to the store.
+  static std::string HotContent(const std::string& chunks) {
+    return Content(chunks[0], kCs / 2) + Content(chunks[1], kCs / 2);
+  }
+  format::Layout HotLayout(const std::string& chunks) {
+    const std::string raw = HotContent(chunks);
+    std::string file;
+    EXPECT_TRUE(format::EncodeChunk(raw, format::Codec::kNone, 0, &file).ok());
+    bool written;
+    EXPECT_TRUE(store_->PutChunk(format::Sha256(raw), file, false, &written).ok());
+    format::Layout l;
+    l.hot.push_back({.hash = format::Sha256(raw),
+                     .stored_size = uint32_t(file.size()),
+                     .raw_size = uint32_t(raw.size())});
+    l.extents.push_back({.image_offset = 0, .length = kCs / 2, .hot = 0, .hot_offset = 0});
+    l.extents.push_back({.image_offset = kCs, .length = kCs / 2, .hot = 0, .hot_offset = kCs / 2});
+    return l;
+  }
+  std::string HotHex(const std::string& chunks) {
+    return format::ToHex(format::Sha256(HotContent(chunks)));
   }
 
   std::string ChunkHex(char c, uint32_t len = kCs) {
@@ -136,6 +165,39 @@ TEST_F(HistoryTest, DiffCountsRepeatedNewContentOnce) {
   EXPECT_EQ(d->chunks_changed, 3u);
   EXPECT_EQ(d->download.files, 1u);
   EXPECT_EQ(d->download.bytes, kCs + format::kChunkHeaderSize);
+}
+
+TEST_F(HistoryTest, DiffSaysWhichSideHasALayoutAndWhatItsHotChunksCost) {
+  auto a = Put("a", "abc");
+  auto b = Put("b", "abc", nullptr, 0, /*relaid=*/true);
+  auto d = Diff(a, b);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  // The same image: the tables agree, only the hot chunk is new.
+  EXPECT_EQ(d->chunks_unchanged, 3u);
+  EXPECT_TRUE(d->ranges.empty());
+  EXPECT_FALSE(d->layout_a);
+  EXPECT_TRUE(d->layout_b);
+  EXPECT_EQ(d->hot_chunks_a, 0u);
+  EXPECT_EQ(d->hot_chunks_b, 1u);
+  const uint64_t hot_file = kCs + format::kChunkHeaderSize;
+  EXPECT_EQ(d->hot_download.files, 1u);
+  EXPECT_EQ(d->hot_download.bytes, hot_file);
+  EXPECT_EQ(d->download.files, 1u);
+  EXPECT_EQ(d->download.bytes, hot_file);
+  // Back to the original layout: nothing to fetch.
+  d = Diff(b, a);
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->layout_a);
+  EXPECT_FALSE(d->layout_b);
+  EXPECT_EQ(d->hot_download.files, 0u);
+  EXPECT_EQ(d->download.files, 0u);
+  // A second relaid version with a changed chunk 2 shares the hot chunk.
+  auto c = Put("c", "abX", nullptr, 0, /*relaid=*/true);
+  d = Diff(b, c);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->chunks_changed, 1u);
+  EXPECT_EQ(d->hot_download.files, 0u);
+  EXPECT_EQ(d->download.files, 1u);
 }
 
 TEST_F(HistoryTest, DiffOfImagesOfDifferentSizes) {
@@ -254,6 +316,50 @@ TEST_F(HistoryTest, GcRemovesOnlyUnreferencedOldChunks) {
                                    format::ToHex(format::Sha256(Content('y')))}));
   EXPECT_TRUE(rep->indexes_removed.empty());
   EXPECT_EQ(rep->indexes_kept, (std::vector<std::string>{"v2"}));
+}
+
+TEST_F(HistoryTest, GcKeepsTheHotChunksOfKeptIndexes_Issue14) {
+  Put("v1", "abc", nullptr, 0, /*relaid=*/true);
+  AgeChunks(std::time(nullptr) - 7200);
+  GcOptions o;
+  o.grace_s = 3600;
+  auto rep = Gc(*store_, o);
+  ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+  EXPECT_TRUE(rep->chunks_removed.empty());
+  EXPECT_EQ(rep->chunks_referenced, 4u);
+  EXPECT_EQ(ChunkNames(*store_),
+            (std::set<std::string>{ChunkHex('a'), ChunkHex('b'), ChunkHex('c'), HotHex("abc")}));
+  // Once no index names it, the hot chunk goes like any chunk file.
+  ASSERT_TRUE(store_->RemoveIndex("v1").ok());
+  Put("v2", "abc");
+  AgeChunks(std::time(nullptr) - 7200);
+  rep = Gc(*store_, o);
+  ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+  ASSERT_EQ(rep->chunks_removed.size(), 1u);
+  EXPECT_EQ(format::ToHex(rep->chunks_removed[0]), HotHex("abc"));
+}
+
+TEST_F(HistoryTest, VerifyAndPublishCheckHotChunkFiles_Issue14) {
+  auto v1 = Put("v1", "abc", nullptr, 0, /*relaid=*/true);
+  auto rep = pack::VerifyStore(*store_, {"v1"}, 1);
+  ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+  EXPECT_EQ(rep->chunks_checked, 4u);
+  EXPECT_TRUE(rep->problems.empty());
+  EXPECT_TRUE(publish::CheckChunksPresent(*store_, v1, "v1.idx").ok());
+  // Without its hot chunk file the store cannot serve v1.
+  bool removed = false;
+  ASSERT_TRUE(store_->RemoveChunk(format::Sha256(HotContent("abc")), INT64_MAX, &removed).ok());
+  ASSERT_TRUE(removed);
+  rep = pack::VerifyStore(*store_, {"v1"}, 1);
+  ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+  ASSERT_EQ(rep->problems.size(), 1u);
+  EXPECT_EQ(rep->problems[0].what, "missing");
+  EXPECT_EQ(rep->problems[0].hash, HotHex("abc"));
+  EXPECT_NE(rep->problems[0].detail.find("v1.idx hot chunk 0"), std::string::npos)
+      << rep->problems[0].detail;
+  Status st = publish::CheckChunksPresent(*store_, v1, "v1.idx");
+  EXPECT_TRUE(st.IsNotFound()) << st.ToString();
+  EXPECT_NE(st.message().find("1 of 4 chunk files"), std::string::npos) << st.ToString();
 }
 
 TEST_F(HistoryTest, GcDryRunRemovesNothing) {

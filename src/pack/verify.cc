@@ -40,11 +40,13 @@ Result<VerifyReport> VerifyStore(const store::LocalStore& store,
       continue;
     }
     report.indexes++;
-    for (uint64_t i = 0; i < index->chunk_count(); i++) {
+    // Every slot: the table's chunks, then the hot chunks of a layout.
+    for (uint64_t i = 0; i < index->slot_count(); i++) {
       format::ChunkEntry e = index->entry(i);
       if (e.zero()) continue;
       auto [it, added] = wanted.emplace(e.hash, Want{index->chunk_length(i), ""});
-      if (added) it->second.where = name + ".idx chunk " + std::to_string(i);
+      if (!added) continue;
+      it->second.where = name + ".idx " + format::SlotName(*index, i);
     }
   }
   if (index_names.empty()) {

@@ -46,7 +46,8 @@ Status CheckChunksPresent(const store::LocalStore& store, const format::Index& i
   std::unordered_set<format::Hash, format::HashKey> seen;
   uint64_t missing = 0;
   std::string listed;
-  for (uint64_t i = 0; i < index.chunk_count(); i++) {
+  // Every slot: the table's chunks and the hot chunks of a layout.
+  for (uint64_t i = 0; i < index.slot_count(); i++) {
     format::ChunkEntry e = index.entry(i);
     if (e.zero() || !seen.insert(e.hash).second) continue;
     uint32_t size = store.ChunkFileSize(e.hash);

@@ -28,7 +28,8 @@ inline constexpr char kSignatureSuffix[] = ".sig";
 Result<trust::IndexSignature> SignIndexFile(const std::string& index_path,
                                             const trust::PrivateKey& key);
 
-// Whether every distinct non-zero chunk `index` names has its file in
+// Whether every distinct chunk file `index` names (non-zero table entries
+// and the hot chunks of a layout) is in
 // `store` with the size the index records. The error (NotFound) gives how
 // many are missing or of another size, and the first few hashes.
 Status CheckChunksPresent(const store::LocalStore& store, const format::Index& index,

@@ -193,10 +193,18 @@ void NbdServer::Run() {
 }
 
 void NbdServer::ReapConnections(bool all) {
-  auto finished = [all](const std::shared_ptr<Connection>& c) { return all || c->done.load(); };
-  for (auto& c : connections_)
-    if (finished(c) && c->thread.joinable()) c->thread.join();
-  std::erase_if(connections_, finished);
+  // `done` is read once per connection: a reader may finish at any moment,
+  // and one erased without being joined would destroy a joinable
+  // std::thread (std::terminate).
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    Connection& c = **it;
+    if (!all && !c.done) {
+      ++it;
+      continue;
+    }
+    if (c.thread.joinable()) c.thread.join();
+    it = connections_.erase(it);
+  }
 }
 
 // The reader thread of one connection.
