@@ -145,6 +145,15 @@ from_stats() {
     NOTE="$NOTE$(stats_note "$1")"
 }
 
+# profile_desc FILE: its version, records, and (version 2) the bytes and 4 KiB blocks it names
+profile_desc() {
+    awk 'NR == 1 { v = $2; next } /^#/ || NF == 0 { next } { n++; b += $3 }
+        END { printf "%s, %d records", v == "" ? "?" : "version " v, n
+              if (v == 2) printf " naming %d bytes (%d blocks of 4 KiB)", b, b / 4096
+              else printf " (chunk numbers)" }' "$1"
+    echo ", $(stat -c %s "$1") B file"
+}
+
 # --- 2. the profile: an untimed boot, no emulator ---------------------------
 PROFILE=$W/boot.profile
 name=record
@@ -158,7 +167,8 @@ stop_nbd
 [ -s "$PROFILE" ] || die "no profile written to $PROFILE"
 LINK_BYTES=-
 from_stats "$name"
-NOTE="$NOTE, profile $(grep -vc '^#' "$PROFILE") lines $(stat -c %s "$PROFILE") B"
+PROFILE_DESC=$(profile_desc "$PROFILE")
+NOTE="$NOTE, profile: $PROFILE_DESC"
 record profile-record
 cp "$PROFILE" "$RESULTS/relayout-$STAMP.profile"
 PROFILE_HEAD=$(head -1 "$PROFILE")
@@ -260,7 +270,7 @@ declare -A GS LB
     echo "    pack: hloop pack IMAGE WWW --name $NAME: $(tr -d '\n' <"$W/pack.json")"
     echo "    boot: qemu-system-x86_64 -accel tcg -m 1024 -kernel IMG.vmlinuz -initrd IMG.initrd -append '$APPEND' -drive DISK,format=raw,if=virtio -snapshot ${BENCH_QEMU_ARGS:-}"
     echo "    network rows: nginx $(nginx -v 2>&1 | sed 's|.*/||') on 127.0.0.1 behind a fresh hloop-wanem --rtt $RTT $WAN_ARGS per boot; hloop nbd http://WAN/INDEX --socket SOCK --cache EMPTYDIR --stats-file F $NBD_ARGS (--no-profile | --profile PROFILE); DISK = file=nbd+unix:///?socket=SOCK; page cache dropped before each boot"
-    echo "    profile: one untimed boot through hloop nbd http://NGINX/$NAME.idx --no-profile --record-profile PROFILE (no emulator): $PROFILE_HEAD, $(grep -vc '^#' "$PROFILE") lines, $(stat -c %s "$PROFILE") B; saved as $RESULTS/relayout-$STAMP.profile"
+    echo "    profile: one untimed boot through hloop nbd http://NGINX/$NAME.idx --no-profile --record-profile PROFILE (no emulator): $PROFILE_DESC; saved as $RESULTS/relayout-$STAMP.profile"
     echo "    relayout: hloop relayout WWW/$NAME.idx --profile PROFILE --store WWW --name $HOT --json $RELAYOUT_ARGS, $RELAYOUT_S s:"
     jq -c . "$W/relayout.json" | sed 's/^/        /'
     echo "    boots per row: $REPEAT, interleaved (one of each row per run); a boot is disturbed when other processes used > $OTHER_MAX % of the CPUs during it (booted again up to $RETRY times); each column below is the median over the row's clean boots"
