@@ -185,9 +185,12 @@ cp "$W/relayout.json" "$RESULTS/relayout-$STAMP.relayout.json"
 STORE_DU1=$(du -sb "$WWW" | cut -f1)
 rj() { jq -r "$1" "$W/relayout.json"; }
 BYTES_ADDED=$(rj .bytes_added)
+# relayout's store_bytes counts the new image's chunk files, hot chunks
+# included; the store before is what pack stored (the store holds only it)
 STORE_BYTES=$(rj .store_bytes)
+STORE0=$(jq -r .stored_bytes "$W/pack.json")
 FLOOR=$(rj .after.bytes_fetched)
-log "relayout in $RELAYOUT_S s: $(rj .hot_chunks) hot chunks, $BYTES_ADDED B added to $STORE_BYTES B; floor $FLOOR B"
+log "relayout in $RELAYOUT_S s: $(rj .hot_chunks) hot chunks, $BYTES_ADDED B added to $STORE0 B; floor $FLOOR B"
 [ "$(rj .dropped_bytes)" = 0 ] ||
     log "warning: relayout left $(rj .dropped_bytes) B of the profile out (extent table full): the floor includes the table chunks those bytes need"
 
@@ -276,7 +279,7 @@ declare -A GS LB
     echo "    boots per row: $REPEAT, interleaved (one of each row per run); a boot is disturbed when other processes used > $OTHER_MAX % of the CPUs during it (booted again up to $RETRY times); each column below is the median over the row's clean boots"
     [ -z "$SKIPPED" ] || echo "    skipped (BENCH_STOP_AT=$BENCH_STOP_AT):$SKIPPED"
     echo
-    echo "Store: $STORE_BYTES B of chunk files before the relayout; relayout added $BYTES_ADDED B ($(pct "$BYTES_ADDED" "$STORE_BYTES") %; du of the store directory, indexes included: $STORE_DU0 -> $STORE_DU1 B, +$(pct $((STORE_DU1 - STORE_DU0)) "$STORE_DU0") %). Indexes (fetched once per boot, part of the link bytes): $NAME.idx $(stat -c %s "$WWW/$NAME.idx") B, $HOT.idx $(stat -c %s "$WWW/$HOT.idx") B."
+    echo "Store: $STORE0 B of chunk files before the relayout (pack's stored_bytes); relayout added $BYTES_ADDED B ($(pct "$BYTES_ADDED" "$STORE0") %), the relaid-out image's chunk files are $STORE_BYTES B (relayout's store_bytes, hot chunks included; du of the store directory, indexes included: $STORE_DU0 -> $STORE_DU1 B, +$(pct $((STORE_DU1 - STORE_DU0)) "$STORE_DU0") %). Indexes (fetched once per boot, part of the link bytes): $NAME.idx $(stat -c %s "$WWW/$NAME.idx") B, $HOT.idx $(stat -c %s "$WWW/$HOT.idx") B."
     echo "Floor: $(mb "$FLOOR") MB = the $(rj .hot_chunks) hot chunk files a cold client of $HOT needs for the profile's reads ($(rj .after.chunk_files) chunk files; relayout's after.bytes_fetched): the $(mb "$(rj .profile_bytes)") MB the profile read, $(mb "$(rj .hot_bytes_packed)") MB of it not zero, packed in order of first read and compressed$(case $PROFILE_HEAD in "hloop-profile 1") echo "; this profile (format 1) names whole chunks, so the floor is the profiled chunks recompressed, not the blocks read" ;; esac). The same reads on $NAME's layout touch $(rj .before.chunk_files) chunk files of $(mb "$(rj .before.bytes_fetched)") MB ($(ratio "$(rj .before.bytes_fetched)" "$FLOOR")x the floor)."
     echo
     echo "| row | guest s | ratio to local | wall s | MB over the link | link bytes / floor | chunk files fetched | chunk MB fetched | chunk bytes / floor | clean boots | runs (guest s) |"
@@ -320,7 +323,7 @@ declare -A GS LB
     fi
     goal_local "cold boot without any profile at $RTT ms" 1.2 hot-cold
     goal_local "boot with the profile at $RTT ms" 1.05 hot-profile
-    g=$(pct "$BYTES_ADDED" "$STORE_BYTES")
+    g=$(pct "$BYTES_ADDED" "$STORE0")
     echo "- store growth from the relayout <= 5 % of the store: **$g %** ($(ge 5 "$g" && echo met || echo MISSED))"
     echo "- for comparison, the original layout: cold $(num "${GS[orig-cold]:-}" && num "$LOCAL_S" && ratio "${GS[orig-cold]}" "$LOCAL_S" || echo -)x, with the profile $(num "${GS[orig-profile]:-}" && num "$LOCAL_S" && ratio "${GS[orig-profile]}" "$LOCAL_S" || echo -)x the local boot"
     echo
