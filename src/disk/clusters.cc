@@ -39,7 +39,10 @@ void Clusters::OnDemandMiss(uint64_t i) {
   begin += base;
   end += base;
   for (uint64_t j = begin; j < end; j++) {
-    if (j == i || reader_.index().entry(j).zero() || reader_.InDiskCache(j)) continue;
+    // Not a table chunk whose every byte is read from hot chunks.
+    if (j == i || index.entry(j).zero() || (!index.is_hot(j) && !index.TableChunkUsed(j)) ||
+        reader_.InDiskCache(j))
+      continue;
     {
       MutexLock lock(&mu_);
       stats_.issued++;

@@ -165,7 +165,9 @@ void ImageDevice::ReadAheadFor(const std::vector<Piece>& pieces) {
   if (table_first != UINT64_MAX) {
     const ReadAheadPlan plan = read_ahead_.OnRead(table_first, table_last, per_rtt);
     fetcher_.set_backlog(BacklogFor(plan.limit));
-    for (uint64_t j : plan.chunks) fetcher_.Schedule(j);
+    // Not the table chunks every byte of which is read from hot chunks.
+    for (uint64_t j : plan.chunks)
+      if (!index.has_extents() || index.TableChunkUsed(j)) fetcher_.Schedule(j);
   }
   if (hot_first != UINT64_MAX) {
     const ReadAheadPlan plan = hot_read_ahead_.OnRead(hot_first, hot_last, per_rtt);
@@ -206,6 +208,11 @@ Status ImageDevice::Read(uint64_t offset, size_t len, char* buf) {
     } else {
       auto data = GetChunk(p.seg.slot);
       if (!data.ok()) return data.status();
+      // The index guarantees this (one hash, one length); never copy past
+      // a chunk's end if it did not.
+      if (p.seg.slot_offset > (*data)->size() || n > (*data)->size() - p.seg.slot_offset)
+        return Status::Corruption("chunk " + format::SlotName(index, p.seg.slot) +
+                                  " is shorter than the index says");
       std::memcpy(buf + done, (*data)->data() + p.seg.slot_offset, n);
     }
     done += n;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 #include <set>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "util/bytes.h"
 
@@ -137,14 +139,38 @@ Result<Index> Index::Parse(std::string bytes, const std::string& origin, ParseOp
   HLOOP_RETURN_IF_ERROR(fail(
       ParseMeta(p + meta_offset, meta_length, options, ix.image_size_, &ix.meta_, &ix.layout_)));
   ix.bytes_ = std::move(bytes);
-  // Check every entry once so lookups can trust them.
+  // Check every entry once so lookups can trust them. Caches are keyed by
+  // hash, so one hash must always mean one length: a hostile index that
+  // named the same content with two lengths would have a reader copy past
+  // the end of the shorter one.
+  std::unordered_map<Hash, uint32_t, HashKey> hot_length;
+  for (size_t k = 0; k < ix.layout_.hot.size(); k++) {
+    const HotChunk& h = ix.layout_.hot[k];
+    auto [it, added] = hot_length.emplace(h.hash, h.raw_size);
+    if (!added && it->second != h.raw_size)
+      return fail(Status::Corruption("hot chunk " + std::to_string(k) +
+                                     " has the hash of another hot chunk of another length"));
+  }
+  const uint64_t last = ix.chunk_count_ ? ix.chunk_count_ - 1 : 0;
+  const bool short_last = ix.chunk_count_ && ix.chunk_length(last) != ix.chunk_size_;
+  const ChunkEntry last_entry = ix.chunk_count_ ? ix.entry(last) : ChunkEntry{};
   for (uint64_t i = 0; i < ix.chunk_count_; i++) {
     ChunkEntry e = ix.entry(i);
     if (e.flags & ~kEntryKnownFlags)
       return fail(Status::Corruption("chunk " + std::to_string(i) + " has unknown flags"));
-    if (!e.zero() && (e.stored_size < kChunkHeaderSize ||
-                      e.stored_size > kChunkHeaderSize + 2 * uint64_t(kMaxChunkSize)))
+    if (e.zero()) continue;
+    if (e.stored_size < kChunkHeaderSize ||
+        e.stored_size > kChunkHeaderSize + 2 * uint64_t(kMaxChunkSize))
       return fail(Status::Corruption("chunk " + std::to_string(i) + " has an absurd stored size"));
+    if (short_last && i != last && !last_entry.zero() && e.hash == last_entry.hash)
+      return fail(Status::Corruption("chunk " + std::to_string(i) +
+                                     " has the hash of the short last chunk"));
+    if (!hot_length.empty()) {
+      auto it = hot_length.find(e.hash);
+      if (it != hot_length.end() && it->second != ix.chunk_length(i))
+        return fail(Status::Corruption("chunk " + std::to_string(i) +
+                                       " has the hash of a hot chunk of another length"));
+    }
   }
   return ix;
 }
@@ -210,13 +236,20 @@ bool Index::TableChunkUsed(uint64_t i) const {
 
 void Index::SlotsOf(uint64_t offset, uint64_t len, std::vector<uint64_t>* out) const {
   const uint64_t end = std::min(image_size_, offset + len);
-  const size_t first = out->size();
+  // Table slots only grow along the image (a repeat is the last one seen);
+  // hot slots may come back anywhere.
+  uint64_t last_table = UINT64_MAX;
+  std::unordered_set<uint64_t> hot_seen;
   for (uint64_t pos = offset; pos < end;) {
     const Segment s = Locate(pos);
-    if (!s.zero && (out->size() == first || out->back() != s.slot)) {
-      if (std::find(out->begin() + first, out->end(), s.slot) == out->end()) out->push_back(s.slot);
-    }
     pos += s.length;
+    if (s.zero) continue;
+    if (is_hot(s.slot)) {
+      if (hot_seen.insert(s.slot).second) out->push_back(s.slot);
+    } else if (s.slot != last_table) {
+      last_table = s.slot;
+      out->push_back(s.slot);
+    }
   }
 }
 

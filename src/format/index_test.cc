@@ -705,6 +705,28 @@ TEST(IndexLayoutTest, RejectsMalformedLayouts) {
   ExpectRejected(b, Status::Code::kCorruption, "two extents records");
 }
 
+TEST(IndexLayoutTest, RejectsOneHashWithTwoLengths) {
+  // Caches are keyed by hash: a hash named with two lengths would let a
+  // reader copy past the end of the shorter content.
+  Layout l = TestLayout();
+  l.hot[1].hash = l.hot[0].hash;  // 2000 and 5000 bytes
+  ExpectRejected(LayoutIndex(l), Status::Code::kCorruption, "another hot chunk of another length");
+  l = TestLayout();
+  l.hot[1].hash = HashOf(0);  // table chunk 0 is 4096 bytes, hot chunk 1 is 2000
+  ExpectRejected(LayoutIndex(l), Status::Code::kCorruption, "hot chunk of another length");
+  // The same hash with the same length is fine (identical content).
+  l = TestLayout();
+  l.hot[1] = HotChunk{HashOf(0), 1000, k4K};
+  l.extents[3] = ImageExtent{9000, 1000, 1, 10};
+  EXPECT_TRUE(Parse(LayoutIndex(l)).ok());
+  // Without a layout: the short last chunk's hash on a full chunk.
+  IndexBuilder b(10000, k4K, Codec::kZstd);
+  b.set_entry(0, Entry(2, 1000));
+  b.set_entry(1, ZeroEntry());
+  b.set_entry(2, Entry(2, 900));
+  ExpectRejected(b.Encode(), Status::Code::kCorruption, "hash of the short last chunk");
+}
+
 TEST(IndexLayoutTest, AnIndexWithoutExtentsLocatesByTheTable) {
   auto r = Parse(SmallIndex());
   ASSERT_TRUE(r.ok());
