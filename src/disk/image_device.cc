@@ -143,21 +143,21 @@ void ImageDevice::Prefetch(uint64_t offset, uint64_t len) {
   for (uint64_t i : slots) fetcher_.Schedule(i);
 }
 
-void ImageDevice::ReadAheadFor(const std::vector<Piece>& pieces) {
+void ImageDevice::ReadAheadFor(const std::vector<format::Segment>& pieces) {
   if (options_.workers == 0 || options_.readahead_chunks == 0) return;
   const format::Index& index = reader_.index();
   // The table's chunks and the hot chunks are two streams: a sequential
   // reader of the image walks the table, a boot walks the hot chunks in the
   // order it first read them, and neither should pull the other's chunks.
   uint64_t table_first = UINT64_MAX, table_last = 0, hot_first = UINT64_MAX, hot_last = 0;
-  for (const Piece& p : pieces) {
-    if (p.seg.zero) continue;
-    if (index.is_hot(p.seg.slot)) {
-      hot_first = std::min(hot_first, p.seg.slot - index.chunk_count());
-      hot_last = std::max(hot_last, p.seg.slot - index.chunk_count());
+  for (const format::Segment& p : pieces) {
+    if (p.zero) continue;
+    if (index.is_hot(p.slot)) {
+      hot_first = std::min(hot_first, p.slot - index.chunk_count());
+      hot_last = std::max(hot_last, p.slot - index.chunk_count());
     } else {
-      table_first = std::min(table_first, p.seg.slot);
-      table_last = std::max(table_last, p.seg.slot);
+      table_first = std::min(table_first, p.slot);
+      table_last = std::max(table_last, p.slot);
     }
   }
   const double per_rtt =
@@ -182,38 +182,37 @@ Status ImageDevice::Read(uint64_t offset, size_t len, char* buf) {
     return Status::InvalidArgument("read past the end of the image");
   const format::Index& index = reader_.index();
   // Where each piece of the range lives: a table chunk, a hot chunk or zeros.
-  std::vector<Piece> pieces;
+  std::vector<format::Segment> pieces;
   for (uint64_t pos = offset, end = offset + len; pos < end;) {
     format::Segment seg = index.Locate(pos);
     seg.length = std::min<uint64_t>(seg.length, end - pos);
-    pieces.push_back(Piece{seg});
+    pieces.push_back(seg);
     pos += seg.length;
   }
   recorder_.OnRead(offset, len);
-  for (const Piece& p : pieces)
-    if (!p.seg.zero) prefetcher_.OnRead(p.seg.slot);
+  for (const format::Segment& p : pieces)
+    if (!p.zero) prefetcher_.OnRead(p.slot);
   read_stats_.CountRead(len);
   ReadAheadFor(pieces);
   // A read that spans several chunks fetches them in parallel: the workers
   // take all but the first while this thread fetches the first.
   for (size_t k = 1; k < pieces.size(); k++)
-    if (!pieces[k].seg.zero && pieces[k].seg.slot != pieces[0].seg.slot)
-      fetcher_.Schedule(pieces[k].seg.slot);
+    if (!pieces[k].zero && pieces[k].slot != pieces[0].slot) fetcher_.Schedule(pieces[k].slot);
   size_t done = 0;
-  for (const Piece& p : pieces) {
-    const size_t n = size_t(p.seg.length);
-    if (p.seg.zero) {
+  for (const format::Segment& p : pieces) {
+    const size_t n = size_t(p.length);
+    if (p.zero) {
       std::memset(buf + done, 0, n);
       read_stats_.CountZeroChunk();
     } else {
-      auto data = GetChunk(p.seg.slot);
+      auto data = GetChunk(p.slot);
       if (!data.ok()) return data.status();
       // The index guarantees this (one hash, one length); never copy past
       // a chunk's end if it did not.
-      if (p.seg.slot_offset > (*data)->size() || n > (*data)->size() - p.seg.slot_offset)
-        return Status::Corruption("chunk " + format::SlotName(index, p.seg.slot) +
+      if (p.slot_offset > (*data)->size() || n > (*data)->size() - p.slot_offset)
+        return Status::Corruption("chunk " + format::SlotName(index, p.slot) +
                                   " is shorter than the index says");
-      std::memcpy(buf + done, (*data)->data() + p.seg.slot_offset, n);
+      std::memcpy(buf + done, (*data)->data() + p.slot_offset, n);
     }
     done += n;
   }

@@ -130,11 +130,8 @@ class ImageDevice : public BlockDevice {
   ImageStats stats();
 
  private:
-  struct Piece {
-    format::Segment seg;
-  };
   // Tells the read-ahead streams about a read and schedules what they plan.
-  void ReadAheadFor(const std::vector<Piece>& pieces);
+  void ReadAheadFor(const std::vector<format::Segment>& pieces);
 
   const ImageOptions options_;
   ImageVersion version_;
